@@ -1,0 +1,149 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# kheap's whole test run (`make check`):
+#   1. install what is missing (scripts/deps.sh);
+#   2. host checks: checkpatch --strict on module/ and include/, and a W=1
+#      build of kheap.ko for every kernel that must be warning-free;
+#   3. host tests of the user-space library, when it has them;
+#   4. for each kernel (Debian's newest 6.1 and 6.12): build kheap.ko and the
+#      selftests against that kernel, pack an initramfs and run everything in
+#      a QEMU guest booted with a reserved memmap= range (so the suite runs
+#      with a runtime contiguous pool, a reserved pool and a buddy pool).
+# All KTAP goes to stdout; the last line sums every "# Totals:" line as
+# "N passed, N failed".  Exit status is non-zero on any failure.
+#
+# Environment: KHEAP_SERIES (default "6.1 6.12"), BUILD (default ./build).
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+series=${KHEAP_SERIES:-"6.1 6.12"}
+build=${BUILD:-$top/build}
+jobs=$(nproc 2>/dev/null || echo 2)
+mkdir -p "$build"
+log=$build/check.log
+
+# Reserved range for the guests' reserved-pool run: 64 MiB at 768 MiB, inside
+# the 1 GiB of guest RAM and far from where QEMU loads the initramfs.
+reserved_phys=0x30000000
+reserved_size=64M
+
+say() { printf '%s\n' "$*"; }
+
+# Our own KTAP block for the checks that are not test programs.
+nchecks=0
+checks_out=$build/checks.ktap
+: > "$checks_out"
+check_result() { # NAME STATUS
+	nchecks=$((nchecks + 1))
+	if [ "$2" -eq 0 ]; then
+		echo "ok $nchecks $1" >> "$checks_out"
+	else
+		echo "not ok $nchecks $1" >> "$checks_out"
+	fi
+}
+
+run_all() {
+scripts/deps.sh || { echo "not ok 1 scripts/deps.sh"; echo "# Totals: pass:0 fail:1"; return; }
+
+# --- host checks ------------------------------------------------------------
+newest_series=$(printf '%s\n' $series | sort -V | tail -n 1)
+ksrc_newest=$(scripts/ksrc.sh "$newest_series" "$top/.cache/linux-$newest_series")
+if perl "$ksrc_newest/scripts/checkpatch.pl" --strict --no-tree --quiet \
+	-f module/*.c module/*.h include/uapi/linux/kheap.h > "$build/checkpatch.txt" 2>&1; then
+	check_result "checkpatch --strict module/ include/" 0
+else
+	cat "$build/checkpatch.txt"
+	check_result "checkpatch --strict module/ include/" 1
+fi
+
+for s in $series; do
+	krel=$(scripts/kernels.sh "$s") || { check_result "kernel $s installed" 1; continue; }
+	out=$build/$krel
+	rm -rf "$out/src" && mkdir -p "$out/src"
+	cp -a Kbuild module include "$out/src/"
+	if make -s -C "/lib/modules/$krel/build" M="$out/src" W=1 -j"$jobs" modules \
+		> "$out/module-build.txt" 2>&1 &&
+		! grep -E 'warning:|error:' "$out/module-build.txt" >/dev/null &&
+		[ -f "$out/src/module/kheap.ko" ]; then
+		check_result "kheap.ko W=1 build for $krel" 0
+	else
+		cat "$out/module-build.txt"
+		check_result "kheap.ko W=1 build for $krel" 1
+	fi
+done
+
+# --- host tests -------------------------------------------------------------
+if [ -f userlib/Makefile ] && grep -q '^check:' userlib/Makefile; then
+	make -s -C userlib check 2>&1
+fi
+
+# --- guests -----------------------------------------------------------------
+for s in $series; do
+	krel=$(scripts/kernels.sh "$s") || continue
+	out=$build/$krel
+	[ -f "$out/src/module/kheap.ko" ] || { check_result "guest $krel (no module)" 1; continue; }
+	ksrc=$(scripts/ksrc.sh "$s" "$top/.cache/linux-$s")
+	stage=$out/stage
+	rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/selftests"
+	cp "$out/src/module/kheap.ko" "$stage/kheap.ko"
+	gcc -O2 -static -Wall -Wextra -Werror -o "$stage/bin/guest-exit" scripts/guest-exit.c
+	if ! make -s -C selftests KSFT_DIR="$ksrc/tools/testing/selftests" \
+		OUTPUT="$out/selftests" > "$out/selftests-build.txt" 2>&1; then
+		cat "$out/selftests-build.txt"
+		check_result "selftests build for $krel" 1
+		continue
+	fi
+	check_result "selftests build for $krel" 0
+	cp -a "$out/selftests/." "$stage/selftests/"
+	cp selftests/*.sh "$stage/selftests/"
+	if [ -d userlib/tests ] && [ -f "userlib/Makefile" ] && grep -q '^guest-tests:' userlib/Makefile; then
+		make -s -C userlib guest-tests OUTPUT="$out/userlib" >> "$out/selftests-build.txt" 2>&1 &&
+			mkdir -p "$stage/userlib" && cp -a "$out/userlib/." "$stage/userlib/"
+	fi
+	scripts/mkinitramfs.sh "$krel" "$stage" "$out/initramfs.cpio"
+
+	cat > "$out/run.sh" <<RUN
+export KHEAP_KO=/kheap/kheap.ko
+export KHEAP_RESERVED="phys=$reserved_phys size=$reserved_size"
+status=0
+cd /kheap/selftests && ./kheap.sh || status=1
+if [ -x /kheap/userlib/run.sh ]; then
+	cd /kheap/userlib && ./run.sh || status=1
+fi
+exit \$status
+RUN
+	say "# guest $krel"
+	scripts/run-guest.sh --quiet --timeout 900 \
+		--append "memmap=$reserved_size\$$reserved_phys" \
+		"$krel" "$out/initramfs.cpio" "$out/run.sh" "$out/console.log"
+	rc=$?
+	# The guest's KTAP, without the kernel's own console lines.
+	grep -v '^\[ *[0-9]*\.[0-9]*\]' "$out/console.log" | tr -d '\r'
+	check_result "guest run on $krel" "$rc"
+done
+
+# --- our own checks, as one more KTAP block ---------------------------------
+npass=$(grep -c '^ok ' "$checks_out")
+nfail=$(grep -c '^not ok ' "$checks_out")
+echo "TAP version 13"
+echo "1..$nchecks"
+cat "$checks_out"
+echo "# Totals: pass:$npass fail:$nfail xfail:0 xpass:0 skip:0 error:0"
+}
+
+run_all 2>&1 | tee "$log"
+
+# --- verdict: every "Totals:" line of every KTAP stream, summed ---------------
+awk '
+	match($0, /Totals: pass:[0-9]+ fail:[0-9]+/) {
+		split(substr($0, RSTART, RLENGTH), f, /[: ]+/)
+		pass += f[3]; fail += f[5]; blocks++
+		if (match($0, /skip:[0-9]+/))
+			skip += substr($0, RSTART + 5, RLENGTH - 5)
+	}
+	END {
+		if (blocks == 0) fail++
+		printf "%d passed, %d failed, %d skipped\n", pass, fail, skip
+		exit fail != 0
+	}' "$log"

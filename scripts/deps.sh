@@ -1,0 +1,44 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Install, from Debian's archive, everything kheap needs to build and test:
+# the newest 6.1 and 6.12 kernels with their headers and sources, QEMU,
+# busybox and libkmod.  Installs only what is missing, so it is cheap to run
+# before every `make check`.  Usage: scripts/deps.sh [--check]
+#   --check  only report whether something is missing (exit 1 if so)
+set -eu
+
+# Meta-packages that always point at the newest kernel of each series.
+PACKAGES="
+	build-essential pkg-config make gcc perl cpio xz-utils zstd kmod
+	qemu-system-x86 busybox-static libkmod-dev
+	linux-image-amd64 linux-headers-amd64
+	linux-image-6.12-amd64 linux-headers-6.12-amd64
+	linux-source-6.1 linux-source-6.12
+	libjemalloc-dev libmimalloc-dev dkms
+"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed; then
+		missing="$missing $p"
+	fi
+done
+
+if [ -z "$missing" ]; then
+	exit 0
+fi
+if [ "${1:-}" = "--check" ]; then
+	echo "missing:$missing"
+	exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: need root to install:$missing" >&2
+	exit 1
+fi
+
+echo "deps.sh: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,96 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Boot one Debian kernel under QEMU (TCG) with a kheap initramfs, run a script
+# in it, and judge the boot.  The guest passes only if all of these hold:
+#   - QEMU exits through isa-debug-exit with status 0 (exit code 1); a panic,
+#     a reboot or a hang (host-side timeout) never does;
+#   - the console shows the guest's end marker;
+#   - the console shows no kernel WARNING, BUG, Oops, Call Trace or panic.
+# The kernel runs with panic_on_warn=1 and oops=panic, so any kernel complaint
+# also ends the guest at once.
+#
+# Usage: scripts/run-guest.sh [options] KREL INITRAMFS RUNSCRIPT LOG
+#   KREL       kernel release, e.g. 6.12.117+deb12-amd64 (/boot/vmlinuz-KREL)
+#   INITRAMFS  from scripts/mkinitramfs.sh
+#   RUNSCRIPT  shell script run as /kheap/run.sh inside the guest (cwd /kheap)
+#   LOG        where the serial console is written (also echoed to stdout)
+# Options:
+#   --append ARGS   extra kernel command line (e.g. 'memmap=64M$0x30000000')
+#   --timeout SECS  host-side limit for the whole boot (default 600)
+#   --mem SIZE      guest RAM (default 1G)
+#   --quiet         do not echo the console to stdout
+set -eu
+append=""
+timeout=600
+mem=1G
+quiet=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--append) append="$2"; shift 2 ;;
+	--timeout) timeout="$2"; shift 2 ;;
+	--mem) mem="$2"; shift 2 ;;
+	--quiet) quiet=1; shift ;;
+	--) shift; break ;;
+	-*) echo "run-guest.sh: unknown option $1" >&2; exit 2 ;;
+	*) break ;;
+	esac
+done
+[ $# -eq 4 ] || { sed -n '2,/^set -eu/p' "$0" | sed 's/^# \{0,1\}//;$d' >&2; exit 2; }
+krel=$1
+initramfs=$2
+runscript=$3
+log=$4
+
+kernel=/boot/vmlinuz-$krel
+[ -r "$kernel" ] || { echo "run-guest.sh: $kernel missing" >&2; exit 1; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# A second cpio archive appended to the first adds /kheap/run.sh.
+mkdir -p "$work/root/kheap"
+cp "$runscript" "$work/root/kheap/run.sh"
+(cd "$work/root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$work/run.cpio"
+cat "$initramfs" "$work/run.cpio" > "$work/initramfs.cpio"
+
+cmdline="console=ttyS0 loglevel=5 panic=-1 oops=panic panic_on_warn=1"
+cmdline="$cmdline rdinit=/init mitigations=off $append"
+
+: > "$log"
+if [ "$quiet" -eq 0 ]; then
+	tail -n +1 -f "$log" --pid=$$ 2>/dev/null &
+	tailpid=$!
+fi
+set +e
+timeout --foreground -k 10 "$timeout" \
+	qemu-system-x86_64 -nodefaults -no-user-config -accel tcg \
+	-machine q35 -cpu max -smp 2 -m "$mem" \
+	-display none -serial "file:$log" -no-reboot \
+	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+	-kernel "$kernel" -initrd "$work/initramfs.cpio" -append "$cmdline" \
+	</dev/null
+rc=$?
+set -e
+if [ "$quiet" -eq 0 ]; then
+	sleep 0.3
+	kill "$tailpid" 2>/dev/null || true
+	wait "$tailpid" 2>/dev/null || true
+fi
+
+verdict=0
+if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+	echo "run-guest.sh: $krel: timed out after ${timeout}s" >&2
+	verdict=1
+elif [ "$rc" -ne 1 ]; then
+	echo "run-guest.sh: $krel: guest did not exit cleanly (qemu status $rc)" >&2
+	verdict=1
+fi
+if ! grep -q '^KHEAP-GUEST-END status=0' "$log"; then
+	echo "run-guest.sh: $krel: no success marker on the console" >&2
+	verdict=1
+fi
+if grep -E '^\[ *[0-9]+\.[0-9]+\] .*(WARNING:|BUG:|Oops|Call Trace|Kernel panic|general protection)' "$log" >&2; then
+	echo "run-guest.sh: $krel: the kernel complained (above)" >&2
+	verdict=1
+fi
+exit "$verdict"
