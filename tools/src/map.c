@@ -1,0 +1,679 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * kheapctl map: the picture that explains malloc, with real addresses.
+ *
+ * We allocate a few buffers through libkheap (one of them moved by
+ * realloc), plus one chunk straight from the device (ALLOC + mmap), write
+ * strings into some, and show three views:
+ *
+ *   1. the process's view: the /dev/kheap mappings in /proc/self/maps and
+ *      the virtual range of each buffer inside them;
+ *   2. the MMU's view: per virtual page, the physical page that libkheap
+ *      (kheap_phys, which makes no system call) or the device
+ *      (KHEAP_IOC_QUERY) says, next to what the page tables say
+ *      (/proc/self/pagemap), marked ✓ when they agree;
+ *   3. physical RAM: where each buffer sits inside the pool, and its bytes
+ *      read back at that physical address through /proc/kcore, which does
+ *      not go through our mapping at all (or, where kcore cannot see the
+ *      pool, through kheap_phys_to_virt).
+ *
+ * Any disagreement, a buffer outside the pool, a physically discontiguous
+ * buffer or a byte that does not read back makes the command fail (exit 1).
+ * Without root, pagemap and kcore hide physical addresses: those checks
+ * are reported as skipped, not failed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <linux/kheap.h>
+#include <kheap.h>	/* libkheap, from userlib/ */
+
+#include "json.h"
+#include "kheapctl.h"
+
+#define MAX_BUFS	16
+#define MAX_PAGES_SHOWN	4	/* per buffer in the text table */
+#define POOL_CELLS	64
+
+enum verdict { V_AGREE, V_HIDDEN, V_MISMATCH, V_ABSENT };
+
+struct page_row {
+	uintptr_t virt;		/* page start */
+	uint64_t phys;		/* from libkheap or QUERY; 0 = unknown */
+	uint64_t pagemap;	/* from /proc/self/pagemap */
+	enum verdict v;
+};
+
+struct buf {
+	char name;
+	char call[64];
+	unsigned char *p;
+	size_t size;		/* requested */
+	size_t usable;
+	uint64_t phys;		/* of the first byte; 0 = unknown */
+	const char *via;	/* "kheap_phys" or "QUERY" */
+	const char *text;	/* string we wrote, or NULL */
+	size_t npages;
+	struct page_row *pages;
+	bool contiguous;	/* phys(p + i) == phys(p) + i */
+	bool in_pool;
+	bool roundtrip;		/* kheap_phys_to_virt(phys) == p */
+	/* physical RAM read-back of the text */
+	const char *ram_source;	/* "kcore", "kheap_phys_to_virt" or NULL */
+	bool ram_match;
+};
+
+struct mapview {
+	struct kheap_info info;
+	bool have_info;
+	long page;
+	int pagemap_fd;
+	struct kcore *kcore;
+	int kcore_err;
+	struct buf bufs[MAX_BUFS + 2];
+	unsigned int nbufs;
+	/* the realloc that moves */
+	uintptr_t realloc_from;
+	uint64_t realloc_from_phys;
+	int realloc_to;		/* index into bufs */
+	bool realloc_moved, realloc_kept;
+	/* the device chunk */
+	int devfd;
+	void *chunk;
+	size_t chunk_size;
+	uint64_t chunk_token;
+	/* tallies */
+	unsigned int n_agree, n_hidden, n_mismatch, n_absent;
+	bool ok;
+};
+
+static const char hello[] = "Hello, kheap!";
+static const char hello_realloc[] = "Hello, realloc!";
+static const char hello_query[] = "Hello, QUERY!";
+
+static bool phys_known(const struct mapview *mv)
+{
+	return mv->have_info && mv->info.pool_phys != 0;
+}
+
+/* ---- building the buffers ------------------------------------------------ */
+
+static struct buf *add_buf(struct mapview *mv, void *p, size_t size, const char *via)
+{
+	struct buf *b = &mv->bufs[mv->nbufs];
+
+	memset(b, 0, sizeof(*b));
+	b->name = (char)('a' + mv->nbufs);
+	b->p = p;
+	b->size = size;
+	b->via = via;
+	mv->nbufs++;
+	return b;
+}
+
+static int alloc_lib_buffers(struct mapview *mv, unsigned int n)
+{
+	static const size_t extra[] = { 1000, 8199, 256 << 10, 48, 100000, 1 << 20 };
+	size_t page = (size_t)mv->page;
+
+	for (unsigned int i = 0; i < n; i++) {
+		struct buf *b;
+		size_t size;
+		void *p;
+
+		switch (i) {
+		case 0:
+			size = 20;
+			p = kheap_malloc(size);
+			if (p)
+				memcpy(p, hello, sizeof(hello));
+			break;
+		case 1:
+			size = 3 * page + 100;
+			p = kheap_calloc(1, size);
+			break;
+		case 2:
+			size = 64 << 10;
+			p = kheap_aligned_alloc(size, size);
+			break;
+		default:
+			size = extra[(i - 3) % (sizeof(extra) / sizeof(extra[0]))];
+			p = kheap_malloc(size);
+			break;
+		}
+		if (!p) {
+			errmsg("map: libkheap could not allocate %zu bytes: %s", size,
+			       strerror(errno));
+			return -1;
+		}
+		b = add_buf(mv, p, size, "kheap_phys");
+		if (i == 0) {
+			b->text = hello;
+			snprintf(b->call, sizeof(b->call), "kheap_malloc(%zu)", size);
+		} else if (i == 1) {
+			snprintf(b->call, sizeof(b->call), "kheap_calloc(1, %zu)", size);
+		} else if (i == 2) {
+			snprintf(b->call, sizeof(b->call), "kheap_aligned_alloc(%zu, %zu)",
+				 size, size);
+		} else {
+			memset(p, (int)(0x40 + i), size);
+			snprintf(b->call, sizeof(b->call), "kheap_malloc(%zu)", size);
+		}
+	}
+	return 0;
+}
+
+/*
+ * A small block with a neighbour right behind it cannot grow in place, so
+ * growing it far beyond its size class moves it.  Should the allocator
+ * still manage in place, grow further, a few times.
+ */
+static int realloc_that_moves(struct mapview *mv, void **blocker)
+{
+	size_t grow[] = { 2 * (size_t)mv->page + 1, 64 << 10, 1 << 20 };
+	unsigned char *p = kheap_malloc(32);
+	struct buf *b;
+	size_t size = 32;
+
+	*blocker = kheap_malloc(32);
+	if (!p || !*blocker) {
+		errmsg("map: libkheap could not allocate 32 bytes: %s", strerror(errno));
+		kheap_free(p);
+		return -1;
+	}
+	memcpy(p, hello_realloc, sizeof(hello_realloc));
+	mv->realloc_from = (uintptr_t)p;
+	mv->realloc_from_phys = kheap_phys(p);
+	for (unsigned int i = 0; i < sizeof(grow) / sizeof(grow[0]); i++) {
+		unsigned char *q = kheap_realloc(p, grow[i]);
+
+		if (!q) {
+			errmsg("map: kheap_realloc(%p, %zu) failed: %s", (void *)p, grow[i],
+			       strerror(errno));
+			kheap_free(p);
+			return -1;
+		}
+		p = q;
+		size = grow[i];
+		if ((uintptr_t)p != mv->realloc_from)
+			break;
+	}
+	mv->realloc_moved = (uintptr_t)p != mv->realloc_from;
+	mv->realloc_kept = !memcmp(p, hello_realloc, sizeof(hello_realloc));
+	mv->realloc_to = (int)mv->nbufs;
+	b = add_buf(mv, p, size, "kheap_phys");
+	b->text = hello_realloc;
+	snprintf(b->call, sizeof(b->call), "kheap_realloc(%#" PRIxPTR ", %zu)",
+		 mv->realloc_from, size);
+	return 0;
+}
+
+/* One chunk straight from the device, so that QUERY can answer for it. */
+static int device_chunk(struct mapview *mv)
+{
+	struct kheap_alloc a = { .size = 2 * (uint64_t)mv->page };
+	struct buf *b;
+
+	if (ioctl(mv->devfd, KHEAP_IOC_ALLOC, &a)) {
+		errmsg("map: KHEAP_IOC_ALLOC: %s", strerror(errno));
+		return -1;
+	}
+	mv->chunk_token = a.token;
+	mv->chunk_size = a.size_out;
+	mv->chunk = mmap(NULL, mv->chunk_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+			 mv->devfd, (off_t)a.token);
+	if (mv->chunk == MAP_FAILED) {
+		errmsg("map: mmap of chunk %#llx: %s", (unsigned long long)a.token,
+		       strerror(errno));
+		mv->chunk = NULL;
+		return -1;
+	}
+	memcpy(mv->chunk, hello_query, sizeof(hello_query));
+	b = add_buf(mv, mv->chunk, mv->chunk_size, "QUERY");
+	b->text = hello_query;
+	b->usable = mv->chunk_size;
+	b->phys = a.phys;
+	snprintf(b->call, sizeof(b->call), "ioctl(ALLOC, %zu) + mmap", mv->chunk_size);
+	return 0;
+}
+
+/* ---- translating and checking -------------------------------------------- */
+
+static uint64_t translate(struct mapview *mv, const struct buf *b, uintptr_t addr)
+{
+	if (b->via[0] == 'Q') {
+		struct kheap_query q = { .addr = addr };
+
+		if (ioctl(mv->devfd, KHEAP_IOC_QUERY, &q))
+			return 0;
+		return q.phys;
+	}
+	return kheap_phys((const void *)addr);
+}
+
+static int check_buf(struct mapview *mv, struct buf *b)
+{
+	uintptr_t start = (uintptr_t)b->p, page = (uintptr_t)mv->page;
+	uintptr_t first = start & ~(page - 1);
+	uintptr_t end;
+
+	if (!b->usable)
+		b->usable = kheap_malloc_usable_size(b->p);
+	if (!b->usable)
+		b->usable = b->size;
+	end = start + b->usable;
+	if (b->via[0] != 'Q')
+		b->phys = kheap_phys(b->p);
+	b->npages = (end - first + page - 1) / page;
+	b->pages = calloc(b->npages, sizeof(*b->pages));
+	if (!b->pages)
+		return -ENOMEM;
+
+	/* Contiguity, byte by byte at every page edge and at both ends. */
+	b->contiguous = true;
+	if (b->phys) {
+		for (uintptr_t a = first; a < end; a += page) {
+			uintptr_t probe[3] = { a > start ? a - 1 : start,
+					       a > start ? a : start,
+					       (a + page < end ? a + page : end) - 1 };
+
+			for (int k = 0; k < 3; k++)
+				if (translate(mv, b, probe[k]) != b->phys + (probe[k] - start))
+					b->contiguous = false;
+		}
+	}
+
+	for (size_t i = 0; i < b->npages; i++) {
+		struct page_row *r = &b->pages[i];
+		uintptr_t in = first + i * page;
+		uintptr_t probe = in < start ? start : in;
+		uint64_t lib = translate(mv, b, probe);
+		int ret;
+
+		/* Touch, so that the page is present for pagemap. */
+		(void)*(volatile unsigned char *)probe;
+		r->virt = in;
+		r->phys = lib ? lib - (probe - in) : 0;
+		ret = mv->pagemap_fd >= 0 ? pagemap_phys(mv->pagemap_fd, in, &r->pagemap)
+					  : mv->pagemap_fd;
+		if (ret == PAGEMAP_HIDDEN || (ret < 0 && ret != -ENOENT)) {
+			r->v = V_HIDDEN;
+			mv->n_hidden++;
+		} else if (ret == -ENOENT) {
+			r->v = V_ABSENT;
+			mv->n_absent++;
+		} else if (r->phys && r->phys == r->pagemap) {
+			r->v = V_AGREE;
+			mv->n_agree++;
+		} else if (!r->phys) {
+			r->v = V_HIDDEN;	/* libkheap's view is restricted */
+			mv->n_hidden++;
+		} else {
+			r->v = V_MISMATCH;
+			mv->n_mismatch++;
+		}
+	}
+
+	b->in_pool = true;
+	if (b->phys && phys_known(mv))
+		b->in_pool = b->phys >= mv->info.pool_phys &&
+			     b->phys + b->usable <= mv->info.pool_phys + mv->info.pool_size;
+	b->roundtrip = true;
+	if (b->phys && b->via[0] != 'Q')
+		b->roundtrip = kheap_phys_to_virt(b->phys) == (void *)b->p;
+
+	/* Physical RAM: read the text back at its physical address. */
+	if (b->text && b->phys) {
+		size_t len = strlen(b->text) + 1;
+		char got[64];
+
+		if (mv->kcore && kcore_read(mv->kcore, b->phys, got, len) == 0) {
+			b->ram_source = "kcore";
+			b->ram_match = !memcmp(got, b->text, len);
+		} else if (b->via[0] != 'Q') {
+			const char *v = kheap_phys_to_virt(b->phys);
+
+			b->ram_source = "kheap_phys_to_virt";
+			b->ram_match = v && !memcmp(v, b->text, len);
+		}
+	}
+
+	if (!b->contiguous || !b->in_pool || !b->roundtrip ||
+	    (b->ram_source && !b->ram_match))
+		mv->ok = false;
+	return 0;
+}
+
+/* ---- text output ----------------------------------------------------------- */
+
+static void print_hex(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		printf("%02x%s", p[i], i + 1 < n ? " " : "");
+}
+
+static void print_process_view(const struct mapview *mv)
+{
+	char line[512], sz[32];
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	printf("Process view: virtual addresses of pid %d\n", (int)getpid());
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long long s, e, off;
+		char perms[8], path[256] = "";
+
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %255s", &s, &e, perms, &off,
+			   path) < 4 || strcmp(path, KHEAP_DEVNODE))
+			continue;
+		printf("  %012llx-%012llx %s %s offset %#llx (%s)\n", s, e, perms, path, off,
+		       fmt_size(e - s, sz, sizeof(sz)));
+		for (unsigned int i = 0; i < mv->nbufs; i++) {
+			const struct buf *b = &mv->bufs[i];
+
+			if ((uintptr_t)b->p < s || (uintptr_t)b->p >= e)
+				continue;
+			printf("    %c  %012" PRIxPTR "  %-10s %-34s", b->name, (uintptr_t)b->p,
+			       fmt_size(b->usable, sz, sizeof(sz)), b->call);
+			if (b->text)
+				printf(" \"%s\"", (const char *)b->p);
+			printf("\n");
+		}
+	}
+	if (f)
+		fclose(f);
+	if (mv->realloc_moved)
+		printf("  realloc moved %c from %012" PRIxPTR " to %012" PRIxPTR
+		       ", contents %s\n", mv->bufs[mv->realloc_to].name, mv->realloc_from,
+		       (uintptr_t)mv->bufs[mv->realloc_to].p,
+		       mv->realloc_kept ? "kept" : "LOST");
+	else
+		printf("  realloc grew %c in place (it did not have to move)\n",
+		       mv->bufs[mv->realloc_to].name);
+}
+
+static const char *mark(enum verdict v)
+{
+	switch (v) {
+	case V_AGREE: return "✓";
+	case V_HIDDEN: return "? (hidden: needs root)";
+	case V_ABSENT: return "✗ not present";
+	case V_MISMATCH: return "✗ MISMATCH";
+	}
+	return "";
+}
+
+static void print_row(const struct buf *b, const struct page_row *r, bool first)
+{
+	printf("  %c  %012" PRIxPTR "  %-10s  ", first ? b->name : ' ', r->virt, b->via);
+	if (r->phys)
+		printf("%012" PRIx64, r->phys);
+	else
+		printf("%-12s", "hidden");
+	if (r->v == V_HIDDEN || r->v == V_ABSENT)
+		printf("  %-12s  ", "-");
+	else
+		printf("  %012" PRIx64 "  ", r->pagemap);
+	printf("%s\n", mark(r->v));
+}
+
+static void print_mmu_view(const struct mapview *mv)
+{
+	printf("\nMMU view: virtual page -> physical page (✓: the allocator's answer "
+	       "equals the page tables')\n");
+	printf("  %-1s  %-12s  %-10s  %-12s  %-12s\n", "", "virtual", "asked", "physical",
+	       "pagemap");
+	for (unsigned int i = 0; i < mv->nbufs; i++) {
+		const struct buf *b = &mv->bufs[i];
+		size_t shown = b->npages <= MAX_PAGES_SHOWN + 1 ? b->npages : MAX_PAGES_SHOWN;
+		bool all_agree = true;
+
+		for (size_t k = 0; k < b->npages; k++) {
+			if (k < shown)
+				print_row(b, &b->pages[k], k == 0);
+			else if (b->pages[k].v != V_AGREE)
+				all_agree = false;
+		}
+		if (shown < b->npages)
+			printf("     ... %zu more pages of %c, %s\n", b->npages - shown, b->name,
+			       all_agree ? "all ✓" : "NOT all agreeing (see --json)");
+		if (b->phys && !b->contiguous)
+			printf("     %c is NOT physically contiguous\n", b->name);
+	}
+	printf("  %u pages: %u agree, %u hidden, %u mismatched, %u not present\n",
+	       mv->n_agree + mv->n_hidden + mv->n_mismatch + mv->n_absent, mv->n_agree,
+	       mv->n_hidden, mv->n_mismatch, mv->n_absent);
+}
+
+static void print_ram_view(const struct mapview *mv)
+{
+	char sz[32], cells[POOL_CELLS + 1];
+	uint64_t base = mv->info.pool_phys, size = mv->info.pool_size;
+
+	printf("\nPhysical RAM: ");
+	if (!phys_known(mv)) {
+		printf("the pool's physical base is hidden from this user "
+		       "(restrict_phys=1 without CAP_SYS_RAWIO)\n");
+		return;
+	}
+	printf("pool %012" PRIx64 "-%012" PRIx64 " (%s, %s)\n", base, base + size - 1,
+	       fmt_size(size, sz, sizeof(sz)), pool_source_name(mv->info.pool_source));
+	memset(cells, '.', POOL_CELLS);
+	cells[POOL_CELLS] = '\0';
+	for (unsigned int i = 0; i < mv->nbufs; i++) {
+		const struct buf *b = &mv->bufs[i];
+		uint64_t c;
+
+		if (!b->phys || !b->in_pool)
+			continue;
+		c = (b->phys - base) * POOL_CELLS / size;
+		cells[c] = cells[c] == '.' ? b->name : '+';
+	}
+	printf("  [%s]  one cell = %s; + = several\n", cells,
+	       fmt_size(size / POOL_CELLS, sz, sizeof(sz)));
+	for (unsigned int i = 0; i < mv->nbufs; i++) {
+		const struct buf *b = &mv->bufs[i];
+
+		printf("  %c  %012" PRIx64 "  pool+%#-10" PRIx64 " %s%s\n", b->name, b->phys,
+		       b->phys - base, b->in_pool ? "inside the pool" : "OUTSIDE THE POOL",
+		       b->contiguous ? ", contiguous" : ", NOT contiguous");
+		if (!b->text)
+			continue;
+		printf("     bytes: ");
+		print_hex(b->p, strlen(b->text) + 1);
+		printf("  \"%s\"\n", b->text);
+		if (b->ram_source && !strcmp(b->ram_source, "kcore"))
+			printf("     read at physical %012" PRIx64 " via /proc/kcore: %s\n",
+			       b->phys, b->ram_match ? "same bytes ✓" : "DIFFERENT ✗");
+		else if (b->ram_source)
+			printf("     kheap_phys_to_virt(%012" PRIx64 ") reads: %s "
+			       "(/proc/kcore: %s)\n", b->phys,
+			       b->ram_match ? "same bytes ✓" : "DIFFERENT ✗",
+			       mv->kcore ? "the pool is not System RAM there"
+					 : strerror(-mv->kcore_err));
+		else
+			printf("     not read back: /proc/kcore %s\n",
+			       mv->kcore ? "does not cover the pool" : strerror(-mv->kcore_err));
+	}
+}
+
+/* ---- JSON output ----------------------------------------------------------- */
+
+static void json_opt_u64(struct json *j, const char *key, bool known, uint64_t v)
+{
+	if (known)
+		json_u64(j, key, v);
+	else
+		json_null(j, key);
+}
+
+static void print_json(const struct mapview *mv)
+{
+	struct json j;
+
+	json_init(&j, stdout);
+	json_object_begin(&j, NULL);
+	json_bool(&j, "ok", mv->ok);
+	json_u64(&j, "pid", (uint64_t)getpid());
+	json_u64(&j, "page_size", (uint64_t)mv->page);
+	json_object_begin(&j, "pool");
+	json_opt_u64(&j, "phys", phys_known(mv), mv->info.pool_phys);
+	json_u64(&j, "size", mv->info.pool_size);
+	json_string(&j, "source", pool_source_name(mv->info.pool_source));
+	json_object_end(&j);
+
+	json_array_begin(&j, "buffers");
+	for (unsigned int i = 0; i < mv->nbufs; i++) {
+		const struct buf *b = &mv->bufs[i];
+		char name[2] = { b->name, '\0' };
+
+		json_object_begin(&j, NULL);
+		json_string(&j, "name", name);
+		json_string(&j, "call", b->call);
+		json_string(&j, "via", b->via);
+		json_u64(&j, "size", b->size);
+		json_u64(&j, "usable", b->usable);
+		json_u64(&j, "virt", (uintptr_t)b->p);
+		json_opt_u64(&j, "phys", b->phys != 0, b->phys);
+		json_opt_u64(&j, "pool_offset", b->phys && phys_known(mv),
+			     b->phys - mv->info.pool_phys);
+		json_bool(&j, "contiguous", b->contiguous);
+		json_bool(&j, "in_pool", b->in_pool);
+		if (b->text) {
+			json_string(&j, "text", b->text);
+			json_string(&j, "read_via", b->ram_source);
+			if (b->ram_source)
+				json_bool(&j, "read_match", b->ram_match);
+			else
+				json_null(&j, "read_match");
+		}
+		json_array_begin(&j, "pages");
+		for (size_t k = 0; k < b->npages; k++) {
+			const struct page_row *r = &b->pages[k];
+
+			json_object_begin(&j, NULL);
+			json_u64(&j, "virt", r->virt);
+			json_opt_u64(&j, "phys", r->phys != 0, r->phys);
+			json_opt_u64(&j, "pagemap", r->v == V_AGREE || r->v == V_MISMATCH,
+				     r->pagemap);
+			if (r->v == V_AGREE || r->v == V_MISMATCH)
+				json_bool(&j, "agree", r->v == V_AGREE);
+			else
+				json_null(&j, "agree");
+			json_object_end(&j);
+		}
+		json_array_end(&j);
+		json_object_end(&j);
+	}
+	json_array_end(&j);
+
+	json_object_begin(&j, "realloc");
+	json_u64(&j, "from_virt", mv->realloc_from);
+	json_opt_u64(&j, "from_phys", mv->realloc_from_phys != 0, mv->realloc_from_phys);
+	json_string_n(&j, "to", &mv->bufs[mv->realloc_to].name, 1);
+	json_bool(&j, "moved", mv->realloc_moved);
+	json_bool(&j, "contents_kept", mv->realloc_kept);
+	json_object_end(&j);
+
+	json_object_begin(&j, "pages");
+	json_u64(&j, "agree", mv->n_agree);
+	json_u64(&j, "hidden", mv->n_hidden);
+	json_u64(&j, "mismatch", mv->n_mismatch);
+	json_u64(&j, "absent", mv->n_absent);
+	json_object_end(&j);
+	json_object_end(&j);
+	json_finish(&j);
+}
+
+/* ---- the command ------------------------------------------------------------- */
+
+int cmd_map(int argc, char **argv)
+{
+	struct mapview *mv;
+	void *blocker = NULL;
+	unsigned int n = 3;
+	bool json = false;
+	int rc = KC_FAIL;
+
+	for (int i = 1; i < argc; i++) {
+		uint64_t v;
+
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (parse_u64(argv[i], &v) == 0 && v >= 1 && v <= MAX_BUFS) {
+			n = (unsigned int)v;
+		} else {
+			usage_error("map: expected --json or a buffer count from 1 to %d, not \"%s\"",
+				    MAX_BUFS, argv[i]);
+			return KC_USAGE;
+		}
+	}
+
+	mv = calloc(1, sizeof(*mv));
+	if (!mv) {
+		errmsg("map: out of memory");
+		return KC_FAIL;
+	}
+	mv->ok = true;
+	mv->page = sysconf(_SC_PAGESIZE);
+	mv->pagemap_fd = pagemap_open();
+	mv->kcore = kcore_open(&mv->kcore_err);
+
+	mv->devfd = open(KHEAP_DEVNODE, O_RDWR | O_CLOEXEC);
+	if (mv->devfd < 0) {
+		errmsg("map: %s: %s%s", KHEAP_DEVNODE, strerror(errno),
+		       errno == ENOENT ? " (is the module loaded? kheapctl load)" : "");
+		goto out;
+	}
+	if (ioctl(mv->devfd, KHEAP_IOC_INFO, &mv->info)) {
+		errmsg("map: KHEAP_IOC_INFO: %s", strerror(errno));
+		goto out;
+	}
+	mv->have_info = true;
+
+	if (alloc_lib_buffers(mv, n) || realloc_that_moves(mv, &blocker) ||
+	    device_chunk(mv))
+		goto out;
+	for (unsigned int i = 0; i < mv->nbufs; i++) {
+		if (check_buf(mv, &mv->bufs[i])) {
+			errmsg("map: out of memory");
+			goto out;
+		}
+	}
+	if (mv->n_mismatch || mv->n_absent || !mv->realloc_kept)
+		mv->ok = false;
+
+	if (json) {
+		print_json(mv);
+	} else {
+		print_process_view(mv);
+		print_mmu_view(mv);
+		print_ram_view(mv);
+		printf("\n%s\n", mv->ok ? "map: every checked address agrees"
+				       : "map: FAILED, see the marks above");
+	}
+	rc = mv->ok ? KC_OK : KC_FAIL;
+out:
+	for (unsigned int i = 0; i < mv->nbufs; i++) {
+		struct buf *b = &mv->bufs[i];
+
+		free(b->pages);
+		if (b->via[0] != 'Q')
+			kheap_free(b->p);
+	}
+	kheap_free(blocker);
+	if (mv->chunk)
+		munmap(mv->chunk, mv->chunk_size);
+	if (mv->devfd >= 0)
+		close(mv->devfd);
+	if (mv->pagemap_fd >= 0)
+		close(mv->pagemap_fd);
+	kcore_close(mv->kcore);
+	free(mv);
+	return rc;
+}
