@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * kheap internals: the pool, the chunk allocator on top of it and the
+ * per-file state.
+ *
+ * Object model
+ * ------------
+ * One &struct kheap_dev per module instance owns one physically contiguous
+ * &struct kheap_pool (kheap_pool.c).  A genalloc pool whose addresses are
+ * the physical addresses of the pool hands out page-granular chunks
+ * (kheap_chunk.c).  Every open file (&struct kheap_file) owns the chunks it
+ * allocated, indexed by their mmap() offset ("token").  A VMA created by
+ * kheap_mmap() (kheap_mmap.c) holds a reference on the chunk it maps, so a
+ * chunk outlives both FREE and close() while it is mapped.
+ *
+ * Lock ordering (outermost first)
+ * -------------------------------
+ *   mm->mmap_lock  ->  kheap_file.lock  ->  kheap_dev.lock
+ *
+ * mmap() runs with mmap_lock held and takes kheap_file.lock, so nothing may
+ * touch user memory (copy_*_user(), get_user_pages()) while holding
+ * kheap_file.lock or kheap_dev.lock.  The fault handler takes no lock at
+ * all: the VMA's chunk reference keeps the chunk alive.
+ */
+#ifndef _KHEAP_H
+#define _KHEAP_H
+
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/maple_tree.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/mutex.h>
+#include <linux/types.h>
+#include <linux/workqueue.h>
+
+#include <uapi/linux/kheap.h>
+
+struct gen_pool;
+
+/* "auto" is not a pool source, only a choice of the source= parameter. */
+#define KHEAP_SOURCE_AUTO	0
+
+/**
+ * struct kheap_pool_params - what the module parameters asked for
+ * @size: pool size in bytes, as given (not yet rounded)
+ * @phys: physical base address of a boot-time reservation
+ * @has_phys: @phys was given
+ * @source: %KHEAP_SOURCE_AUTO or one of &enum kheap_pool_source
+ */
+struct kheap_pool_params {
+	u64 size;
+	u64 phys;
+	bool has_phys;
+	int source;
+};
+
+/**
+ * struct kheap_pool - the physically contiguous range behind the heap
+ * @source: where the range came from, one of &enum kheap_pool_source
+ * @phys: physical address of the first byte
+ * @size: size in bytes, a multiple of PAGE_SIZE
+ * @vaddr: kernel mapping of a reserved range (NULL for the other sources,
+ *	whose pages are reached through their struct pages)
+ *
+ * Every page of the pool has a struct page, and the pool itself holds one
+ * reference on each of them for as long as the module is loaded.
+ */
+struct kheap_pool {
+	enum kheap_pool_source source;
+	phys_addr_t phys;
+	size_t size;
+	void *vaddr;
+};
+
+/**
+ * struct kheap_dev - the device and its heap
+ * @misc: the /dev/kheap misc device
+ * @pool: the contiguous range handed out
+ * @restrict_phys: report physical addresses only to CAP_SYS_RAWIO openers
+ * @gp: genalloc allocator over @pool; addresses are physical addresses
+ * @lock: see below
+ * @free_bytes: bytes of @pool not held by any chunk
+ * @chunks_in_use: chunks whose pages have not gone back to @gp yet
+ * @next_token: token of the next chunk to be allocated
+ * @quarantine: released chunks whose pages are still referenced by someone
+ *	else (a get_user_pages() pin, for instance)
+ * @reap_work: re-checks @quarantine while it is not empty
+ */
+struct kheap_dev {
+	struct miscdevice misc;
+	struct kheap_pool pool;
+	bool restrict_phys;
+	struct gen_pool *gp;
+	/*
+	 * Protects @free_bytes, @chunks_in_use, @next_token and @quarantine,
+	 * and serialises every allocation from and every free to @gp so that
+	 * the statistics (including the largest free extent, read from the
+	 * genalloc bitmap) are exact snapshots.  Innermost kheap lock.
+	 */
+	struct mutex lock;
+	u64 free_bytes;
+	u64 chunks_in_use;
+	u64 next_token;
+	struct list_head quarantine;
+	struct delayed_work reap_work;
+};
+
+/**
+ * struct kheap_chunk - one allocation from the pool
+ * @ref: one reference for the owning file while it owns the chunk, plus
+ *	one per VMA mapping it
+ * @kd: the device the chunk belongs to
+ * @phys: physical address of the first byte
+ * @size: size in bytes, a multiple of PAGE_SIZE
+ * @token: mmap() offset of the first byte
+ * @qnode: entry in &kheap_dev.quarantine, under &kheap_dev.lock
+ *
+ * All fields but @ref and @qnode are immutable after allocation.
+ */
+struct kheap_chunk {
+	struct kref ref;
+	struct kheap_dev *kd;
+	phys_addr_t phys;
+	size_t size;
+	u64 token;
+	struct list_head qnode;
+};
+
+/**
+ * struct kheap_file - per open file state
+ * @kd: the device
+ * @show_phys: physical addresses may be reported to this file (decided
+ *	once, at open time)
+ * @lock: see below
+ * @chunks: owned chunks, indexed by the page offsets their tokens cover
+ * @nr_chunks: number of chunks in @chunks
+ * @nr_bytes: bytes in @chunks
+ */
+struct kheap_file {
+	struct kheap_dev *kd;
+	bool show_phys;
+	/*
+	 * Protects @chunks, @nr_chunks and @nr_bytes: a chunk is owned by
+	 * this file exactly while it is in @chunks.  Taken under mmap_lock
+	 * by kheap_mmap().
+	 */
+	struct mutex lock;
+	struct maple_tree chunks;
+	u64 nr_chunks;
+	u64 nr_bytes;
+};
+
+/**
+ * struct kheap_stats - a consistent snapshot of the heap's accounting
+ * @free_bytes: see &kheap_dev.free_bytes
+ * @largest_free: largest physically contiguous free extent in bytes
+ * @chunks_in_use: see &kheap_dev.chunks_in_use
+ */
+struct kheap_stats {
+	u64 free_bytes;
+	u64 largest_free;
+	u64 chunks_in_use;
+};
+
+/**
+ * struct kheap_addr_info - where a user address of a kheap mapping points
+ * @token: token of the chunk behind the address
+ * @offset: offset of the address within that chunk
+ * @chunk_size: size of that chunk in bytes
+ * @phys: physical address of the byte at the address
+ */
+struct kheap_addr_info {
+	u64 token;
+	u64 offset;
+	u64 chunk_size;
+	phys_addr_t phys;
+};
+
+static inline struct page *kheap_phys_to_page(phys_addr_t phys)
+{
+	return pfn_to_page(PHYS_PFN(phys));
+}
+
+static inline pgoff_t kheap_chunk_pgoff(const struct kheap_chunk *chunk)
+{
+	return chunk->token >> PAGE_SHIFT;
+}
+
+static inline unsigned long kheap_chunk_pages(const struct kheap_chunk *chunk)
+{
+	return chunk->size >> PAGE_SHIFT;
+}
+
+/* kheap_pool.c */
+int kheap_pool_create(struct kheap_pool *pool,
+		      const struct kheap_pool_params *params);
+void kheap_pool_destroy(struct kheap_pool *pool);
+void kheap_pool_zero(const struct kheap_pool *pool, phys_addr_t phys,
+		     size_t size);
+const char *kheap_pool_source_name(int source);
+int kheap_pool_parse_source(const char *str);
+
+/* kheap_chunk.c */
+int kheap_heap_init(struct kheap_dev *kd);
+int kheap_heap_fini(struct kheap_dev *kd);
+void kheap_heap_stats(struct kheap_dev *kd, struct kheap_stats *stats);
+void kheap_file_init(struct kheap_file *kf, struct kheap_dev *kd,
+		     bool show_phys);
+void kheap_file_release(struct kheap_file *kf);
+int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align,
+		      u64 *token, phys_addr_t *phys, size_t *chunk_size);
+int kheap_chunk_free(struct kheap_file *kf, u64 token);
+struct kheap_chunk *kheap_chunk_find(struct kheap_file *kf, u64 token);
+struct kheap_chunk *kheap_chunk_find_range(struct kheap_file *kf,
+					   pgoff_t pgoff,
+					   unsigned long nr_pages);
+void kheap_chunk_get(struct kheap_chunk *chunk);
+void kheap_chunk_put(struct kheap_chunk *chunk);
+
+/* kheap_ioctl.c */
+long kheap_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
+
+/* kheap_mmap.c */
+int kheap_mmap(struct file *file, struct vm_area_struct *vma);
+int kheap_mmap_translate(struct file *file, unsigned long addr,
+			 struct kheap_addr_info *info);
+
+/* kheap_sysfs.c */
+extern const struct attribute_group *kheap_attr_groups[];
+
+#endif /* _KHEAP_H */

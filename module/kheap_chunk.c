@@ -1,0 +1,483 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Chunks: page-granular allocations from the pool, their owners and their
+ * lifetime.
+ *
+ * A genalloc pool whose addresses are physical addresses tracks which
+ * pages of the pool are free.  A chunk is created by ALLOC with one
+ * reference, its owner's; each VMA mapping it takes another.  When the
+ * last reference goes, the chunk's pages return to genalloc - unless one
+ * of them is still referenced from elsewhere: a get_user_pages() pin taken
+ * through a mapping can outlive the mapping.  Such a chunk waits in a
+ * quarantine, still counted as in use, until its pages are idle.
+ *
+ * Tokens are mmap() offsets.  They come from one counter shared by all
+ * files, so a token is never reused - by the same file or any other - and
+ * one file can never name another file's chunk by accident.  Each file
+ * indexes its chunks in a maple tree by the page offsets their tokens
+ * cover: a chunk is one range entry, so mmap() finds the chunk containing
+ * any page offset with a single lookup, and no tree code is needed here.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/bitmap.h>
+#include <linux/bug.h>
+#include <linux/fs.h>
+#include <linux/genalloc.h>
+#include <linux/jiffies.h>
+#include <linux/lockdep.h>
+#include <linux/module.h>
+#include <linux/overflow.h>
+#include <linux/sizes.h>
+#include <linux/slab.h>
+
+#include "kheap.h"
+
+/* The first token handed out: 0 never names a chunk. */
+#define KHEAP_TOKEN_BASE	SZ_1M
+
+/* How often quarantined chunks are re-checked. */
+#define KHEAP_REAP_DELAY	msecs_to_jiffies(100)
+
+/*
+ * Tokens are mmap() offsets of a character device: keep them below what
+ * both a (signed) off_t and the kernel's mmap() offset limit for character
+ * devices (ULONG_MAX) can express.
+ */
+static u64 kheap_token_limit(void)
+{
+	return min_t(u64, MAX_LFS_FILESIZE, ULONG_MAX);
+}
+
+/* Does anyone but the pool hold a reference on a page of @chunk? */
+static bool kheap_chunk_pages_busy(const struct kheap_chunk *chunk)
+{
+	unsigned long pfn = PHYS_PFN(chunk->phys);
+	unsigned long end = pfn + kheap_chunk_pages(chunk);
+
+	for (; pfn < end; pfn++) {
+		if (page_count(pfn_to_page(pfn)) != 1)
+			return true;
+	}
+	return false;
+}
+
+/* Give @chunk's pages back to genalloc and forget the chunk. */
+static void kheap_chunk_destroy(struct kheap_dev *kd, struct kheap_chunk *chunk)
+{
+	lockdep_assert_held(&kd->lock);
+
+	gen_pool_free(kd->gp, chunk->phys, chunk->size);
+	kd->free_bytes += chunk->size;
+	kd->chunks_in_use--;
+	kfree(chunk);
+}
+
+/*
+ * Destroy the quarantined chunks whose pages have become idle.
+ *
+ * A non-empty quarantine holds a reference on this module: the files and
+ * mappings that pinned it may all be gone while a page is still pinned
+ * (an io_uring fixed buffer, for instance), and unloading then would hand
+ * the pool back with the pin outstanding.  The reference is dropped here
+ * once the quarantine drains; module exit cancels the reap work
+ * synchronously, so the work item never runs module code after that.
+ */
+static void kheap_reap_locked(struct kheap_dev *kd)
+{
+	struct kheap_chunk *chunk, *tmp;
+
+	lockdep_assert_held(&kd->lock);
+
+	if (list_empty(&kd->quarantine))
+		return;
+
+	list_for_each_entry_safe(chunk, tmp, &kd->quarantine, qnode) {
+		if (kheap_chunk_pages_busy(chunk))
+			continue;
+		list_del(&chunk->qnode);
+		kheap_chunk_destroy(kd, chunk);
+	}
+
+	if (list_empty(&kd->quarantine))
+		module_put(THIS_MODULE);
+	else
+		schedule_delayed_work(&kd->reap_work, KHEAP_REAP_DELAY);
+}
+
+static void kheap_reap_work(struct work_struct *work)
+{
+	struct kheap_dev *kd = container_of(to_delayed_work(work),
+					    struct kheap_dev, reap_work);
+
+	mutex_lock(&kd->lock);
+	kheap_reap_locked(kd);
+	mutex_unlock(&kd->lock);
+}
+
+/* Called by kref_put_mutex() with kd->lock held; drops it. */
+static void kheap_chunk_release(struct kref *ref)
+{
+	struct kheap_chunk *chunk = container_of(ref, struct kheap_chunk, ref);
+	struct kheap_dev *kd = chunk->kd;
+
+	if (kheap_chunk_pages_busy(chunk)) {
+		/* See kheap_reap_locked() for why the module is pinned. */
+		if (list_empty(&kd->quarantine))
+			__module_get(THIS_MODULE);
+		list_add_tail(&chunk->qnode, &kd->quarantine);
+		schedule_delayed_work(&kd->reap_work, KHEAP_REAP_DELAY);
+	} else {
+		kheap_chunk_destroy(kd, chunk);
+	}
+	mutex_unlock(&kd->lock);
+}
+
+/**
+ * kheap_chunk_get() - take a reference on a chunk
+ * @chunk: a chunk the caller already holds a reference on, directly or
+ *	through the owning file's lock
+ */
+void kheap_chunk_get(struct kheap_chunk *chunk)
+{
+	kref_get(&chunk->ref);
+}
+
+/**
+ * kheap_chunk_put() - drop a reference on a chunk
+ * @chunk: the chunk
+ *
+ * Dropping the last reference returns the chunk's pages to the pool, or
+ * quarantines the chunk while some page is still referenced elsewhere.
+ * Takes &kheap_dev.lock, so the caller must not hold it.
+ */
+void kheap_chunk_put(struct kheap_chunk *chunk)
+{
+	kref_put_mutex(&chunk->ref, kheap_chunk_release, &chunk->kd->lock);
+}
+
+/*
+ * genalloc algorithm: first fit at a physical address aligned to *@data
+ * bytes (a power of two, at least one page).  Pool addresses are physical
+ * addresses, so aligning the bitmap index with the pool's own offset from
+ * that alignment gives physical alignment even when the pool base is less
+ * aligned.  This is what gen_pool_first_fit_align() computes, but that one
+ * keeps the alignment in an int and cannot express 2 GiB or more.
+ */
+static unsigned long kheap_fit_aligned(unsigned long *map, unsigned long size,
+				       unsigned long start, unsigned int nr,
+				       void *data, struct gen_pool *gp,
+				       unsigned long start_addr)
+{
+	unsigned long mask = (*(u64 *)data >> gp->min_alloc_order) - 1;
+	unsigned long offset = (start_addr >> gp->min_alloc_order) & mask;
+
+	return bitmap_find_next_zero_area_off(map, size, start, nr, mask,
+					      offset);
+}
+
+/* gen_pool_for_each_chunk() callback: largest run of free pages, in bytes. */
+static void kheap_largest_extent(struct gen_pool *gp,
+				 struct gen_pool_chunk *chunk, void *data)
+{
+	unsigned long nbits = (chunk->end_addr - chunk->start_addr + 1) >>
+			      gp->min_alloc_order;
+	unsigned long start = find_first_zero_bit(chunk->bits, nbits);
+	u64 *largest = data;
+
+	while (start < nbits) {
+		unsigned long end = find_next_bit(chunk->bits, nbits, start);
+
+		*largest = max_t(u64, *largest,
+				 (u64)(end - start) << gp->min_alloc_order);
+		start = find_next_zero_bit(chunk->bits, nbits, end);
+	}
+}
+
+/**
+ * kheap_heap_stats() - snapshot the heap's accounting
+ * @kd: the device
+ * @stats: filled in
+ *
+ * Destroys idle quarantined chunks first, so the numbers are current.
+ */
+void kheap_heap_stats(struct kheap_dev *kd, struct kheap_stats *stats)
+{
+	u64 largest = 0;
+
+	mutex_lock(&kd->lock);
+	kheap_reap_locked(kd);
+	gen_pool_for_each_chunk(kd->gp, kheap_largest_extent, &largest);
+	stats->free_bytes = kd->free_bytes;
+	stats->largest_free = largest;
+	stats->chunks_in_use = kd->chunks_in_use;
+	mutex_unlock(&kd->lock);
+}
+
+/**
+ * kheap_heap_init() - put an allocator on top of the pool
+ * @kd: the device, with &kheap_dev.pool set up
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int kheap_heap_init(struct kheap_dev *kd)
+{
+	int ret;
+
+	mutex_init(&kd->lock);
+	INIT_LIST_HEAD(&kd->quarantine);
+	INIT_DELAYED_WORK(&kd->reap_work, kheap_reap_work);
+
+	kd->gp = gen_pool_create(PAGE_SHIFT, NUMA_NO_NODE);
+	if (!kd->gp)
+		return -ENOMEM;
+	/* The allocator's addresses are the pool's physical addresses. */
+	ret = gen_pool_add(kd->gp, kd->pool.phys, kd->pool.size, NUMA_NO_NODE);
+	if (ret) {
+		gen_pool_destroy(kd->gp);
+		return ret;
+	}
+
+	kd->free_bytes = kd->pool.size;
+	kd->chunks_in_use = 0;
+	kd->next_token = KHEAP_TOKEN_BASE;
+	return 0;
+}
+
+/**
+ * kheap_heap_fini() - tear down the allocator
+ * @kd: the device, with no file open and no chunk left
+ *
+ * Open files, mappings and quarantined chunks all hold a reference on the
+ * module, so by the time the module exits every chunk is gone.
+ *
+ * Return: 0, or -EBUSY if chunks remain anyway; the pool must then be
+ * leaked rather than freed under its users.
+ */
+int kheap_heap_fini(struct kheap_dev *kd)
+{
+	cancel_delayed_work_sync(&kd->reap_work);
+
+	if (WARN_ON(kd->chunks_in_use))
+		return -EBUSY;
+	gen_pool_destroy(kd->gp);
+	mutex_destroy(&kd->lock);
+	return 0;
+}
+
+/**
+ * kheap_file_init() - set up the state of a newly opened file
+ * @kf: the per-file state
+ * @kd: the device
+ * @show_phys: physical addresses may be reported to this file
+ */
+void kheap_file_init(struct kheap_file *kf, struct kheap_dev *kd,
+		     bool show_phys)
+{
+	kf->kd = kd;
+	kf->show_phys = show_phys;
+	mutex_init(&kf->lock);
+	mt_init(&kf->chunks);
+	kf->nr_chunks = 0;
+	kf->nr_bytes = 0;
+}
+
+/**
+ * kheap_file_release() - free every chunk a file still owns
+ * @kf: the per-file state of a file being released
+ *
+ * Every VMA of the file holds a reference on the file, so none is left
+ * and the chunks' pages go back to the pool (or to the quarantine).
+ */
+void kheap_file_release(struct kheap_file *kf)
+{
+	struct kheap_chunk *chunk;
+	unsigned long index = 0;
+
+	mt_for_each(&kf->chunks, chunk, index, ULONG_MAX)
+		kheap_chunk_put(chunk);
+	mtree_destroy(&kf->chunks);
+	mutex_destroy(&kf->lock);
+}
+
+/* The chunk @kf owns under @token, or NULL. */
+static struct kheap_chunk *kheap_chunk_lookup(struct kheap_file *kf, u64 token)
+{
+	struct kheap_chunk *chunk;
+
+	lockdep_assert_held(&kf->lock);
+
+	/* Also rejects unaligned tokens and, on 32-bit, truncated ones. */
+	chunk = mtree_load(&kf->chunks, token >> PAGE_SHIFT);
+	if (!chunk || chunk->token != token)
+		return NULL;
+	return chunk;
+}
+
+/**
+ * kheap_chunk_alloc() - allocate a zeroed chunk for a file
+ * @kf: the file that will own the chunk
+ * @size: bytes, a non-zero multiple of PAGE_SIZE
+ * @align: physical alignment, a power of two of at least PAGE_SIZE
+ * @token: the chunk's token on success
+ * @phys: the chunk's physical address on success
+ * @chunk_size: the chunk's size on success
+ *
+ * On success the chunk is already visible to the file (FREE, mmap).
+ *
+ * Return: 0, or -ENOMEM when no free extent fits, leaving the pool as it
+ * was.
+ */
+int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align,
+		      u64 *token, phys_addr_t *phys, size_t *chunk_size)
+{
+	struct kheap_dev *kd = kf->kd;
+	struct kheap_chunk *chunk;
+	unsigned long addr;
+	pgoff_t pgoff;
+	u64 token_end;
+	int ret;
+
+	if (size > kd->pool.size)
+		return -ENOMEM;
+
+	chunk = kzalloc(sizeof(*chunk), GFP_KERNEL);
+	if (!chunk)
+		return -ENOMEM;
+
+	mutex_lock(&kd->lock);
+	kheap_reap_locked(kd);
+	if (check_add_overflow(kd->next_token, size, &token_end) ||
+	    token_end > kheap_token_limit()) {
+		mutex_unlock(&kd->lock);
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	if (align > PAGE_SIZE)
+		addr = gen_pool_alloc_algo(kd->gp, size, kheap_fit_aligned,
+					   &align);
+	else
+		addr = gen_pool_alloc_algo(kd->gp, size, gen_pool_best_fit,
+					   NULL);
+	if (!addr) {
+		mutex_unlock(&kd->lock);
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	chunk->token = kd->next_token;
+	kd->next_token = token_end;
+	kd->free_bytes -= size;
+	kd->chunks_in_use++;
+	mutex_unlock(&kd->lock);
+
+	kref_init(&chunk->ref);
+	chunk->kd = kd;
+	chunk->phys = addr;
+	chunk->size = size;
+	INIT_LIST_HEAD(&chunk->qnode);
+
+	/* Outside any lock: clearing a large chunk takes a while. */
+	kheap_pool_zero(&kd->pool, chunk->phys, chunk->size);
+
+	pgoff = kheap_chunk_pgoff(chunk);
+	mutex_lock(&kf->lock);
+	ret = mtree_insert_range(&kf->chunks, pgoff,
+				 pgoff + kheap_chunk_pages(chunk) - 1, chunk,
+				 GFP_KERNEL);
+	if (ret) {
+		mutex_unlock(&kf->lock);
+		/* Nobody else has seen the chunk: this is its last reference. */
+		kheap_chunk_put(chunk);
+		return ret;
+	}
+	kf->nr_chunks++;
+	kf->nr_bytes += chunk->size;
+	*token = chunk->token;
+	*phys = chunk->phys;
+	*chunk_size = chunk->size;
+	mutex_unlock(&kf->lock);
+	return 0;
+
+err_free:
+	kfree(chunk);
+	return ret;
+}
+
+/**
+ * kheap_chunk_free() - give up a file's ownership of a chunk
+ * @kf: the file
+ * @token: the chunk's token
+ *
+ * The chunk lives on while it is mapped.
+ *
+ * Return: 0, or -EINVAL if @kf does not own a chunk with that token.
+ */
+int kheap_chunk_free(struct kheap_file *kf, u64 token)
+{
+	struct kheap_chunk *chunk;
+
+	mutex_lock(&kf->lock);
+	chunk = kheap_chunk_lookup(kf, token);
+	if (!chunk) {
+		mutex_unlock(&kf->lock);
+		return -EINVAL;
+	}
+	mtree_erase(&kf->chunks, kheap_chunk_pgoff(chunk));
+	kf->nr_chunks--;
+	kf->nr_bytes -= chunk->size;
+	mutex_unlock(&kf->lock);
+
+	/* The owner's reference. */
+	kheap_chunk_put(chunk);
+	return 0;
+}
+
+/**
+ * kheap_chunk_find() - look up a chunk a file owns
+ * @kf: the file
+ * @token: the chunk's token
+ *
+ * Return: the chunk with a new reference, to be dropped with
+ * kheap_chunk_put(), or NULL if @kf owns no chunk with that token.
+ */
+struct kheap_chunk *kheap_chunk_find(struct kheap_file *kf, u64 token)
+{
+	struct kheap_chunk *chunk;
+
+	mutex_lock(&kf->lock);
+	chunk = kheap_chunk_lookup(kf, token);
+	if (chunk)
+		kheap_chunk_get(chunk);
+	mutex_unlock(&kf->lock);
+	return chunk;
+}
+
+/**
+ * kheap_chunk_find_range() - look up the chunk covering some page offsets
+ * @kf: the file
+ * @pgoff: first page offset (mmap() offset in pages)
+ * @nr_pages: number of pages, at least one
+ *
+ * Return: the chunk owned by @kf that covers all of [@pgoff, @pgoff +
+ * @nr_pages), with a new reference, or NULL if there is none.
+ */
+struct kheap_chunk *kheap_chunk_find_range(struct kheap_file *kf,
+					   pgoff_t pgoff,
+					   unsigned long nr_pages)
+{
+	struct kheap_chunk *chunk;
+	pgoff_t end;
+
+	if (check_add_overflow(pgoff, nr_pages, &end))
+		return NULL;
+
+	mutex_lock(&kf->lock);
+	chunk = mtree_load(&kf->chunks, pgoff);
+	if (chunk &&
+	    end - kheap_chunk_pgoff(chunk) <= kheap_chunk_pages(chunk))
+		kheap_chunk_get(chunk);
+	else
+		chunk = NULL;
+	mutex_unlock(&kf->lock);
+	return chunk;
+}

@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * The ioctl interface: argument handling and the five commands.
+ *
+ * Arguments are copied in and out by kheap_ioctl() following the rules in
+ * include/uapi/linux/kheap.h: the caller's struct may be shorter (missing
+ * fields read as zero) or longer (extra bytes must be zero) than ours.
+ * The command handlers only ever see a kernel copy, and nothing is copied
+ * to or from user space while a kheap lock is held.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/dma-direct.h>
+#include <linux/dma-map-ops.h>
+#include <linux/dma-mapping.h>
+#include <linux/fs.h>
+#include <linux/minmax.h>
+#include <linux/nospec.h>
+#include <linux/overflow.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+
+#include "kheap.h"
+
+union kheap_ioctl_arg {
+	struct kheap_info info;
+	struct kheap_alloc alloc;
+	struct kheap_free free;
+	struct kheap_query query;
+	struct kheap_sync sync;
+};
+
+/**
+ * struct kheap_ioctl_desc - one command
+ * @cmd: the command as the kernel defines it (direction and size)
+ * @handler: carries the command out on the kernel copy of the argument
+ * @undo: reverts a successful @handler when the result cannot be copied
+ *	back to user space; NULL when there is nothing to revert
+ */
+struct kheap_ioctl_desc {
+	unsigned int cmd;
+	int (*handler)(struct file *file, union kheap_ioctl_arg *arg);
+	void (*undo)(struct file *file, const union kheap_ioctl_arg *arg);
+};
+
+/* Is any byte of the (array) field @field non-zero? */
+#define kheap_reserved_set(field) (!!memchr_inv(field, 0, sizeof(field)))
+
+static int kheap_ioctl_info(struct file *file, union kheap_ioctl_arg *arg)
+{
+	struct kheap_file *kf = file->private_data;
+	struct kheap_dev *kd = kf->kd;
+	struct kheap_info *info = &arg->info;
+	struct kheap_stats stats;
+
+	kheap_heap_stats(kd, &stats);
+
+	info->abi_version = KHEAP_ABI_VERSION;
+	info->pool_phys = kf->show_phys ? kd->pool.phys : 0;
+	info->pool_size = kd->pool.size;
+	info->page_size = PAGE_SIZE;
+	info->free_bytes = stats.free_bytes;
+	info->largest_free = stats.largest_free;
+	info->chunks_in_use = stats.chunks_in_use;
+	info->pool_source = kd->pool.source;
+
+	mutex_lock(&kf->lock);
+	info->file_chunks = kf->nr_chunks;
+	info->file_bytes = kf->nr_bytes;
+	mutex_unlock(&kf->lock);
+	return 0;
+}
+
+static int kheap_ioctl_alloc(struct file *file, union kheap_ioctl_arg *arg)
+{
+	struct kheap_file *kf = file->private_data;
+	struct kheap_alloc *alloc = &arg->alloc;
+	phys_addr_t phys;
+	size_t chunk_size;
+	u64 size, align;
+	u64 token;
+	int ret;
+
+	if (alloc->flags & ~KHEAP_ALLOC_FLAGS_VALID ||
+	    alloc->token || alloc->phys || alloc->size_out ||
+	    kheap_reserved_set(alloc->reserved))
+		return -EINVAL;
+
+	if (!alloc->size || alloc->size > U64_MAX - (PAGE_SIZE - 1))
+		return -EINVAL;
+	size = round_up(alloc->size, PAGE_SIZE);
+
+	align = alloc->align;
+	if (align & (align - 1) || align > kf->kd->pool.size)
+		return -EINVAL;
+	align = max_t(u64, align, PAGE_SIZE);
+
+	ret = kheap_chunk_alloc(kf, size, align, &token, &phys, &chunk_size);
+	if (ret)
+		return ret;
+
+	alloc->token = token;
+	alloc->phys = kf->show_phys ? phys : 0;
+	alloc->size_out = chunk_size;
+	return 0;
+}
+
+static void kheap_ioctl_alloc_undo(struct file *file,
+				   const union kheap_ioctl_arg *arg)
+{
+	/* Fails only if another thread guessed the token and freed it. */
+	kheap_chunk_free(file->private_data, arg->alloc.token);
+}
+
+static int kheap_ioctl_free(struct file *file, union kheap_ioctl_arg *arg)
+{
+	if (kheap_reserved_set(arg->free.reserved))
+		return -EINVAL;
+
+	return kheap_chunk_free(file->private_data, arg->free.token);
+}
+
+static int kheap_ioctl_query(struct file *file, union kheap_ioctl_arg *arg)
+{
+	struct kheap_file *kf = file->private_data;
+	struct kheap_query *query = &arg->query;
+	struct kheap_addr_info info;
+	int ret;
+
+	if (query->flags || query->phys || query->token || query->offset ||
+	    query->chunk_size || kheap_reserved_set(query->reserved))
+		return -EINVAL;
+	if (query->addr != (unsigned long)query->addr)
+		return -EINVAL;
+
+	ret = kheap_mmap_translate(file, query->addr, &info);
+	if (ret)
+		return ret;
+
+	query->phys = kf->show_phys ? info.phys : 0;
+	query->token = info.token;
+	query->offset = info.offset;
+	query->chunk_size = info.chunk_size;
+	return 0;
+}
+
+static enum dma_data_direction kheap_sync_direction(u64 flags)
+{
+	switch (flags & KHEAP_SYNC_RW) {
+	case KHEAP_SYNC_READ:
+		return DMA_FROM_DEVICE;
+	case KHEAP_SYNC_WRITE:
+		return DMA_TO_DEVICE;
+	default:
+		return DMA_BIDIRECTIONAL;
+	}
+}
+
+static int kheap_ioctl_sync(struct file *file, union kheap_ioctl_arg *arg)
+{
+	struct kheap_file *kf = file->private_data;
+	struct kheap_sync *sync = &arg->sync;
+	struct device *dev = kf->kd->misc.this_device;
+	struct kheap_chunk *chunk;
+	int ret = 0;
+	u64 end;
+
+	if (sync->flags & ~KHEAP_SYNC_FLAGS_VALID ||
+	    !(sync->flags & KHEAP_SYNC_RW) ||
+	    kheap_reserved_set(sync->reserved))
+		return -EINVAL;
+
+	chunk = kheap_chunk_find(kf, sync->token);
+	if (!chunk)
+		return -EINVAL;
+
+	if (!sync->length ||
+	    check_add_overflow(sync->offset, sync->length, &end) ||
+	    end > chunk->size) {
+		ret = -EINVAL;
+		goto out;
+	}
+
+	/* Cache maintenance only where DMA does not snoop the CPU caches. */
+	if (!dev_is_dma_coherent(dev)) {
+		dma_addr_t addr = phys_to_dma(dev, chunk->phys + sync->offset);
+		enum dma_data_direction dir = kheap_sync_direction(sync->flags);
+
+		if (sync->flags & KHEAP_SYNC_END)
+			dma_sync_single_for_device(dev, addr, sync->length, dir);
+		else
+			dma_sync_single_for_cpu(dev, addr, sync->length, dir);
+	}
+out:
+	kheap_chunk_put(chunk);
+	return ret;
+}
+
+/* Indexed by _IOC_NR() of the command. */
+static const struct kheap_ioctl_desc kheap_ioctls[] = {
+	[_IOC_NR(KHEAP_IOC_INFO)] = {
+		.cmd = KHEAP_IOC_INFO,
+		.handler = kheap_ioctl_info,
+	},
+	[_IOC_NR(KHEAP_IOC_ALLOC)] = {
+		.cmd = KHEAP_IOC_ALLOC,
+		.handler = kheap_ioctl_alloc,
+		.undo = kheap_ioctl_alloc_undo,
+	},
+	[_IOC_NR(KHEAP_IOC_FREE)] = {
+		.cmd = KHEAP_IOC_FREE,
+		.handler = kheap_ioctl_free,
+	},
+	[_IOC_NR(KHEAP_IOC_QUERY)] = {
+		.cmd = KHEAP_IOC_QUERY,
+		.handler = kheap_ioctl_query,
+	},
+	[_IOC_NR(KHEAP_IOC_SYNC)] = {
+		.cmd = KHEAP_IOC_SYNC,
+		.handler = kheap_ioctl_sync,
+	},
+};
+
+/**
+ * kheap_ioctl() - dispatch an ioctl on /dev/kheap
+ * @file: the file
+ * @ucmd: the command as user space encoded it
+ * @uarg: pointer to the argument struct
+ *
+ * The type, number and direction of @ucmd must match one of our commands;
+ * its size may differ from ours (see the uapi header).
+ *
+ * Return: 0 or a negative error code.
+ */
+long kheap_ioctl(struct file *file, unsigned int ucmd, unsigned long uarg)
+{
+	void __user *argp = (void __user *)uarg;
+	const struct kheap_ioctl_desc *desc;
+	union kheap_ioctl_arg arg;
+	unsigned int nr = _IOC_NR(ucmd);
+	size_t usize = _IOC_SIZE(ucmd);
+	size_t ksize;
+	int ret;
+
+	if (_IOC_TYPE(ucmd) != KHEAP_IOC_MAGIC ||
+	    nr >= ARRAY_SIZE(kheap_ioctls))
+		return -ENOTTY;
+	desc = &kheap_ioctls[array_index_nospec(nr, ARRAY_SIZE(kheap_ioctls))];
+	if (!desc->handler || _IOC_DIR(ucmd) != _IOC_DIR(desc->cmd))
+		return -ENOTTY;
+	ksize = _IOC_SIZE(desc->cmd);
+
+	if (_IOC_DIR(desc->cmd) & _IOC_WRITE) {
+		ret = copy_struct_from_user(&arg, ksize, argp, usize);
+		if (ret)
+			return ret;
+	} else {
+		memset(&arg, 0, sizeof(arg));
+	}
+
+	ret = desc->handler(file, &arg);
+	if (ret)
+		return ret;
+
+	if ((_IOC_DIR(desc->cmd) & _IOC_READ) &&
+	    copy_to_user(argp, &arg, min(usize, ksize))) {
+		if (desc->undo)
+			desc->undo(file, &arg);
+		return -EFAULT;
+	}
+	return 0;
+}

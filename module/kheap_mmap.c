@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Mapping chunks into user space.
+ *
+ * The mmap() offset of a mapping is the token of the chunk it maps (plus
+ * an offset into the chunk).  Pool pages are mapped as ordinary pages, not
+ * as raw PFNs: /proc/self/pagemap then reports their real frame numbers
+ * and get_user_pages() users (O_DIRECT, process_vm_readv(), ptrace, RDMA
+ * registration) work on them.
+ *
+ * Each VMA holds a reference on its chunk, taken by mmap() and by the
+ * .open callback for every copy the core makes of the VMA (fork, split by
+ * a partial munmap() or mprotect(), mremap() move), and dropped by .close.
+ * A chunk therefore stays allocated while any part of it is mapped, even
+ * after FREE or close() of its file.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/mmap_lock.h>
+#include <linux/sched.h>
+
+#include "kheap.h"
+#include "kheap_compat.h"
+
+/* Pages inserted per vm_insert_pages() call when prefaulting. */
+#define KHEAP_PREFAULT_BATCH	16
+
+static void kheap_vm_open(struct vm_area_struct *vma)
+{
+	kheap_chunk_get(vma->vm_private_data);
+}
+
+static void kheap_vm_close(struct vm_area_struct *vma)
+{
+	kheap_chunk_put(vma->vm_private_data);
+}
+
+/*
+ * Install the chunk's page for a fault at vmf->pgoff.  The core takes the
+ * page lock, maps the page and keeps the reference taken here as the
+ * mapping's own.  mmap() prefaults everything, so this only runs after
+ * the pages were zapped (MADV_DONTNEED, for instance).
+ */
+static vm_fault_t kheap_vm_fault(struct vm_fault *vmf)
+{
+	struct kheap_chunk *chunk = vmf->vma->vm_private_data;
+	pgoff_t first = kheap_chunk_pgoff(chunk);
+	struct page *page;
+
+	/* Cannot happen: mmap() checked the range and it cannot grow. */
+	if (vmf->pgoff < first ||
+	    vmf->pgoff - first >= kheap_chunk_pages(chunk))
+		return VM_FAULT_SIGBUS;
+
+	page = kheap_phys_to_page(chunk->phys +
+				  ((phys_addr_t)(vmf->pgoff - first) << PAGE_SHIFT));
+	get_page(page);
+	vmf->page = page;
+	return 0;
+}
+
+static const struct vm_operations_struct kheap_vm_ops = {
+	.open	= kheap_vm_open,
+	.close	= kheap_vm_close,
+	.fault	= kheap_vm_fault,
+};
+
+/*
+ * Map as much of the chunk as possible right away, so that touching a
+ * fresh mapping does not fault once per page.  This is only an
+ * optimisation: whatever is not mapped here is mapped by
+ * kheap_vm_fault() on first access.
+ */
+static void kheap_mmap_prefault(struct vm_area_struct *vma,
+				struct kheap_chunk *chunk)
+{
+	struct page *pages[KHEAP_PREFAULT_BATCH];
+	unsigned long pfn = PHYS_PFN(chunk->phys) +
+			    (vma->vm_pgoff - kheap_chunk_pgoff(chunk));
+	unsigned long addr = vma->vm_start;
+
+	while (addr < vma->vm_end) {
+		unsigned long nr = min_t(unsigned long, KHEAP_PREFAULT_BATCH,
+					 (vma->vm_end - addr) >> PAGE_SHIFT);
+		unsigned long left = nr;
+		unsigned long i;
+
+		for (i = 0; i < nr; i++)
+			pages[i] = pfn_to_page(pfn + i);
+		if (vm_insert_pages(vma, addr, pages, &left))
+			break;
+		addr += nr << PAGE_SHIFT;
+		pfn += nr;
+		cond_resched();
+	}
+}
+
+/**
+ * kheap_mmap() - map (part of) a chunk
+ * @file: a /dev/kheap file
+ * @vma: the new mapping; vm_pgoff is a token plus a page offset
+ *
+ * The range must be shared and lie inside one chunk that @file owns.
+ * Executable mappings are refused, now and through a later mprotect().
+ *
+ * Return: 0, -EINVAL for a private mapping or a range that is not inside
+ * one chunk of @file, -EPERM for an executable mapping.
+ */
+int kheap_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct kheap_file *kf = file->private_data;
+	struct kheap_chunk *chunk;
+
+	/*
+	 * VM_MAYSHARE rather than VM_SHARED: the core clears VM_SHARED from
+	 * MAP_SHARED mappings of files opened read-only, which are fine.
+	 * Private mappings are not, as a COW copy would not be pool memory.
+	 */
+	if (!(vma->vm_flags & VM_MAYSHARE))
+		return -EINVAL;
+	if (vma->vm_flags & VM_EXEC)
+		return -EPERM;
+
+	chunk = kheap_chunk_find_range(kf, vma->vm_pgoff, vma_pages(vma));
+	if (!chunk)
+		return -EINVAL;
+
+	/*
+	 * VM_MIXEDMAP: the pages are inserted by the driver, not found in a
+	 * page cache.  VM_DONTEXPAND: mremap() must not grow the mapping
+	 * beyond the chunk.  VM_DONTDUMP: a pool can be large and its
+	 * contents belong to a device more than to the process, as for
+	 * other driver-mapped DMA buffers.
+	 */
+	vm_flags_mod(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP,
+		     VM_MAYEXEC);
+	vma->vm_ops = &kheap_vm_ops;
+	vma->vm_private_data = chunk;
+
+	kheap_mmap_prefault(vma, chunk);
+	return 0;
+}
+
+/**
+ * kheap_mmap_translate() - find what a user address of a mapping maps
+ * @file: the file the mapping must have been created through
+ * @addr: a user virtual address in the current process
+ * @info: filled in on success
+ *
+ * Works after the chunk was freed, as long as it is still mapped.
+ *
+ * Return: 0, -EINVAL if @addr is not inside a kheap mapping of @file, or
+ * -EINTR if interrupted by a fatal signal.
+ */
+int kheap_mmap_translate(struct file *file, unsigned long addr,
+			 struct kheap_addr_info *info)
+{
+	struct mm_struct *mm = current->mm;
+	struct vm_area_struct *vma;
+	int ret = -EINVAL;
+
+	if (!mm)
+		return -EINVAL;
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+
+	vma = vma_lookup(mm, addr);
+	if (vma && vma->vm_ops == &kheap_vm_ops && vma->vm_file == file) {
+		struct kheap_chunk *chunk = vma->vm_private_data;
+
+		info->offset = ((u64)(vma->vm_pgoff - kheap_chunk_pgoff(chunk))
+				<< PAGE_SHIFT) + (addr - vma->vm_start);
+		info->token = chunk->token;
+		info->chunk_size = chunk->size;
+		info->phys = chunk->phys + info->offset;
+		ret = 0;
+	}
+	mmap_read_unlock(mm);
+	return ret;
+}

@@ -1,0 +1,418 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Obtaining and returning kheap's physically contiguous pool.
+ *
+ * Three sources, tried in this order by source=auto:
+ *
+ * reserved: a range the administrator kept away from the page allocator at
+ *	boot (memmap=SIZE$ADDR) and handed to us with phys= and size=.  Its
+ *	struct pages exist but the range is not in the kernel's direct map,
+ *	so the kernel reaches it through a memremap() mapping.
+ * contig: a free range taken from a populated zone at load time with
+ *	alloc_contig_range(), which migrates movable pages out of the way.
+ * buddy: a single block from the page allocator, for small pools only.
+ *
+ * Whatever the source, every page of the pool has a struct page with a
+ * reference count of one, held by the pool until it is destroyed.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/gfp.h>
+#include <linux/highmem.h>
+#include <linux/io.h>
+#include <linux/ioport.h>
+#include <linux/memory_hotplug.h>
+#include <linux/mm.h>
+#include <linux/mmzone.h>
+#include <linux/nodemask.h>
+#include <linux/overflow.h>
+#include <linux/pageblock-flags.h>
+#include <linux/sched/signal.h>
+#include <linux/sizes.h>
+#include <linux/string.h>
+
+#include "kheap.h"
+
+static const char * const kheap_source_names[] = {
+	[KHEAP_SOURCE_AUTO]	= "auto",
+	[KHEAP_SOURCE_RESERVED]	= "reserved",
+	[KHEAP_SOURCE_CONTIG]	= "contig",
+	[KHEAP_SOURCE_BUDDY]	= "buddy",
+};
+
+/**
+ * kheap_pool_source_name() - name of a pool source
+ * @source: %KHEAP_SOURCE_AUTO or one of &enum kheap_pool_source
+ *
+ * Return: the name used by the source= parameter and by sysfs.
+ */
+const char *kheap_pool_source_name(int source)
+{
+	if (source < 0 || source >= ARRAY_SIZE(kheap_source_names))
+		return "unknown";
+	return kheap_source_names[source];
+}
+
+/**
+ * kheap_pool_parse_source() - parse the value of the source= parameter
+ * @str: "auto", "reserved", "contig" or "buddy"
+ *
+ * Return: %KHEAP_SOURCE_AUTO or one of &enum kheap_pool_source, or -EINVAL.
+ */
+int kheap_pool_parse_source(const char *str)
+{
+	return sysfs_match_string(kheap_source_names, str);
+}
+
+/* Format @size the way memparse() reads it back, for messages. */
+static void kheap_format_size(char *buf, size_t len, u64 size)
+{
+	if (size && IS_ALIGNED(size, SZ_1G))
+		snprintf(buf, len, "%lluG", size / SZ_1G);
+	else if (size && IS_ALIGNED(size, SZ_1M))
+		snprintf(buf, len, "%lluM", size / SZ_1M);
+	else if (size && IS_ALIGNED(size, SZ_1K))
+		snprintf(buf, len, "%lluK", size / SZ_1K);
+	else
+		snprintf(buf, len, "%llu", size);
+}
+
+/*
+ * Adopt the range [@phys, @phys + @size) that the administrator reserved
+ * at boot.  Everything is validated before anything is claimed.
+ */
+static int kheap_pool_adopt_reserved(struct kheap_pool *pool, u64 phys,
+				     u64 size)
+{
+	unsigned long pfn, first_pfn, end_pfn;
+	u64 end;
+	void *vaddr;
+
+	if (!PAGE_ALIGNED(phys) || !PAGE_ALIGNED(size)) {
+		pr_err("phys=%#llx and size=%llu must be multiples of the page size (%lu)\n",
+		       phys, size, PAGE_SIZE);
+		return -EINVAL;
+	}
+	/* genalloc uses address 0 to report failure. */
+	if (!phys) {
+		pr_err("phys=0 cannot be used\n");
+		return -EINVAL;
+	}
+	if (check_add_overflow(phys, size, &end) ||
+	    end - 1 != (phys_addr_t)(end - 1)) {
+		pr_err("phys=%#llx size=%llu is beyond the physical address space\n",
+		       phys, size);
+		return -EINVAL;
+	}
+	if (region_intersects(phys, size, IORESOURCE_SYSTEM_RAM,
+			      IORES_DESC_NONE) != REGION_DISJOINT) {
+		pr_err("[%#llx-%#llx] is not reserved: it overlaps System RAM (boot with memmap=SIZE$ADDR first)\n",
+		       phys, end - 1);
+		return -EINVAL;
+	}
+
+	/*
+	 * Pool pages are mapped into user space as pages, so each of them
+	 * needs a struct page.  Boot-time holes inside a populated memory
+	 * section get one, initialised with a single reference that we
+	 * take over as the pool's own.
+	 */
+	first_pfn = PHYS_PFN(phys);
+	end_pfn = PHYS_PFN(end);
+	for (pfn = first_pfn; pfn < end_pfn; pfn++) {
+		struct page *page;
+
+		if (!pfn_valid(pfn)) {
+			pr_err("no struct page for physical address %#llx: the reserved range must lie within memory sections that also hold RAM\n",
+			       (u64)PFN_PHYS(pfn));
+			return -EINVAL;
+		}
+		page = pfn_to_page(pfn);
+		if (page_ref_count(page) != 1) {
+			pr_err("page at %#llx has reference count %d, expected 1: the range is in use\n",
+			       (u64)PFN_PHYS(pfn), page_ref_count(page));
+			return -EINVAL;
+		}
+		cond_resched();
+	}
+
+	if (!request_mem_region(phys, size, KBUILD_MODNAME)) {
+		pr_err("[%#llx-%#llx] is claimed by another driver\n",
+		       phys, end - 1);
+		return -EBUSY;
+	}
+
+	/* Not in the direct map: zeroing goes through this mapping. */
+	vaddr = memremap(phys, size, MEMREMAP_WB);
+	if (!vaddr) {
+		pr_err("cannot map [%#llx-%#llx]\n", phys, end - 1);
+		release_mem_region(phys, size);
+		return -ENOMEM;
+	}
+
+	pool->source = KHEAP_SOURCE_RESERVED;
+	pool->phys = phys;
+	pool->size = size;
+	pool->vaddr = vaddr;
+	return 0;
+}
+
+/*
+ * Cheap test whether @nr pages from @pfn might be allocatable from @zone.
+ * alloc_contig_range() has the final word; this only skips blocks that
+ * obviously cannot be migrated, without isolating them first.
+ */
+static bool kheap_block_usable(struct zone *zone, unsigned long pfn,
+			       unsigned long nr)
+{
+	unsigned long end = pfn + nr;
+
+	for (; pfn < end; pfn++) {
+		struct page *page = pfn_to_online_page(pfn);
+
+		if (!page || page_zone(page) != zone)
+			return false;
+		if (PageReserved(page) || PageSlab(page) || PageHuge(page))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Look for @nr free or movable pages in a row in @zone.
+ *
+ * The run is grown one pageblock at a time with alloc_contig_range(), so a
+ * failure tells exactly which block is in the way: the pages gathered so
+ * far go back and the search restarts right after that block.  Asking for
+ * the whole range at once would instead migrate up to @nr pages before
+ * failing somewhere unknown, and stepping by the pool size would skip
+ * most of the candidates for large pools.
+ */
+static int kheap_contig_scan_zone(struct kheap_pool *pool, struct zone *zone,
+				  unsigned long nr)
+{
+	unsigned long zone_end = zone_end_pfn(zone);
+	/* Skip pfn 0: genalloc uses address 0 to report failure. */
+	unsigned long pfn = ALIGN(max(zone->zone_start_pfn, 1UL),
+				  pageblock_nr_pages);
+	unsigned long run = pfn, have = 0;
+	int ret = -ENOMEM;
+
+	while (run < zone_end && zone_end - run >= nr) {
+		unsigned long step = min(nr - have, pageblock_nr_pages);
+
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		cond_resched();
+
+		if (kheap_block_usable(zone, pfn, step) &&
+		    !alloc_contig_range(pfn, pfn + step, MIGRATE_MOVABLE,
+					GFP_KERNEL | __GFP_NOWARN)) {
+			have += step;
+			pfn += step;
+			if (have == nr) {
+				pool->source = KHEAP_SOURCE_CONTIG;
+				pool->phys = PFN_PHYS(run);
+				pool->size = (size_t)nr << PAGE_SHIFT;
+				return 0;
+			}
+			continue;
+		}
+
+		if (have)
+			free_contig_range(run, have);
+		/* pfn is still pageblock aligned: only the last step is short. */
+		pfn += pageblock_nr_pages;
+		run = pfn;
+		have = 0;
+	}
+
+	if (have)
+		free_contig_range(run, have);
+	return ret;
+}
+
+/* Zones in the order they are searched: ZONE_NORMAL, ZONE_DMA32, the rest. */
+#define KHEAP_ZONE_RANKS	3
+
+static int kheap_zone_rank(const struct zone *zone)
+{
+	switch (zone_idx(zone)) {
+	case ZONE_NORMAL:
+		return 0;
+#ifdef CONFIG_ZONE_DMA32
+	case ZONE_DMA32:
+		return 1;
+#endif
+	default:
+		return 2;
+	}
+}
+
+static int kheap_pool_alloc_contig(struct kheap_pool *pool, size_t size)
+{
+	unsigned long nr = size >> PAGE_SHIFT;
+	int rank, nid, ret;
+
+	for (rank = 0; rank < KHEAP_ZONE_RANKS; rank++) {
+		for_each_online_node(nid) {
+			pg_data_t *pgdat = NODE_DATA(nid);
+			int z;
+
+			for (z = 0; z < MAX_NR_ZONES; z++) {
+				struct zone *zone = &pgdat->node_zones[z];
+
+				if (!populated_zone(zone) ||
+				    kheap_zone_rank(zone) != rank)
+					continue;
+				ret = kheap_contig_scan_zone(pool, zone, nr);
+				if (ret != -ENOMEM)
+					return ret;
+			}
+		}
+	}
+	return -ENOMEM;
+}
+
+static int kheap_pool_alloc_buddy(struct kheap_pool *pool, size_t size)
+{
+	void *vaddr;
+
+	/* Split into order-0 pages, each with one reference. */
+	vaddr = alloc_pages_exact(size, GFP_KERNEL | __GFP_NOWARN);
+	if (!vaddr)
+		return -ENOMEM;
+	/* genalloc uses address 0 to report failure. */
+	if (!virt_to_phys(vaddr)) {
+		free_pages_exact(vaddr, size);
+		return -ENOMEM;
+	}
+
+	pool->source = KHEAP_SOURCE_BUDDY;
+	pool->phys = virt_to_phys(vaddr);
+	pool->size = size;
+	return 0;
+}
+
+/**
+ * kheap_pool_create() - obtain the pool the parameters ask for
+ * @pool: filled in on success
+ * @params: the parsed module parameters
+ *
+ * Bad parameters are reported with one line each and give -EINVAL.  When
+ * no source could provide the pool, one line says what was tried and how
+ * to reserve the memory at boot instead.
+ *
+ * Return: 0, -EINVAL, -EBUSY (reserved range claimed by someone else),
+ * -EINTR (interrupted by a fatal signal) or -ENOMEM.
+ */
+int kheap_pool_create(struct kheap_pool *pool,
+		      const struct kheap_pool_params *params)
+{
+	const size_t buddy_max = PAGE_SIZE * MAX_ORDER_NR_PAGES;
+	u64 ram = (u64)totalram_pages() << PAGE_SHIFT;
+	int source = params->source;
+	const char *tried = NULL;
+	char sz[24];
+	size_t size;
+	int ret;
+
+	if (!params->size) {
+		pr_err("size must not be zero\n");
+		return -EINVAL;
+	}
+	if (params->size > ram) {
+		pr_err("size=%llu is larger than total RAM (%llu bytes)\n",
+		       params->size, ram);
+		return -EINVAL;
+	}
+
+	if (params->has_phys) {
+		if (source != KHEAP_SOURCE_AUTO &&
+		    source != KHEAP_SOURCE_RESERVED) {
+			pr_err("phys= cannot be used with source=%s\n",
+			       kheap_pool_source_name(source));
+			return -EINVAL;
+		}
+		return kheap_pool_adopt_reserved(pool, params->phys,
+						 params->size);
+	}
+	if (source == KHEAP_SOURCE_RESERVED) {
+		pr_err("source=reserved needs phys=ADDR of a range reserved with memmap=SIZE$ADDR\n");
+		return -EINVAL;
+	}
+
+	/* Cannot overflow: params->size is at most the size of RAM. */
+	size = PAGE_ALIGN(params->size);
+	if (source == KHEAP_SOURCE_BUDDY && size > buddy_max) {
+		pr_err("source=buddy provides at most %zu bytes, size=%zu asked\n",
+		       buddy_max, size);
+		return -EINVAL;
+	}
+
+	if (source == KHEAP_SOURCE_AUTO || source == KHEAP_SOURCE_CONTIG) {
+		ret = kheap_pool_alloc_contig(pool, size);
+		if (ret != -ENOMEM)
+			return ret;
+		tried = "contig";
+	}
+	if (source == KHEAP_SOURCE_BUDDY ||
+	    (source == KHEAP_SOURCE_AUTO && size <= buddy_max)) {
+		ret = kheap_pool_alloc_buddy(pool, size);
+		if (ret != -ENOMEM)
+			return ret;
+		tried = tried ? "contig, buddy" : "buddy";
+	}
+
+	kheap_format_size(sz, sizeof(sz), size);
+	pr_err("no physically contiguous range of %s bytes is free (tried %s): boot with memmap=%s$ADDR and load with phys=ADDR size=%s\n",
+	       sz, tried, sz, sz);
+	return -ENOMEM;
+}
+
+/**
+ * kheap_pool_destroy() - return the pool to where it came from
+ * @pool: a pool set up by kheap_pool_create(); no page of it may be in use
+ */
+void kheap_pool_destroy(struct kheap_pool *pool)
+{
+	switch (pool->source) {
+	case KHEAP_SOURCE_RESERVED:
+		memunmap(pool->vaddr);
+		release_mem_region(pool->phys, pool->size);
+		break;
+	case KHEAP_SOURCE_CONTIG:
+		free_contig_range(PHYS_PFN(pool->phys),
+				  pool->size >> PAGE_SHIFT);
+		break;
+	case KHEAP_SOURCE_BUDDY:
+		free_pages_exact(phys_to_virt(pool->phys), pool->size);
+		break;
+	}
+}
+
+/**
+ * kheap_pool_zero() - zero-fill part of the pool
+ * @pool: the pool
+ * @phys: physical address of the first byte, page aligned
+ * @size: bytes to clear, a multiple of PAGE_SIZE
+ *
+ * May sleep; reschedules between pages so that clearing a large chunk
+ * does not hog the CPU.
+ */
+void kheap_pool_zero(const struct kheap_pool *pool, phys_addr_t phys,
+		     size_t size)
+{
+	size_t off;
+
+	for (off = 0; off < size; off += PAGE_SIZE) {
+		if (pool->vaddr)
+			memset(pool->vaddr + (phys - pool->phys) + off, 0,
+			       PAGE_SIZE);
+		else
+			clear_highpage(kheap_phys_to_page(phys + off));
+		cond_resched();
+	}
+}
