@@ -1,0 +1,72 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Run kheap_test against each pool source, then the module lifecycle tests.
+#
+#   contig    size=64M source=contig   (taken at load time)
+#   buddy     size=2M source=buddy     (one page allocator block)
+#   reserved  $KHEAP_RESERVED source=reserved, only when KHEAP_RESERVED is
+#             set, e.g. "phys=0x30000000 size=64M" for a kernel booted with
+#             memmap=64M$0x30000000
+#
+# The module is $KHEAP_KO, or kheap.ko next to this script.  Each program
+# prints its own KTAP; the exit status is non-zero if anything failed.
+
+dir=$(cd "$(dirname "$0")" && pwd)
+: "${KHEAP_KO:=$dir/kheap.ko}"
+export KHEAP_KO
+
+ksft_skip=4
+status=0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "# kheap.sh: must be run as root"
+	exit $ksft_skip
+fi
+if [ ! -r "$KHEAP_KO" ]; then
+	echo "# kheap.sh: $KHEAP_KO not found (set KHEAP_KO)"
+	exit $ksft_skip
+fi
+
+# run_pool NAME PARAMS...
+run_pool() {
+	name=$1
+	shift
+	echo "# kheap.sh: $name pool: $*"
+	"$dir/kheap_modload" unload >/dev/null 2>&1
+	if ! "$dir/kheap_modload" load "$@"; then
+		echo "# kheap.sh: $name pool: loading the module failed"
+		status=1
+		return
+	fi
+	"$dir/kheap_test"
+	rc=$?
+	if [ $rc -ne 0 ] && [ $rc -ne $ksft_skip ]; then
+		echo "# kheap.sh: $name pool: kheap_test exited with $rc"
+		status=1
+	fi
+	if ! "$dir/kheap_modload" unload; then
+		echo "# kheap.sh: $name pool: unloading the module failed"
+		status=1
+	fi
+}
+
+run_pool contig size=64M source=contig
+run_pool buddy size=2M source=buddy
+if [ -n "${KHEAP_RESERVED:-}" ]; then
+	# Word splitting of $KHEAP_RESERVED into parameters is intended.
+	# shellcheck disable=SC2086
+	run_pool reserved $KHEAP_RESERVED source=reserved
+else
+	echo "# kheap.sh: reserved pool skipped (KHEAP_RESERVED not set)"
+fi
+
+"$dir/kheap_modload" unload >/dev/null 2>&1
+"$dir/kheap_module_test"
+rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne $ksft_skip ]; then
+	echo "# kheap.sh: kheap_module_test exited with $rc"
+	status=1
+fi
+
+exit $status

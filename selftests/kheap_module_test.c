@@ -1,0 +1,798 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kheap_module_test: loading and unloading kheap.ko through libkmod.
+ *
+ * Loads $KHEAP_KO (or kheap.ko next to this program) itself, with the
+ * parameters each test needs, after unloading whatever instance was
+ * there; leaves the module unloaded.  Needs root.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/capability.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* See kheap_test.c: the harness is not -Wextra clean. */
+#pragma GCC diagnostic ignored "-Wclobbered"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include "kselftest_harness.h"
+#pragma GCC diagnostic pop
+#include "kheap_lib.h"
+
+#define SZ_1M	(1ULL << 20)
+#define SZ_2M	(2ULL << 20)
+
+static int kmsg_fd = -1;
+
+static void __attribute__((constructor)) kheap_module_test_init(void)
+{
+	const char *ko = kheap_ko_path();
+
+	if (geteuid()) {
+		ksft_print_header();
+		ksft_exit_skip("loading modules needs root\n");
+	}
+	if (access(ko, R_OK)) {
+		ksft_print_header();
+		ksft_exit_skip("%s: %s (set KHEAP_KO)\n", ko, strerror(errno));
+	}
+	kmsg_fd = kheap_kmsg_open();
+}
+
+/* The module and everything it registers are gone. */
+static void expect_gone(struct __test_metadata *_metadata)
+{
+	EXPECT_FALSE(kheap_module_listed());
+	EXPECT_NE(0, access("/sys/module/" KHEAP_MODNAME, F_OK));
+	EXPECT_NE(0, access(KHEAP_DEV, F_OK));
+	EXPECT_NE(0, access(KHEAP_SYSFS, F_OK));
+}
+
+static void ensure_unloaded(struct __test_metadata *_metadata)
+{
+	int ret = kheap_module_unload_wait(KHEAP_SETTLE_MS);
+
+	ASSERT_TRUE(ret == 0 || ret == -ENOENT)
+		TH_LOG("unloading kheap: %s", kheap_errname(ret));
+	expect_gone(_metadata);
+}
+
+static void load_ok(struct __test_metadata *_metadata, const char *params)
+{
+	int ret = kheap_module_load(params);
+
+	ASSERT_EQ(0, ret) TH_LOG("loading %s %s: %s", kheap_ko_path(), params,
+				 kheap_errname(ret));
+	ASSERT_TRUE(kheap_module_listed());
+	ASSERT_EQ(0, access(KHEAP_DEV, F_OK)) TH_LOG("%s: %s", KHEAP_DEV,
+						    strerror(errno));
+}
+
+static uint64_t mem_total(void)
+{
+	uint64_t kb = 0;
+
+	kheap_meminfo_kb("MemTotal", &kb);
+	return kb * 1024;
+}
+
+/* Free memory after dropping clean caches, to compare before and after. */
+static uint64_t mem_free(void)
+{
+	uint64_t kb = 0;
+	int fd;
+
+	sync();
+	fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		/* Best effort: only makes the numbers less noisy. */
+		if (write(fd, "3", 1) < 0)
+			errno = 0;
+		close(fd);
+	}
+	kheap_meminfo_kb("MemFree", &kb);
+	return kb * 1024;
+}
+
+/* Largest System RAM range in /proc/iomem (root sees real addresses). */
+static int largest_ram(uint64_t *start, uint64_t *end)
+{
+	unsigned long long s, e;
+	char line[256];
+	int ret = -ENOENT;
+	FILE *f;
+
+	f = fopen("/proc/iomem", "re");
+	if (!f)
+		return -errno;
+	*start = *end = 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (line[0] == ' ' || !strstr(line, ": System RAM"))
+			continue;
+		if (sscanf(line, "%llx-%llx", &s, &e) != 2)
+			continue;
+		if (e - s > *end - *start) {
+			*start = s;
+			*end = e;
+			ret = 0;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+/* memparse() for the few forms kheap.sh passes: number with K/M/G. */
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	uint64_t v = strtoull(s, &end, 0);
+
+	switch (*end) {
+	case 'G': case 'g':
+		v <<= 10;
+		/* fall through */
+	case 'M': case 'm':
+		v <<= 10;
+		/* fall through */
+	case 'K': case 'k':
+		v <<= 10;
+	}
+	return v;
+}
+
+/* Value of "name=" in a parameter string, or 0. */
+static uint64_t param_value(const char *params, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = params;
+
+	while ((p = strstr(p, name))) {
+		if ((p == params || p[-1] == ' ') && p[n] == '=')
+			return parse_size(p + n + 1);
+		p += n;
+	}
+	return 0;
+}
+
+/* Check @npages sampled pages of a mapping of chunk @a: zero, in place. */
+static void check_samples(struct __test_metadata *_metadata, const char *p,
+			  const struct kheap_alloc *a, uint64_t pg)
+{
+	uint64_t npages = a->size_out / pg, i, checked = 0, bad = 0;
+	int shift = __builtin_ctzll(pg);
+	uint64_t pfn;
+	int ret;
+
+	/* Every 64th page, and the last one. */
+	for (i = 0;; i = i + 64 < npages ? i + 64 : npages - 1) {
+		if (*(const volatile uint64_t *)(p + i * pg)) {
+			if (bad++ < 4)
+				TH_LOG("page %llu is not zero",
+				       (unsigned long long)i);
+		}
+		ret = kheap_pagemap_pfns(p + i * pg, 1, &pfn);
+		if (ret == -EPERM)
+			return;
+		ASSERT_EQ(0, ret) TH_LOG("pagemap page %llu: %s",
+					 (unsigned long long)i,
+					 kheap_errname(ret));
+		if (pfn << shift != a->phys + i * pg) {
+			if (bad++ < 4)
+				TH_LOG("page %llu: pfn %#llx, expected %#llx",
+				       (unsigned long long)i,
+				       (unsigned long long)pfn,
+				       (unsigned long long)((a->phys >> shift) + i));
+		}
+		checked++;
+		if (i == npages - 1)
+			break;
+	}
+	EXPECT_EQ(0ULL, bad);
+	TH_LOG("%llu of %llu pages sampled", (unsigned long long)checked,
+	       (unsigned long long)npages);
+}
+
+/* Exit code of a child, or 128 + the signal that killed it. */
+static int wait_child_status(pid_t pid)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+/* Parameters the module must refuse, and how. */
+enum { PLAIN, MORE_THAN_RAM, AUTO_MORE_THAN_RAM, RESERVED_ON_RAM };
+
+FIXTURE(bad_params) {
+	char params[160];
+};
+
+FIXTURE_VARIANT(bad_params) {
+	const char *params;
+	int err;	/* expected errno; 0: any failure */
+	int alt_err;	/* also accepted, when the ABI leaves it open */
+	int kind;
+};
+
+FIXTURE_VARIANT_ADD(bad_params, size_zero) {
+	.params = "size=0", .err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(bad_params, size_not_a_number) {
+	.params = "size=lots", .err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(bad_params, size_trailing_junk) {
+	.params = "size=2Mx", .err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(bad_params, source_unknown) {
+	.params = "size=2M source=fast", .err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(bad_params, restrict_phys_not_bool) {
+	.params = "size=2M restrict_phys=2", .err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(bad_params, reserved_without_phys) {
+	.params = "size=2M source=reserved", .err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(bad_params, phys_not_a_number) {
+	.params = "size=2M phys=here source=reserved", .err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(bad_params, phys_unaligned) {
+	.params = "size=2M phys=0x30000800 source=reserved", .err = EINVAL,
+};
+
+/* Beyond the largest page order: not a valid request, or no such block. */
+FIXTURE_VARIANT_ADD(bad_params, buddy_too_large) {
+	.params = "size=64M source=buddy", .err = EINVAL, .alt_err = ENOMEM,
+};
+
+FIXTURE_VARIANT_ADD(bad_params, contig_more_than_ram) {
+	.kind = MORE_THAN_RAM, .err = ENOMEM,
+};
+
+FIXTURE_VARIANT_ADD(bad_params, auto_more_than_ram) {
+	.kind = AUTO_MORE_THAN_RAM, .err = ENOMEM,
+};
+
+/* Adopting memory the page allocator owns would corrupt the system. */
+FIXTURE_VARIANT_ADD(bad_params, reserved_on_system_ram) {
+	.kind = RESERVED_ON_RAM, .err = 0,
+};
+
+FIXTURE_SETUP(bad_params)
+{
+	uint64_t start, end, phys;
+
+	ensure_unloaded(_metadata);
+	switch (variant->kind) {
+	case PLAIN:
+		snprintf(self->params, sizeof(self->params), "%s",
+			 variant->params);
+		break;
+	case MORE_THAN_RAM:
+	case AUTO_MORE_THAN_RAM:
+		snprintf(self->params, sizeof(self->params), "size=%llu%s",
+			 (unsigned long long)(2 * mem_total() / SZ_2M * SZ_2M),
+			 variant->kind == MORE_THAN_RAM ? " source=contig" : "");
+		break;
+	case RESERVED_ON_RAM:
+		ASSERT_EQ(0, largest_ram(&start, &end));
+		phys = (start + (end - start) / 2) / SZ_2M * SZ_2M;
+		ASSERT_GE(phys, start);
+		ASSERT_LE(phys + SZ_2M - 1, end);
+		snprintf(self->params, sizeof(self->params),
+			 "phys=%#llx size=2M source=reserved",
+			 (unsigned long long)phys);
+		break;
+	}
+}
+
+FIXTURE_TEARDOWN(bad_params)
+{
+	/* Should the load have succeeded, do not leave it behind. */
+	kheap_module_unload_wait(KHEAP_SETTLE_MS);
+}
+
+TEST_F(bad_params, refused)
+{
+	int ret = kheap_module_load(self->params);
+
+	if (!variant->err) {
+		EXPECT_NE(0, ret) TH_LOG("%s was accepted", self->params);
+	} else if (variant->alt_err) {
+		EXPECT_TRUE(ret == -variant->err || ret == -variant->alt_err)
+			TH_LOG("%s: got %s, want %s or %s", self->params,
+			       kheap_errname(ret), kheap_errname(-variant->err),
+			       kheap_errname(-variant->alt_err));
+	} else {
+		EXPECT_EQ(-variant->err, ret)
+			TH_LOG("%s: got %s, want %s", self->params,
+			       kheap_errname(ret), kheap_errname(-variant->err));
+	}
+	if (ret)
+		TH_LOG("%s: %s", self->params, kheap_errname(ret));
+	expect_gone(_metadata);
+}
+
+/* Lifecycle */
+
+FIXTURE(module) {
+	int fd;
+	char *map;
+	size_t maplen;
+};
+
+FIXTURE_SETUP(module)
+{
+	self->fd = -1;
+	self->map = MAP_FAILED;
+	ensure_unloaded(_metadata);
+}
+
+FIXTURE_TEARDOWN(module)
+{
+	int ret;
+
+	if (self->map != MAP_FAILED)
+		munmap(self->map, self->maplen);
+	if (self->fd >= 0)
+		close(self->fd);
+	ret = kheap_module_unload_wait(KHEAP_SETTLE_MS);
+	EXPECT_TRUE(ret == 0 || ret == -ENOENT)
+		TH_LOG("unloading kheap after the test: %s", kheap_errname(ret));
+}
+
+TEST_F(module, rmmod_busy_while_open)
+{
+	struct kheap_info info;
+	int ret;
+
+	load_ok(_metadata, "size=2M");
+	self->fd = kheap_open();
+	ASSERT_GE(self->fd, 0);
+
+	ret = kheap_module_unload();
+	EXPECT_TRUE(ret == -EBUSY || ret == -EAGAIN)
+		TH_LOG("rmmod with an open file: %s", kheap_errname(ret));
+	ASSERT_TRUE(kheap_module_listed());
+	EXPECT_EQ(0, kheap_info(self->fd, &info));
+	EXPECT_EQ(2 * SZ_1M, info.pool_size);
+
+	close(self->fd);
+	self->fd = -1;
+	ret = kheap_module_unload_wait(KHEAP_SETTLE_MS);
+	EXPECT_EQ(0, ret) TH_LOG("rmmod after close: %s", kheap_errname(ret));
+	expect_gone(_metadata);
+}
+
+TEST_F(module, rmmod_busy_while_mapped)
+{
+	uint64_t pg = getpagesize();
+	struct kheap_alloc a;
+	int ret;
+
+	load_ok(_metadata, "size=2M");
+	self->fd = kheap_open();
+	ASSERT_GE(self->fd, 0);
+	ASSERT_EQ(0, kheap_alloc(self->fd, 2 * pg, 0, &a));
+	self->maplen = 2 * pg;
+	self->map = kheap_map(self->fd, a.token, self->maplen);
+	ASSERT_NE(MAP_FAILED, self->map);
+	kheap_fill(self->map, self->maplen, 0x600d);
+
+	/* Only the mapping is left: it still pins the module. */
+	close(self->fd);
+	self->fd = -1;
+	ret = kheap_module_unload();
+	EXPECT_TRUE(ret == -EBUSY || ret == -EAGAIN)
+		TH_LOG("rmmod with a mapping: %s", kheap_errname(ret));
+	ASSERT_TRUE(kheap_module_listed());
+	EXPECT_EQ(-1, kheap_check(self->map, self->maplen, 0x600d));
+
+	ASSERT_EQ(0, munmap(self->map, self->maplen));
+	self->map = MAP_FAILED;
+	ret = kheap_module_unload_wait(KHEAP_SETTLE_MS);
+	EXPECT_EQ(0, ret) TH_LOG("rmmod after munmap: %s", kheap_errname(ret));
+	expect_gone(_metadata);
+}
+
+TEST_F_TIMEOUT(module, load_unload_cycles, 600)
+{
+	const uint64_t size = 16 * SZ_1M;
+	uint64_t pg = getpagesize(), before, after, t0;
+	struct kheap_info info;
+	struct kheap_alloc a;
+	char params[64];
+	int i, ret;
+
+	snprintf(params, sizeof(params), "size=%llu source=contig",
+		 (unsigned long long)size);
+	/* One round first, so that caches the first load fills are warm. */
+	load_ok(_metadata, params);
+	ASSERT_EQ(0, kheap_module_unload_wait(KHEAP_SETTLE_MS));
+	before = mem_free();
+	t0 = kheap_now_ms();
+
+	for (i = 0; i < 20; i++) {
+		load_ok(_metadata, params);
+		self->fd = kheap_open();
+		ASSERT_GE(self->fd, 0);
+		ASSERT_EQ(0, kheap_info(self->fd, &info));
+		EXPECT_EQ(size, info.pool_size) TH_LOG("cycle %d", i);
+		EXPECT_EQ(size, info.free_bytes) TH_LOG("cycle %d", i);
+		EXPECT_EQ(size, info.largest_free) TH_LOG("cycle %d", i);
+		EXPECT_EQ((__u64)KHEAP_SOURCE_CONTIG, info.pool_source);
+		EXPECT_EQ(0ULL, info.chunks_in_use);
+		/* Use it a little: a chunk, mapped, touched, left to close. */
+		ASSERT_EQ(0, kheap_alloc(self->fd, 4 * pg, 0, &a));
+		self->maplen = 4 * pg;
+		self->map = kheap_map(self->fd, a.token, self->maplen);
+		ASSERT_NE(MAP_FAILED, self->map);
+		kheap_fill(self->map, self->maplen, i);
+		munmap(self->map, self->maplen);
+		self->map = MAP_FAILED;
+		close(self->fd);
+		self->fd = -1;
+		ret = kheap_module_unload_wait(KHEAP_SETTLE_MS);
+		ASSERT_EQ(0, ret) TH_LOG("cycle %d: rmmod: %s", i,
+					 kheap_errname(ret));
+		expect_gone(_metadata);
+	}
+	after = mem_free();
+	TH_LOG("20 cycles in %llu ms; MemFree %llu -> %llu KiB",
+	       (unsigned long long)(kheap_now_ms() - t0),
+	       (unsigned long long)before >> 10,
+	       (unsigned long long)after >> 10);
+	/* Less than one pool may be missing, 20 pools leaked would show. */
+	EXPECT_GE(after + size / 2, before)
+		TH_LOG("MemFree dropped by %llu KiB over 20 cycles",
+		       (unsigned long long)(before - after) >> 10);
+}
+
+/*
+ * A runtime pool of 60% of RAM: loads in reasonable time, reports what
+ * was asked, and is one physically contiguous range.
+ */
+TEST_F_TIMEOUT(module, large_runtime_pool, 600)
+{
+	uint64_t size = mem_total() / 10 * 6 / SZ_2M * SZ_2M;
+	uint64_t pg = getpagesize(), t0, ms, v;
+	struct kheap_info info;
+	struct kheap_alloc a;
+	char params[64];
+	int ret;
+
+	ASSERT_GT(size, 0ULL);
+	snprintf(params, sizeof(params), "size=%llu source=contig",
+		 (unsigned long long)size);
+	t0 = kheap_now_ms();
+	ret = kheap_module_load(params);
+	ms = kheap_now_ms() - t0;
+	ASSERT_EQ(0, ret) TH_LOG("%s: %s", params, kheap_errname(ret));
+	TH_LOG("%llu MiB pool (60%% of %llu MiB) loaded in %llu ms",
+	       (unsigned long long)(size >> 20),
+	       (unsigned long long)(mem_total() >> 20),
+	       (unsigned long long)ms);
+	EXPECT_LT(ms, 60000ULL);
+
+	self->fd = kheap_open();
+	ASSERT_GE(self->fd, 0);
+	ASSERT_EQ(0, kheap_info(self->fd, &info));
+	EXPECT_EQ(size, info.pool_size);
+	EXPECT_EQ(size, info.free_bytes);
+	EXPECT_EQ(size, info.largest_free);
+	EXPECT_EQ((__u64)KHEAP_SOURCE_CONTIG, info.pool_source);
+	EXPECT_EQ(0ULL, info.pool_phys % pg);
+	ASSERT_EQ(0, kheap_sysfs_u64("pool_size", &v));
+	EXPECT_EQ(size, v);
+
+	t0 = kheap_now_ms();
+	ret = kheap_alloc(self->fd, size, 0, &a);
+	ASSERT_EQ(0, ret) TH_LOG("ALLOC of the whole pool: %s", kheap_errname(ret));
+	TH_LOG("whole-pool chunk allocated in %llu ms",
+	       (unsigned long long)(kheap_now_ms() - t0));
+	EXPECT_EQ(info.pool_phys, a.phys);
+	EXPECT_EQ(size, a.size_out);
+	self->maplen = size;
+	self->map = kheap_map(self->fd, a.token, size);
+	ASSERT_NE(MAP_FAILED, self->map) TH_LOG("mmap: %s", strerror(errno));
+	check_samples(_metadata, self->map, &a, pg);
+}
+
+TEST_F_TIMEOUT(module, reserved_pool, 300)
+{
+	const char *env = getenv("KHEAP_RESERVED");
+	uint64_t phys, size, pg = getpagesize(), v;
+	struct kheap_info info;
+	struct kheap_alloc a;
+	char params[192], text[64];
+	int ret;
+
+	if (!env || !*env)
+		SKIP(return, "KHEAP_RESERVED not set (needs a memmap= boot)");
+	phys = param_value(env, "phys");
+	size = param_value(env, "size");
+	ASSERT_NE(0ULL, size) TH_LOG("KHEAP_RESERVED=\"%s\"", env);
+
+	snprintf(params, sizeof(params), "%s source=reserved", env);
+	load_ok(_metadata, params);
+	self->fd = kheap_open();
+	ASSERT_GE(self->fd, 0);
+	ASSERT_EQ(0, kheap_info(self->fd, &info));
+	EXPECT_EQ((__u64)KHEAP_SOURCE_RESERVED, info.pool_source);
+	EXPECT_EQ(phys, info.pool_phys);
+	EXPECT_EQ(size, info.pool_size);
+	EXPECT_EQ(size, info.free_bytes);
+	ASSERT_EQ(0, kheap_sysfs_str("pool_source", text, sizeof(text)));
+	EXPECT_STREQ("reserved", text);
+	ASSERT_EQ(0, kheap_sysfs_u64("pool_phys", &v));
+	EXPECT_EQ(phys, v);
+
+	/* Whatever the range held at boot, chunks come zeroed and in place. */
+	ASSERT_EQ(0, kheap_alloc(self->fd, size, 0, &a));
+	EXPECT_EQ(phys, a.phys);
+	self->maplen = size;
+	self->map = kheap_map(self->fd, a.token, size);
+	ASSERT_NE(MAP_FAILED, self->map);
+	check_samples(_metadata, self->map, &a, pg);
+	munmap(self->map, self->maplen);
+	self->map = MAP_FAILED;
+	close(self->fd);
+	self->fd = -1;
+	ASSERT_EQ(0, kheap_module_unload_wait(KHEAP_SETTLE_MS));
+	expect_gone(_metadata);
+
+	/* Twice the reserved size runs into memory the kernel owns. */
+	snprintf(params, sizeof(params), "phys=%#llx size=%llu source=reserved",
+		 (unsigned long long)phys, (unsigned long long)(2 * size));
+	ret = kheap_module_load(params);
+	EXPECT_NE(0, ret) TH_LOG("%s was accepted", params);
+	TH_LOG("%s: %s", params, kheap_errname(ret));
+	kheap_module_unload_wait(KHEAP_SETTLE_MS);
+	expect_gone(_metadata);
+}
+
+/* The pool comes from where it was asked to, and says so. */
+FIXTURE(pool_source) {
+	int fd;
+};
+
+FIXTURE_VARIANT(pool_source) {
+	const char *params;
+	uint64_t size;
+	uint64_t source;	/* 0: contig or buddy, the module decides */
+};
+
+FIXTURE_VARIANT_ADD(pool_source, contig) {
+	.params = "size=4M source=contig", .size = 4 << 20,
+	.source = KHEAP_SOURCE_CONTIG,
+};
+
+/* 4 MiB is the largest buddy block on x86-64. */
+FIXTURE_VARIANT_ADD(pool_source, buddy) {
+	.params = "size=4M source=buddy", .size = 4 << 20,
+	.source = KHEAP_SOURCE_BUDDY,
+};
+
+FIXTURE_VARIANT_ADD(pool_source, automatic) {
+	.params = "size=2M source=auto", .size = 2 << 20, .source = 0,
+};
+
+FIXTURE_SETUP(pool_source)
+{
+	self->fd = -1;
+	ensure_unloaded(_metadata);
+}
+
+FIXTURE_TEARDOWN(pool_source)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+	kheap_module_unload_wait(KHEAP_SETTLE_MS);
+}
+
+TEST_F(pool_source, reported)
+{
+	struct kheap_info info;
+	char text[64];
+
+	load_ok(_metadata, variant->params);
+	self->fd = kheap_open();
+	ASSERT_GE(self->fd, 0);
+	ASSERT_EQ(0, kheap_info(self->fd, &info));
+	EXPECT_EQ(variant->size, info.pool_size);
+	EXPECT_EQ(variant->size, info.free_bytes);
+	if (variant->source) {
+		EXPECT_EQ(variant->source, info.pool_source);
+	} else {
+		EXPECT_TRUE(info.pool_source == KHEAP_SOURCE_CONTIG ||
+			    info.pool_source == KHEAP_SOURCE_BUDDY)
+			TH_LOG("source %llu", (unsigned long long)info.pool_source);
+	}
+	ASSERT_EQ(0, kheap_sysfs_str("pool_source", text, sizeof(text)));
+	EXPECT_STREQ(kheap_source_name(info.pool_source), text);
+	close(self->fd);
+	self->fd = -1;
+	ASSERT_EQ(0, kheap_module_unload_wait(KHEAP_SETTLE_MS));
+	expect_gone(_metadata);
+}
+
+/*
+ * restrict_phys=1 hides physical addresses from files opened without
+ * CAP_SYS_RAWIO; the decision is taken at open and sticks to the file.
+ */
+FIXTURE(restrict_phys) {
+	int fd;
+};
+
+FIXTURE_VARIANT(restrict_phys) {
+	const char *params;
+	bool hidden;
+};
+
+FIXTURE_VARIANT_ADD(restrict_phys, on) {
+	.params = "size=2M restrict_phys=1", .hidden = true,
+};
+
+FIXTURE_VARIANT_ADD(restrict_phys, off) {
+	.params = "size=2M restrict_phys=0", .hidden = false,
+};
+
+FIXTURE_SETUP(restrict_phys)
+{
+	self->fd = -1;
+	ensure_unloaded(_metadata);
+}
+
+FIXTURE_TEARDOWN(restrict_phys)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+	kheap_module_unload_wait(KHEAP_SETTLE_MS);
+}
+
+static const char * const restrict_steps[] = {
+	[10] = "dropping CAP_SYS_RAWIO",
+	[11] = "CAP_SYS_RAWIO still effective",
+	[12] = "open without CAP_SYS_RAWIO",
+	[13] = "INFO pool_phys without CAP_SYS_RAWIO",
+	[14] = "ALLOC phys without CAP_SYS_RAWIO",
+	[15] = "QUERY phys without CAP_SYS_RAWIO",
+	[16] = "INFO through the file opened with CAP_SYS_RAWIO",
+	[17] = "QUERY through the file opened with CAP_SYS_RAWIO",
+	[18] = "raising CAP_SYS_RAWIO again",
+	[19] = "file opened without CAP_SYS_RAWIO changed its mind",
+	[20] = "new open with CAP_SYS_RAWIO",
+};
+
+TEST_F(restrict_phys, decided_at_open)
+{
+	uint64_t pg = getpagesize();
+	struct kheap_alloc a;
+	struct kheap_query q;
+	struct kheap_info info;
+	int status;
+	char *p;
+	pid_t pid;
+
+	if (!kheap_cap_effective(CAP_SYS_RAWIO))
+		SKIP(return, "test needs CAP_SYS_RAWIO to start with");
+	load_ok(_metadata, variant->params);
+
+	/* Opened with the capability: addresses are there. */
+	self->fd = kheap_open();
+	ASSERT_GE(self->fd, 0);
+	ASSERT_EQ(0, kheap_info(self->fd, &info));
+	ASSERT_NE(0ULL, info.pool_phys);
+	ASSERT_EQ(0, kheap_alloc(self->fd, 2 * pg, 0, &a));
+	EXPECT_NE(0ULL, a.phys);
+	p = kheap_map(self->fd, a.token, 2 * pg);
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_EQ(0, kheap_query(self->fd, p + pg, &q));
+	EXPECT_EQ(a.phys + pg, q.phys);
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		uint64_t want = variant->hidden ? 0 : 1;
+		struct kheap_alloc b;
+		struct kheap_query qb;
+		struct kheap_info ib;
+		int fd2, fd3;
+		char *pb;
+
+		if (kheap_cap_set_effective(CAP_SYS_RAWIO, false))
+			_exit(10);
+		if (kheap_cap_effective(CAP_SYS_RAWIO))
+			_exit(11);
+		fd2 = kheap_open();
+		if (fd2 < 0)
+			_exit(12);
+		if (kheap_info(fd2, &ib) || ib.pool_size != info.pool_size ||
+		    ib.pool_phys != (want ? info.pool_phys : 0))
+			_exit(13);
+		if (kheap_alloc(fd2, pg, 0, &b) || b.size_out != pg ||
+		    (want ? !b.phys : b.phys != 0))
+			_exit(14);
+		pb = kheap_map(fd2, b.token, pg);
+		if (pb == MAP_FAILED || kheap_query(fd2, pb + 8, &qb) ||
+		    qb.token != b.token || qb.offset != 8 ||
+		    qb.phys != (want ? b.phys + 8 : 0))
+			_exit(15);
+		/* The file opened with the capability keeps showing them. */
+		if (kheap_info(self->fd, &ib) || ib.pool_phys != info.pool_phys)
+			_exit(16);
+		if (kheap_query(self->fd, p + pg, &qb) || qb.phys != a.phys + pg)
+			_exit(17);
+		/* Decided at open: the capability coming back changes nothing. */
+		if (kheap_cap_set_effective(CAP_SYS_RAWIO, true))
+			_exit(18);
+		if (kheap_info(fd2, &ib) ||
+		    ib.pool_phys != (want ? info.pool_phys : 0) ||
+		    kheap_query(fd2, pb, &qb) || qb.phys != (want ? b.phys : 0))
+			_exit(19);
+		fd3 = kheap_open();
+		if (fd3 < 0 || kheap_info(fd3, &ib) ||
+		    ib.pool_phys != info.pool_phys)
+			_exit(20);
+		_exit(0);
+	}
+	status = wait_child_status(pid);
+	EXPECT_EQ(0, status) TH_LOG("child: %s failed",
+				    status >= 10 && status <= 20 ?
+				    restrict_steps[status] : "?");
+	munmap(p, 2 * pg);
+}
+
+/* Must stay the last fixture: it checks what all the tests above logged. */
+FIXTURE(kernel_log) {
+	int unused;
+};
+
+FIXTURE_SETUP(kernel_log)
+{
+}
+
+FIXTURE_TEARDOWN(kernel_log)
+{
+}
+
+static void report_kmsg(const char *msg, void *arg)
+{
+	(void)arg;
+	ksft_print_msg("kernel: %s\n", msg);
+}
+
+TEST_F(kernel_log, no_warnings)
+{
+	int n;
+
+	/* Leave the module unloaded, as found by whoever runs next. */
+	EXPECT_FALSE(kheap_module_listed());
+	if (kmsg_fd < 0)
+		SKIP(return, "/dev/kmsg: %s", kheap_errname(kmsg_fd));
+	n = kheap_kmsg_scan(kmsg_fd, report_kmsg, NULL);
+	ASSERT_GE(n, 0) TH_LOG("reading /dev/kmsg: %s", kheap_errname(n));
+	EXPECT_EQ(0, n) TH_LOG("the kernel logged %d warnings or oopses", n);
+}
+
+TEST_HARNESS_MAIN
