@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: MIT
+/*
+ * arena.c - the heap: window, granule maps, arenas and dedicated chunks.
+ *
+ * Arena policy:
+ *  - an arena is one kernel chunk, arena_size bytes, 2 MiB aligned;
+ *    arena_size is the pool size / 8 rounded down to a power of two,
+ *    between 2 MiB and 64 MiB (never more than the pool);
+ *  - all arenas are regions of one TLSF instance, so a request searches
+ *    every arena at once in O(1);
+ *  - when no arena can serve a request, a new arena is taken; when the
+ *    pool has no arena-sized extent left, the largest extent that still
+ *    serves the request is taken instead, so the pool can be used to the
+ *    last granule;
+ *  - a block larger than half an arena gets a dedicated chunk of its own
+ *    (64 KiB granular), returned to the kernel as soon as it is freed;
+ *  - an arena that becomes empty is returned unless it is the only empty
+ *    one (hysteresis: a free/malloc cycle at the boundary does not hit the
+ *    kernel every time); before reporting ENOMEM every empty arena and
+ *    every spare slab is returned, so after everything is freed one
+ *    allocation can take the whole pool again.
+ *
+ * Everything here runs under kh.lock, except heap_ensure (which takes it)
+ * and heap_usable_size (lock-free, on a live pointer).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+#include "tcache.h"
+
+struct heap kh = { .lock = KHEAP_LOCK_INIT };
+struct heap_map khm;
+
+#define MIB ((size_t)1 << 20)
+
+static inline size_t round_up(size_t x, size_t a)
+{
+	return (x + a - 1) & ~(a - 1);
+}
+
+static inline size_t pow2_floor(size_t x)
+{
+	return (size_t)1 << (63 - __builtin_clzll(x));
+}
+
+static int meta_map(size_t ngran)
+{
+	size_t kind_len = round_up(ngran, 64);
+	size_t owner_len = ngran * sizeof(struct chunk *);
+	size_t slabs_len = ngran * sizeof(struct slab);
+	size_t chunks_len = ngran * sizeof(struct chunk);
+	size_t len = round_up(kind_len + owner_len + slabs_len + chunks_len,
+			      4096);
+	char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (m == MAP_FAILED)
+		return -ENOMEM;
+	kh.meta = m;
+	kh.meta_len = len;
+	khm.kind = (uint8_t *)m;
+	kh.owner = (struct chunk **)(m + kind_len);
+	kh.slabs = (struct slab *)(m + kind_len + owner_len);
+	kh.chunks = (struct chunk *)(m + kind_len + owner_len + slabs_len);
+	return 0;
+}
+
+static void atfork_prepare(void);
+static void atfork_parent(void);
+static void atfork_child(void);
+
+static int heap_init(void)
+{
+	static int atfork_done;
+	const struct kheap_provider *prov = kh.prov ? kh.prov :
+						    &kheap_device_provider;
+	uintptr_t lo, hi;
+	size_t as;
+	int err;
+
+	err = prov->open(&kh.pool);
+	if (err)
+		return err;
+	kh.prov = prov;
+	lo = kh.pool.base & ~(GRANULE - 1);
+	hi = round_up(kh.pool.base + kh.pool.span, GRANULE);
+	kh.ngran = (hi - lo) >> GRANULE_SHIFT;
+	err = meta_map(kh.ngran);
+	if (err) {
+		prov->close();
+		return err;
+	}
+
+	as = pow2_floor(kh.pool.size / 8 ? kh.pool.size / 8 : 1);
+	if (as < 2 * MIB)
+		as = 2 * MIB;
+	if (as > 64 * MIB)
+		as = 64 * MIB;
+	if (as > kh.pool.size)
+		as = kh.pool.size & ~(GRANULE - 1);
+	if (as < GRANULE)
+		as = GRANULE;
+	kh.arena_size = as;
+	kh.arena_align = as >= 2 * MIB ? 2 * MIB : GRANULE;
+	kh.huge_min = as / 2;
+	tlsf_init(&kh.tlsf);
+	kh.arenas = kh.huges = NULL;
+	memset(kh.cls, 0, sizeof(kh.cls));
+
+	khm.lo = lo;
+	khm.base = kh.pool.base;
+	khm.phys = kh.pool.phys;
+	khm.pool_size = kh.pool.size;
+	__atomic_store_n(&khm.span, kh.ngran << GRANULE_SHIFT,
+			 __ATOMIC_RELEASE);
+	tcache_heap_init();
+	if (!atfork_done) {
+		atfork_done = 1;
+		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+	}
+	__atomic_store_n(&kh.ready, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int heap_ensure(void)
+{
+	int err = 0;
+
+	if (likely(__atomic_load_n(&kh.ready, __ATOMIC_ACQUIRE)))
+		return 0;
+	kheap_lock(&kh.lock);
+	if (!kh.ready)
+		err = heap_init();
+	kheap_unlock(&kh.lock);
+	return err;
+}
+
+/* ---- chunks ---- */
+
+static struct chunk *add_chunk(const struct kheap_chunk *c, int type)
+{
+	uintptr_t start = kh.pool.base + c->off;
+	size_t g0 = gran_of(start), n = c->size >> GRANULE_SHIFT, g;
+	struct chunk *ch = &kh.chunks[g0];
+	struct chunk **list = type == CH_ARENA ? &kh.arenas : &kh.huges;
+
+	memset(ch, 0, sizeof(*ch));
+	ch->c = *c;
+	ch->start = start;
+	ch->dirty_end = start;
+	ch->type = (uint8_t)type;
+	ch->next = *list;
+	if (*list)
+		(*list)->prev = ch;
+	*list = ch;
+	for (g = g0; g < g0 + n; g++) {
+		kh.owner[g] = ch;
+		khm.kind[g] = type == CH_ARENA ? K_ARENA : K_HUGE;
+	}
+	kh.held += c->size;
+	kh.nchunks++;
+	if (kh.held > kh.peak_held)
+		kh.peak_held = kh.held;
+	return ch;
+}
+
+static void drop_chunk(struct chunk *ch)
+{
+	size_t g0 = gran_of(ch->start), n = ch->c.size >> GRANULE_SHIFT, g;
+	struct chunk **list = ch->type == CH_ARENA ? &kh.arenas : &kh.huges;
+	struct kheap_chunk c = ch->c;
+
+	if (ch->prev)
+		ch->prev->next = ch->next;
+	else
+		*list = ch->next;
+	if (ch->next)
+		ch->next->prev = ch->prev;
+	for (g = g0; g < g0 + n; g++) {
+		kh.owner[g] = NULL;
+		khm.kind[g] = K_NONE;
+	}
+	kh.held -= c.size;
+	kh.nchunks--;
+	kh.prov->free(&c);
+}
+
+/* A chunk of want bytes, or failing that the largest that still holds
+ * min bytes. */
+static int take_chunk(size_t want, size_t align, size_t min,
+		      struct kheap_chunk *c)
+{
+	struct kheap_pool_usage u;
+	size_t sz;
+	int err, tries;
+
+	err = kh.prov->alloc(want, align, c);
+	if (err != -ENOMEM || kh.prov->usage(&u))
+		return err;
+	sz = (size_t)u.largest_free & ~(GRANULE - 1);
+	if (sz > want)
+		sz = want;
+	for (tries = 0; tries < 3 && sz >= min; tries++, sz -= GRANULE) {
+		err = kh.prov->alloc(sz, GRANULE, c);
+		if (err != -ENOMEM)
+			return err;
+	}
+	return -ENOMEM;
+}
+
+/* A new arena in which a block of need bytes (slack included) fits. */
+static int grow(size_t need)
+{
+	struct kheap_chunk c;
+	struct chunk *ch;
+	size_t min = round_up(need + TLSF_REGION_OVERHEAD, GRANULE);
+	size_t want = kh.arena_size > min ? kh.arena_size : min;
+	int err = take_chunk(want, kh.arena_align, min, &c);
+
+	if (err)
+		return err;
+	ch = add_chunk(&c, CH_ARENA);
+	tlsf_add_region(&kh.tlsf, (void *)ch->start, c.size);
+	ch->dirty_end = ch->start + 2 * TLSF_MIN_BLOCK;
+	return 0;
+}
+
+static void note_dirty(void *p)
+{
+	struct chunk *ch = kh.owner[gran_of((uintptr_t)p)];
+	uintptr_t end = (uintptr_t)p + tlsf_usable_size(p) + TLSF_MIN_BLOCK;
+
+	if (end > ch->dirty_end)
+		ch->dirty_end = end;
+}
+
+void *heap_alloc_block(size_t n, size_t align, uintptr_t *dirty_before)
+{
+	size_t bs = tlsf_block_size(n);
+	void *p;
+
+	if (!bs)
+		return NULL;
+	p = align > TLSF_ALIGN ? tlsf_memalign(&kh.tlsf, align, n) :
+				 tlsf_malloc(&kh.tlsf, n);
+	if (!p) {
+		size_t need = bs + (align > TLSF_ALIGN ?
+				    align + TLSF_MIN_BLOCK : 0);
+
+		if (grow(need))
+			return NULL;
+		p = align > TLSF_ALIGN ? tlsf_memalign(&kh.tlsf, align, n) :
+					 tlsf_malloc(&kh.tlsf, n);
+		if (!p)
+			return NULL;
+	}
+	if (dirty_before)
+		*dirty_before = kh.owner[gran_of((uintptr_t)p)]->dirty_end;
+	note_dirty(p);
+	return p;
+}
+
+void *heap_alloc_frame(void)
+{
+	char *f = tlsf_alloc_frame(&kh.tlsf, SLAB_SIZE, SLAB_SIZE);
+
+	if (!f) {
+		if (grow(SLAB_SIZE))
+			return NULL;
+		f = tlsf_alloc_frame(&kh.tlsf, SLAB_SIZE, SLAB_SIZE);
+		if (!f)
+			return NULL;
+	}
+	note_dirty(f + TLSF_HDR);
+	return f;
+}
+
+static int arena_is_empty(const struct chunk *a)
+{
+	return tlsf_region_is_empty((void *)a->start, a->c.size);
+}
+
+static void release_arena(struct chunk *a)
+{
+	tlsf_remove_region(&kh.tlsf, (void *)a->start);
+	drop_chunk(a);
+}
+
+void heap_free_block(void *p)
+{
+	struct chunk *a, *o;
+
+	if (!tlsf_free(&kh.tlsf, p))
+		return;
+	/* The arena is empty: keep it only if no other arena is. */
+	a = kh.owner[gran_of((uintptr_t)p)];
+	for (o = kh.arenas; o; o = o->next)
+		if (o != a && arena_is_empty(o)) {
+			release_arena(a);
+			return;
+		}
+}
+
+int heap_resize_block(void *p, size_t n)
+{
+	if (!tlsf_resize(&kh.tlsf, p, n))
+		return 0;
+	note_dirty(p);
+	return 1;
+}
+
+void *heap_alloc_huge(size_t n, size_t align, int *err)
+{
+	struct kheap_chunk c;
+	size_t size = round_up(n, GRANULE);
+	int e;
+
+	if (size < n || !size) {
+		*err = ENOMEM;
+		return NULL;
+	}
+	if (align < GRANULE)
+		align = GRANULE;
+	e = kh.prov->alloc(size, align, &c);
+	if (e) {
+		*err = e == -EINVAL ? ENOMEM : -e;
+		return NULL;
+	}
+	return (void *)add_chunk(&c, CH_HUGE)->start;
+}
+
+void heap_free_huge(struct chunk *c)
+{
+	drop_chunk(c);
+}
+
+void heap_reclaim(void)
+{
+	struct chunk *a, *n;
+
+	slab_release_spares();
+	for (a = kh.arenas; a; a = n) {
+		n = a->next;
+		if (arena_is_empty(a))
+			release_arena(a);
+	}
+}
+
+void heap_calloc_clear(void *p, size_t n, uintptr_t dirty_before)
+{
+	uintptr_t s = (uintptr_t)p;
+	size_t usable = tlsf_usable_size(p), pre = 16;
+
+	/* Zero below the arena's high-water mark; above it only TLSF's own
+	 * words can be non-zero: a free block's links (first 16 bytes) and
+	 * the next block's prev_size (last 8 bytes of the usable area). */
+	if (dirty_before > s && dirty_before - s > pre)
+		pre = dirty_before - s;
+	if (pre > n)
+		pre = n;
+	memset(p, 0, pre);
+	if (n > pre && n > usable - 8)
+		memset((char *)p + usable - 8, 0, n - (usable - 8));
+}
+
+size_t heap_usable_size(const void *p)
+{
+	uintptr_t v = (uintptr_t)p;
+	size_t g;
+	unsigned k;
+
+	if (v - khm.lo >= khm.span)
+		return 0;
+	g = gran_of(v);
+	k = khm.kind[g] & ~K_FOREIGN;
+	if (k >= 1 && k <= NCLASS)
+		return kh_class_size[k - 1];
+	if (k == K_ARENA)
+		return tlsf_usable_size(p);
+	if (k == K_HUGE) {
+		const struct chunk *c = kh.owner[g];
+
+		return c->start + c->c.size - v;
+	}
+	return 0;
+}
+
+/* ---- fork ---- */
+
+static void atfork_prepare(void)
+{
+	kheap_lock(&kh.lock);
+	tcache_atfork_prepare();
+}
+
+static void atfork_parent(void)
+{
+	tcache_atfork_parent();
+	kheap_unlock(&kh.lock);
+}
+
+static void mark_foreign(struct chunk *list)
+{
+	for (struct chunk *c = list; c; c = c->next) {
+		size_t g0 = gran_of(c->start), n = c->c.size >> GRANULE_SHIFT;
+
+		for (size_t g = g0; g < g0 + n; g++)
+			khm.kind[g] |= K_FOREIGN;
+	}
+}
+
+/*
+ * The child shares every chunk it inherited with the parent, blocks and
+ * allocator words alike, and the parent keeps allocating from them.  So
+ * the child must never write allocator state into them: they become
+ * foreign (readable, usable for the blocks the child already had, never
+ * allocated from, frees ignored) and the child starts afresh with chunks
+ * of its own.
+ */
+static void atfork_child(void)
+{
+	kheap_lock_init(&kh.lock);
+	if (kh.ready) {
+		mark_foreign(kh.arenas);
+		mark_foreign(kh.huges);
+		kh.arenas = kh.huges = NULL;
+		tlsf_init(&kh.tlsf);
+		memset(kh.cls, 0, sizeof(kh.cls));
+		kh.held = kh.peak_held = kh.nchunks = 0;
+		kh.out = kh.peak_out = 0;
+		kh.prov->atfork_child();
+	}
+	tcache_atfork_child();
+}
+
+/* ---- test hooks ---- */
+
+void kheap__reset(void)
+{
+	kheap_lock(&kh.lock);
+	tcache_discard_current();
+	if (kh.ready) {
+		kh.prov->close();
+		munmap(kh.meta, kh.meta_len);
+	}
+	__atomic_store_n(&khm.span, 0, __ATOMIC_RELAXED);
+	khm.kind = NULL;
+	kh.ready = 0;
+	kh.arenas = kh.huges = NULL;
+	kh.held = kh.peak_held = kh.nchunks = 0;
+	kh.out = kh.peak_out = 0;
+	kh.failed = 0;
+	kheap_unlock(&kh.lock);
+}
+
+int kheap__use_provider(const struct kheap_provider *prov)
+{
+	kheap__reset();
+	kh.prov = prov;
+	return heap_ensure();
+}

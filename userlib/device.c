@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MIT
+/*
+ * device.c - chunks from /dev/kheap.
+ *
+ * The device opens lazily (KHEAP_DEVICE overrides the path).  A missing
+ * device or module is ENODEV, with one message on stderr per process.
+ *
+ * The window: a PROT_NONE reservation as large as the pool, placed so that
+ * its base is congruent to the pool's physical address modulo 1 GiB.  Each
+ * chunk is mapped with MAP_FIXED at base + (phys - pool phys), so every
+ * address's physical address is one subtraction and one addition away,
+ * and virtual alignment equals physical alignment up to 1 GiB.  Freeing a
+ * chunk maps the reservation back over it before KHEAP_IOC_FREE.
+ *
+ * When the kernel withholds physical addresses (restrict_phys) the window
+ * is four times the pool and chunks are placed first-fit in it.
+ *
+ * After fork the child closes the inherited file (its chunks stay alive in
+ * the parent's file and through the child's mappings) and opens its own on
+ * the next allocation, so that chunks it allocates die with it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <linux/kheap.h>
+
+#include "device.h"
+#include "extent.h"
+
+#define WINDOW_ALIGN	((size_t)1 << 30)
+
+static struct {
+	int fd;			/* -1 when closed */
+	int warned;
+	struct kheap_pool pool;
+	void *map;
+	size_t map_len;
+	int restricted;
+	struct extent_map va;	/* restricted mode: window pages in use */
+} dev = { .fd = -1 };
+
+static const char *dev_path(void)
+{
+	const char *p = getenv(KHEAP_DEVICE_ENV);
+
+	return p && *p ? p : KHEAP_DEFAULT_DEVICE;
+}
+
+static int dev_fd(void)
+{
+	int fd, err;
+
+	if (dev.fd >= 0)
+		return dev.fd;
+	fd = open(dev_path(), O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dev.fd = fd;
+		return fd;
+	}
+	err = errno;
+	if (!dev.warned) {
+		dev.warned = 1;
+		fprintf(stderr, "libkheap: cannot open %s: %s%s\n", dev_path(),
+			strerror(err),
+			err == ENOENT || err == ENODEV || err == ENXIO ?
+			" (is the kheap module loaded? KHEAP_DEVICE names "
+			"another device)" : "");
+	}
+	if (err == ENOENT || err == ENODEV || err == ENXIO)
+		return -ENODEV;
+	return -err;
+}
+
+static int device_open(struct kheap_pool *pool)
+{
+	struct kheap_info info;
+	uintptr_t raw, base;
+	size_t span, len;
+	int fd = dev_fd();
+
+	if (fd < 0)
+		return fd;
+	memset(&info, 0, sizeof(info));
+	if (ioctl(fd, KHEAP_IOC_INFO, &info))
+		return errno == ENOTTY ? -ENODEV : -errno;
+	if (info.abi_version < 1 || !info.pool_size || !info.page_size ||
+	    info.page_size & (info.page_size - 1)) {
+		if (!dev.warned) {
+			dev.warned = 1;
+			fprintf(stderr, "libkheap: %s reports an unusable pool "
+				"(abi %llu, size %llu)\n", dev_path(),
+				(unsigned long long)info.abi_version,
+				(unsigned long long)info.pool_size);
+		}
+		return -ENODEV;
+	}
+	dev.restricted = info.pool_phys == 0;
+	span = dev.restricted ? 4 * (size_t)info.pool_size :
+				(size_t)info.pool_size;
+	len = span + WINDOW_ALIGN;
+	dev.map = mmap(NULL, len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (dev.map == MAP_FAILED)
+		return -ENOMEM;
+	dev.map_len = len;
+	raw = (uintptr_t)dev.map;
+	base = raw + ((info.pool_phys - raw) & (WINDOW_ALIGN - 1));
+	if (dev.restricted &&
+	    extent_init(&dev.va, span / info.page_size)) {
+		munmap(dev.map, len);
+		return -ENOMEM;
+	}
+	dev.pool.phys = info.pool_phys;
+	dev.pool.size = info.pool_size;
+	dev.pool.page_size = info.page_size;
+	dev.pool.base = base;
+	dev.pool.span = span;
+	*pool = dev.pool;
+	return 0;
+}
+
+static void unmap_range(size_t off, size_t size)
+{
+	/* Put the reservation back, so nothing else lands in the window. */
+	mmap((void *)(dev.pool.base + off), size, PROT_NONE,
+	     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+}
+
+static void release(int fd, uint64_t token)
+{
+	struct kheap_free f;
+
+	memset(&f, 0, sizeof(f));
+	f.token = token;
+	ioctl(fd, KHEAP_IOC_FREE, &f);
+}
+
+static int device_alloc(size_t size, size_t align, struct kheap_chunk *c)
+{
+	struct kheap_alloc a;
+	size_t off;
+	void *p;
+	int fd = dev_fd();
+
+	if (fd < 0)
+		return fd;
+	memset(&a, 0, sizeof(a));
+	a.size = size;
+	a.align = align;
+	if (ioctl(fd, KHEAP_IOC_ALLOC, &a))
+		return -errno;
+	if (dev.restricted || !a.phys) {
+		size_t pg = dev.pool.page_size;
+		long first;
+
+		if (!dev.restricted) {
+			release(fd, a.token);
+			return -EIO;
+		}
+		first = extent_alloc(&dev.va, a.size_out / pg,
+				     align > pg ? align / pg : 1, 0);
+		if (first < 0) {
+			release(fd, a.token);
+			return -ENOMEM;
+		}
+		off = (size_t)first * pg;
+	} else {
+		off = a.phys - dev.pool.phys;
+		if (a.phys < dev.pool.phys || off + a.size_out > dev.pool.span) {
+			release(fd, a.token);
+			return -EIO;
+		}
+	}
+	p = mmap((void *)(dev.pool.base + off), a.size_out,
+		 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+		 (off_t)a.token);
+	if (p == MAP_FAILED) {
+		int err = errno;
+
+		if (dev.restricted)
+			extent_free(&dev.va, off / dev.pool.page_size,
+				    a.size_out / dev.pool.page_size);
+		release(fd, a.token);
+		return -err;
+	}
+	c->off = off;
+	c->size = a.size_out;
+	c->token = a.token;
+	return 0;
+}
+
+static void device_free(const struct kheap_chunk *c)
+{
+	unmap_range(c->off, c->size);
+	if (dev.restricted)
+		extent_free(&dev.va, c->off / dev.pool.page_size,
+			    c->size / dev.pool.page_size);
+	if (dev.fd >= 0)
+		release(dev.fd, c->token);
+}
+
+static int device_usage(struct kheap_pool_usage *u)
+{
+	struct kheap_info info;
+	int fd = dev_fd();
+
+	if (fd < 0)
+		return fd;
+	memset(&info, 0, sizeof(info));
+	if (ioctl(fd, KHEAP_IOC_INFO, &info))
+		return -errno;
+	u->free_bytes = info.free_bytes;
+	u->largest_free = info.largest_free;
+	return 0;
+}
+
+static void device_atfork_child(void)
+{
+	if (dev.fd >= 0)
+		close(dev.fd);
+	dev.fd = -1;
+}
+
+static void device_close(void)
+{
+	if (dev.map)
+		munmap(dev.map, dev.map_len);
+	dev.map = NULL;
+	if (dev.restricted)
+		extent_destroy(&dev.va);
+	if (dev.fd >= 0)
+		close(dev.fd);
+	dev.fd = -1;
+}
+
+const struct kheap_provider kheap_device_provider = {
+	.name = "device",
+	.open = device_open,
+	.alloc = device_alloc,
+	.free = device_free,
+	.usage = device_usage,
+	.atfork_child = device_atfork_child,
+	.close = device_close,
+};

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - state shared by the allocator's parts.
+ *
+ * The heap owns one virtual window that mirrors the pool (provider.h).  It
+ * is cut into 64 KiB granules; per granule, out of band and in private
+ * memory, the heap keeps:
+ *	kind[g]		what lives there: a slab of class k-1 (1..NCLASS),
+ *			an arena (TLSF blocks), a dedicated ("huge") chunk,
+ *			or nothing; K_FOREIGN marks a fork child's inherited
+ *			memory;
+ *	owner[g]	the chunk that contains the granule;
+ *	slabs[g]	the slab descriptor when the granule is a slab;
+ *	chunks[g]	the chunk descriptor when a chunk starts there.
+ * So any pointer finds its metadata by offset arithmetic: g = (p - lo) >> 16.
+ */
+#ifndef KHEAP_INTERNAL_H
+#define KHEAP_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kheap.h"
+#include "lock.h"
+#include "provider.h"
+#include "slab.h"
+#include "tlsf.h"
+
+#define HIDDEN __attribute__((visibility("hidden")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define GRANULE_SHIFT	16
+#define GRANULE		((size_t)1 << GRANULE_SHIFT)
+
+#define K_NONE		0x00
+#define K_ARENA		0x40
+#define K_HUGE		0x41
+#define K_FOREIGN	0x80	/* or-ed in: inherited across fork */
+
+#define MAX_ALIGN	((size_t)1 << 30)
+
+enum chunk_type { CH_ARENA = 1, CH_HUGE = 2 };
+
+struct chunk {
+	struct kheap_chunk c;
+	struct chunk *next, *prev;	/* arenas or huge list */
+	uintptr_t start;		/* virtual address */
+	uintptr_t dirty_end;		/* arena: bytes from here on are zero */
+	uint8_t type;
+};
+
+/* Read on every free: kept apart from the lock's cache line. */
+struct heap_map {
+	uintptr_t lo;		/* granule 0 starts here */
+	size_t span;		/* bytes covered (ngran << GRANULE_SHIFT) */
+	uint8_t *kind;
+	uintptr_t base;		/* pool offset 0 */
+	uint64_t phys;		/* pool physical address, 0 if withheld */
+	size_t pool_size;
+} __attribute__((aligned(64)));
+
+struct heap {
+	struct kheap_lock lock;
+	int ready;
+	int open_err;
+	const struct kheap_provider *prov;
+	struct kheap_pool pool;
+
+	size_t ngran;
+	struct chunk **owner;
+	struct slab *slabs;
+	struct chunk *chunks;
+	void *meta;		/* one mapping for kind/owner/slabs/chunks */
+	size_t meta_len;
+
+	size_t arena_size;	/* regular arena chunk */
+	size_t arena_align;
+	size_t huge_min;	/* block sizes above go to dedicated chunks */
+
+	struct tlsf tlsf;
+	struct chunk *arenas;
+	struct chunk *huges;
+	struct slab_class cls[NCLASS];
+
+	/* counters, under the lock */
+	uint64_t out;		/* bytes handed out: live + thread-cached */
+	uint64_t peak_out;
+	uint64_t held, peak_held, nchunks;
+	uint64_t failed;	/* atomic */
+	uint64_t gen;		/* bumped to ask thread caches to flush */
+};
+
+extern struct heap kh HIDDEN;
+extern struct heap_map khm HIDDEN;
+
+static inline size_t gran_of(uintptr_t p)
+{
+	return (p - khm.lo) >> GRANULE_SHIFT;
+}
+
+/* arena.c, all under kh.lock unless noted */
+int heap_ensure(void) HIDDEN;	/* takes the lock itself; 0 or -errno */
+/* A TLSF block (growing the heap by an arena if needed); NULL when the
+ * pool has no room.  dirty_before, if given, gets the arena's zero mark
+ * before the allocation (for heap_calloc_clear). */
+void *heap_alloc_block(size_t n, size_t align, uintptr_t *dirty_before) HIDDEN;
+void heap_free_block(void *p) HIDDEN;
+int heap_resize_block(void *p, size_t n) HIDDEN;
+/* A 64 KiB-aligned 64 KiB TLSF block for a slab; its block address. */
+void *heap_alloc_frame(void) HIDDEN;
+/* A dedicated chunk; NULL with *err an errno value. */
+void *heap_alloc_huge(size_t n, size_t align, int *err) HIDDEN;
+void heap_free_huge(struct chunk *c) HIDDEN;
+/* Return spare slabs and every empty arena to the kernel. */
+void heap_reclaim(void) HIDDEN;
+/* Zero the first n bytes of a fresh block, skipping known-zero memory. */
+void heap_calloc_clear(void *p, size_t n, uintptr_t dirty_before) HIDDEN;
+size_t heap_usable_size(const void *p) HIDDEN;	/* lock-free */
+
+/* Internal entry points for tests and benchmarks (static library). */
+int kheap__use_provider(const struct kheap_provider *prov) HIDDEN;
+void kheap__reset(void) HIDDEN;
+int kheap__check(void) HIDDEN;
+void kheap__flush_thread_cache(void) HIDDEN;
+
+#endif

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * kheap.h - malloc over physically contiguous memory from /dev/kheap.
+ *
+ * Every allocation is physically contiguous and its physical address is
+ * one addition away: for every allocation p and every i below its usable
+ * size, kheap_phys(p + i) == kheap_phys(p) + i, the true physical address.
+ *
+ * Semantics are those of the C and POSIX functions of the same names:
+ *  - NULL with errno = ENOMEM when the pool cannot satisfy a request;
+ *    calloc overflow is ENOMEM too;
+ *  - kheap_free(NULL) does nothing; kheap_realloc(NULL, n) is
+ *    kheap_malloc(n); a failed realloc leaves the old block intact;
+ *  - kheap_realloc(p, 0) with p != NULL frees p and returns NULL (glibc's
+ *    behaviour); kheap_malloc(0) returns a unique pointer;
+ *  - kheap_posix_memalign returns EINVAL for an alignment that is not a
+ *    power-of-two multiple of sizeof(void *); kheap_aligned_alloc takes
+ *    any power of two up to 1 GiB (EINVAL above, or for a non power of
+ *    two); the alignment holds both virtually and physically.
+ *
+ * The device opens on first use: /dev/kheap, or the path in the
+ * KHEAP_DEVICE environment variable.  Without it every allocation fails
+ * with errno = ENODEV and one message goes to stderr, once.
+ *
+ * Thread-safe.  Fork-safe: a child keeps its inherited allocations (the
+ * memory stays shared with the parent, as any MAP_SHARED mapping is) and
+ * allocates new ones from chunks of its own; kheap_free of an inherited
+ * block in the child does nothing, since the parent still owns it.
+ */
+#ifndef KHEAP_H
+#define KHEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KHEAP_VERSION_MAJOR 1
+#define KHEAP_VERSION_MINOR 0
+
+struct kheap_stats {
+	uint64_t bytes_in_use;	/* usable bytes of live allocations */
+	uint64_t bytes_cached;	/* free bytes parked in thread caches */
+	uint64_t peak_in_use;	/* high-water mark of in-use plus cached bytes */
+	uint64_t bytes_held;	/* bytes of kernel chunks this process holds */
+	uint64_t chunks_held;	/* kernel chunks this process holds */
+	uint64_t peak_held;	/* high-water mark of bytes_held */
+	uint64_t failed_requests;	/* allocations that returned NULL */
+	uint64_t largest_free;	/* largest request that would succeed now
+				 * (from held chunks or from the pool) */
+	uint64_t pool_size;	/* bytes in the kernel pool */
+	uint64_t pool_free;	/* pool bytes no chunk holds (all processes) */
+	uint64_t arena_size;	/* size of a regular arena chunk */
+	uint64_t reserved[5];
+};
+
+void *kheap_malloc(size_t size);
+void *kheap_calloc(size_t nmemb, size_t size);
+void *kheap_realloc(void *ptr, size_t size);
+void kheap_free(void *ptr);
+void *kheap_aligned_alloc(size_t alignment, size_t size);
+int kheap_posix_memalign(void **memptr, size_t alignment, size_t size);
+size_t kheap_malloc_usable_size(const void *ptr);
+
+/* Physical address of that byte, without a system call; 0 with
+ * errno = EINVAL for an address that is not kheap memory of this process,
+ * 0 with errno = EPERM when the kernel withholds physical addresses. */
+uint64_t kheap_phys(const void *ptr);
+/* The virtual address of that physical byte, or NULL (errno = EINVAL) if
+ * it is not in this process's kheap memory. */
+void *kheap_phys_to_virt(uint64_t phys);
+
+/* 0, or -1 with errno (ENODEV when there is no device). */
+int kheap_stats(struct kheap_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

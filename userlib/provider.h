@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * provider.h - where arenas come from.
+ *
+ * A provider hands out chunks of one physically contiguous pool, already
+ * mapped inside a virtual window that mirrors the pool: the byte at pool
+ * offset o lives at window base + o, so phys = pool phys + (virt - base).
+ * The library calls a provider only under the heap lock.
+ *
+ * Two providers exist: the device (/dev/kheap, device.c) and a region
+ * (an ordinary mapping with a made-up physical base, region.c) that the
+ * host tests and benchmarks use to exercise the same allocator code.
+ */
+#ifndef KHEAP_PROVIDER_H
+#define KHEAP_PROVIDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct kheap_pool {
+	uint64_t phys;		/* physical address of pool offset 0; 0 when
+				 * the kernel keeps physical addresses back */
+	size_t size;		/* pool bytes */
+	size_t page_size;
+	uintptr_t base;		/* virtual address of pool offset 0 */
+	size_t span;		/* window bytes from base (>= size) */
+};
+
+struct kheap_chunk {
+	size_t off;		/* window offset of the first byte */
+	size_t size;		/* bytes, a multiple of the page size */
+	uint64_t token;		/* provider's handle */
+};
+
+struct kheap_pool_usage {
+	uint64_t free_bytes;	/* bytes of the pool that no chunk holds */
+	uint64_t largest_free;	/* largest contiguous free extent */
+};
+
+struct kheap_provider {
+	const char *name;
+	/* Open the pool and map its window; 0 or -errno. */
+	int (*open)(struct kheap_pool *pool);
+	/* A chunk of size bytes (page multiple), window offset aligned to
+	 * align (power of two); zero-filled; 0 or -errno. */
+	int (*alloc)(size_t size, size_t align, struct kheap_chunk *c);
+	void (*free)(const struct kheap_chunk *c);
+	int (*usage)(struct kheap_pool_usage *u);
+	/* In a fork child: stop sharing provider state with the parent. */
+	void (*atfork_child)(void);
+	/* Give everything back and unmap the window (tests). */
+	void (*close)(void);
+};
+
+extern const struct kheap_provider kheap_device_provider;
+/* Region provider: configure before first use. */
+const struct kheap_provider *kheap_region_provider(size_t pool_size,
+						   uint64_t fake_phys);
+
+#endif

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: MIT
+/*
+ * region.c - a chunk provider over an ordinary anonymous mapping.
+ *
+ * It behaves like /dev/kheap as far as the allocator can tell: a pool of
+ * pool_size bytes at a made-up physical address, page-granular chunks with
+ * physical alignment, zero-filled chunks, ENOMEM when no extent is large
+ * enough.  The host tests and benchmarks use it to run the very allocator
+ * code that runs over the device.  The mapping is private, so a fork child
+ * gets its own copy (unlike the device, whose chunks stay shared).
+ */
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "extent.h"
+#include "provider.h"
+
+#define REGION_PAGE	4096u
+#define WINDOW_ALIGN	((size_t)1 << 30)
+
+static struct {
+	size_t size;
+	uint64_t phys;
+	void *map;		/* whole reservation */
+	size_t map_len;
+	uintptr_t base;
+	struct extent_map pages;
+} rg;
+
+static int region_open(struct kheap_pool *pool)
+{
+	uintptr_t raw, base;
+	size_t len;
+
+	if (!rg.size)
+		return -ENODEV;
+	len = rg.size + WINDOW_ALIGN;
+	rg.map = mmap(NULL, len, PROT_NONE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (rg.map == MAP_FAILED)
+		return -ENOMEM;
+	rg.map_len = len;
+	raw = (uintptr_t)rg.map;
+	/* base == phys modulo 1 GiB, so virtual alignment is physical. */
+	base = raw + ((rg.phys - raw) & (WINDOW_ALIGN - 1));
+	if (mprotect((void *)base, rg.size, PROT_READ | PROT_WRITE) ||
+	    extent_init(&rg.pages, rg.size / REGION_PAGE)) {
+		munmap(rg.map, len);
+		return -ENOMEM;
+	}
+	rg.base = base;
+	pool->phys = rg.phys;
+	pool->size = rg.size;
+	pool->page_size = REGION_PAGE;
+	pool->base = base;
+	pool->span = rg.size;
+	return 0;
+}
+
+static int region_alloc(size_t size, size_t align, struct kheap_chunk *c)
+{
+	size_t n = (size + REGION_PAGE - 1) / REGION_PAGE;
+	size_t al = align > REGION_PAGE ? align / REGION_PAGE : 1;
+	long first;
+
+	if (!size || (align & (align - 1)) || align > rg.size)
+		return -EINVAL;
+	first = extent_alloc(&rg.pages, n, al, (size_t)(rg.phys / REGION_PAGE));
+	if (first < 0)
+		return -ENOMEM;
+	c->off = (size_t)first * REGION_PAGE;
+	c->size = n * REGION_PAGE;
+	c->token = c->off + REGION_PAGE;
+	return 0;
+}
+
+static void region_free(const struct kheap_chunk *c)
+{
+	/* Give the pages back so the next chunk here reads as zeroes. */
+	madvise((void *)(rg.base + c->off), c->size, MADV_DONTNEED);
+	extent_free(&rg.pages, c->off / REGION_PAGE, c->size / REGION_PAGE);
+}
+
+static int region_usage(struct kheap_pool_usage *u)
+{
+	u->free_bytes = (uint64_t)rg.pages.free_pages * REGION_PAGE;
+	u->largest_free = (uint64_t)extent_largest(&rg.pages) * REGION_PAGE;
+	return 0;
+}
+
+static void region_atfork_child(void)
+{
+}
+
+static void region_close(void)
+{
+	if (rg.map)
+		munmap(rg.map, rg.map_len);
+	extent_destroy(&rg.pages);
+	rg.map = NULL;
+	rg.base = 0;
+}
+
+static const struct kheap_provider region_provider = {
+	.name = "region",
+	.open = region_open,
+	.alloc = region_alloc,
+	.free = region_free,
+	.usage = region_usage,
+	.atfork_child = region_atfork_child,
+	.close = region_close,
+};
+
+const struct kheap_provider *kheap_region_provider(size_t pool_size,
+						   uint64_t fake_phys)
+{
+	rg.size = pool_size & ~(size_t)(REGION_PAGE - 1);
+	rg.phys = fake_phys ? fake_phys : (uint64_t)1 << 32;
+	return &region_provider;
+}

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: MIT
+/*
+ * slab.c - small size classes and their slabs (see slab.h).
+ *
+ * Classes: 16-byte steps to 256, 32-byte steps to 512, 64-byte steps to
+ * 1024 (at most 12.5% internal waste above 128 bytes, less below).  Each
+ * class keeps a list of partially used slabs and at most one spare empty
+ * slab; a second empty slab goes back to TLSF at once.  All under kh.lock.
+ */
+#include <stddef.h>
+
+#include "internal.h"
+
+const uint16_t kh_class_size[NCLASS] = {
+	16, 32, 48, 64, 80, 96, 112, 128,
+	144, 160, 176, 192, 208, 224, 240, 256,
+	288, 320, 352, 384, 416, 448, 480, 512,
+	576, 640, 704, 768, 832, 896, 960, 1024,
+};
+
+/* Class of a request, indexed by (size + 15) / 16. */
+const uint8_t kh_size_class[SMALL_MAX / 16 + 1] = {
+	0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+	15, 16, 16, 17, 17, 18, 18, 19, 19, 20, 20, 21, 21, 22, 22, 23,
+	23, 24, 24, 24, 24, 25, 25, 25, 25, 26, 26, 26, 26, 27, 27, 27,
+	27, 28, 28, 28, 28, 29, 29, 29, 29, 30, 30, 30, 30, 31, 31, 31,
+	31,
+};
+
+static inline char *slab_frame(const struct slab *s)
+{
+	return (char *)(khm.lo + ((size_t)(s - kh.slabs) << GRANULE_SHIFT));
+}
+
+static void list_add(struct slab_class *k, struct slab *s)
+{
+	s->prev = NULL;
+	s->next = k->partial;
+	if (k->partial)
+		k->partial->prev = s;
+	k->partial = s;
+	s->listed = 1;
+}
+
+static void list_del(struct slab_class *k, struct slab *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		k->partial = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->listed = 0;
+}
+
+static struct slab *slab_new(unsigned c)
+{
+	char *f = heap_alloc_frame();
+	size_t g, sz = kh_class_size[c];
+	struct slab *s;
+
+	if (!f)
+		return NULL;
+	g = gran_of((uintptr_t)f);
+	s = &kh.slabs[g];
+	s->free = NULL;
+	s->bump = f + SLAB_OBJ_OFF;
+	s->nobj = (uint32_t)((SLAB_SIZE - SLAB_OBJ_OFF) / sz);
+	s->end = s->bump + (size_t)s->nobj * sz;
+	s->nfree = s->nobj;
+	s->cls = (uint8_t)c;
+	s->listed = 0;
+	s->next = s->prev = NULL;
+	khm.kind[g] = (uint8_t)(c + 1);
+	kh.cls[c].nslabs++;
+	return s;
+}
+
+static void slab_destroy(struct slab *s)
+{
+	char *f = slab_frame(s);
+
+	khm.kind[s - kh.slabs] = K_ARENA;
+	kh.cls[s->cls].nslabs--;
+	heap_free_block(f + TLSF_HDR);
+}
+
+unsigned slab_alloc_batch(unsigned c, void **out, unsigned want)
+{
+	struct slab_class *k = &kh.cls[c];
+	unsigned got = 0, sz = kh_class_size[c];
+
+	while (got < want) {
+		struct slab *s = k->partial;
+
+		if (!s) {
+			s = k->spare;
+			if (s)
+				k->spare = NULL;
+			else
+				s = slab_new(c);
+			if (!s)
+				break;
+			list_add(k, s);
+		}
+		while (got < want && s->nfree) {
+			void *p = s->free;
+
+			if (p) {
+				s->free = *(void **)p;
+			} else {
+				p = s->bump;
+				s->bump += sz;
+			}
+			s->nfree--;
+			out[got++] = p;
+		}
+		if (!s->nfree)
+			list_del(k, s);
+	}
+	return got;
+}
+
+void slab_free_batch(void **objs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		void *p = objs[i];
+		struct slab *s = &kh.slabs[gran_of((uintptr_t)p)];
+		struct slab_class *k = &kh.cls[s->cls];
+
+		*(void **)p = s->free;
+		s->free = p;
+		s->nfree++;
+		if (s->nfree == s->nobj) {
+			if (s->listed)
+				list_del(k, s);
+			if (!k->spare)
+				k->spare = s;
+			else
+				slab_destroy(s);
+		} else if (!s->listed) {
+			list_add(k, s);
+		}
+	}
+}
+
+void slab_release_spares(void)
+{
+	for (unsigned c = 0; c < NCLASS; c++) {
+		struct slab *s = kh.cls[c].spare;
+
+		if (s) {
+			kh.cls[c].spare = NULL;
+			slab_destroy(s);
+		}
+	}
+}
+
+int slab_class_aligned(size_t n, size_t align)
+{
+	for (unsigned c = size_class(n); c < NCLASS; c++) {
+		unsigned sz = kh_class_size[c];
+		unsigned nat = sz & -sz;
+
+		if ((nat >= 64 ? 64 : nat) >= align)
+			return (int)c;
+	}
+	return -1;
+}

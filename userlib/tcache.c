@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: MIT
+/*
+ * tcache.c - per-thread caches: creation, refill, flush, exit, fork.
+ * See tcache.h for the policy.
+ */
+#include <pthread.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+#include "tcache.h"
+
+__thread struct tcache *kh_tc __attribute__((tls_model("initial-exec")));
+static __thread int t_exiting __attribute__((tls_model("initial-exec")));
+
+static struct kheap_lock reg_lock = KHEAP_LOCK_INIT;
+static struct tcache *reg_head;
+static pthread_key_t tc_key;
+static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
+
+static void tcache_exit(void *arg);
+
+static void make_key(void)
+{
+	pthread_key_create(&tc_key, tcache_exit);
+}
+
+void tcache_heap_init(void)
+{
+	pthread_once(&tc_once, make_key);
+}
+
+static void reg_add(struct tcache *tc)
+{
+	kheap_lock(&reg_lock);
+	tc->prev = NULL;
+	tc->next = reg_head;
+	if (reg_head)
+		reg_head->prev = tc;
+	reg_head = tc;
+	kheap_unlock(&reg_lock);
+}
+
+static void reg_del(struct tcache *tc)
+{
+	kheap_lock(&reg_lock);
+	if (tc->prev)
+		tc->prev->next = tc->next;
+	else
+		reg_head = tc->next;
+	if (tc->next)
+		tc->next->prev = tc->prev;
+	kheap_unlock(&reg_lock);
+}
+
+static void init_caps(struct tcache *tc)
+{
+	for (unsigned c = 0; c < NCLASS; c++) {
+		unsigned sz = kh_class_size[c];
+
+		tc->small[c].cap = sz <= 256 ? 64 : sz <= 512 ? 32 : 16;
+	}
+	for (unsigned b = 0; b < TC_MED_BINS; b++) {
+		size_t lo = (size_t)(8 + b % 8) << (b / 8 + 7);
+
+		tc->med[b].cap = lo < 8192 ? 8 : lo < 32768 ? 4 : 2;
+	}
+	tc->med_limit = kh.pool.size / 64;
+	if (tc->med_limit > ((size_t)1 << 20))
+		tc->med_limit = (size_t)1 << 20;
+}
+
+struct tcache *tcache_get(void)
+{
+	struct tcache *tc = kh_tc;
+
+	if (tc)
+		return tc;
+	if (t_exiting || heap_ensure())
+		return NULL;
+	tc = mmap(NULL, sizeof(*tc), PROT_READ | PROT_WRITE,
+		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (tc == MAP_FAILED)
+		return NULL;
+	init_caps(tc);
+	tc->gen = __atomic_load_n(&kh.gen, __ATOMIC_RELAXED);
+	reg_add(tc);
+	pthread_setspecific(tc_key, tc);
+	kh_tc = tc;
+	return tc;
+}
+
+void tcache_flush_all_locked(struct tcache *tc)
+{
+	for (unsigned c = 0; c < NCLASS; c++) {
+		struct tc_bin *b = &tc->small[c];
+
+		if (!b->count)
+			continue;
+		slab_free_batch(b->items, b->count);
+		kh.out -= (uint64_t)b->count * kh_class_size[c];
+		b->count = 0;
+	}
+	for (unsigned i = 0; i < TC_MED_BINS; i++) {
+		struct tc_mbin *m = &tc->med[i];
+
+		for (unsigned j = 0; j < m->count; j++) {
+			kh.out -= tlsf_usable_size(m->items[j]);
+			heap_free_block(m->items[j]);
+		}
+		m->count = 0;
+	}
+	tc->med_bytes = 0;
+	tc_account(tc, -(ptrdiff_t)tc->cached);
+}
+
+static inline void check_gen(struct tcache *tc)
+{
+	if (unlikely(tc->gen != kh.gen)) {
+		tcache_flush_all_locked(tc);
+		tc->gen = kh.gen;
+	}
+}
+
+void *tcache_refill(struct tcache *tc, unsigned c)
+{
+	struct tc_bin *b = &tc->small[c];
+	unsigned want = b->cap / 2, got, sz = kh_class_size[c];
+
+	kheap_lock(&kh.lock);
+	check_gen(tc);
+	got = slab_alloc_batch(c, b->items, want);
+	if (got) {
+		kh.out += (uint64_t)got * sz;
+		if (kh.out > kh.peak_out)
+			kh.peak_out = kh.out;
+	}
+	kheap_unlock(&kh.lock);
+	if (!got)
+		return NULL;
+	/* Pop order = ascending addresses. */
+	for (unsigned i = 0, j = got - 1; i < j; i++, j--) {
+		void *t = b->items[i];
+
+		b->items[i] = b->items[j];
+		b->items[j] = t;
+	}
+	b->count = got - 1;
+	tc_account(tc, (ptrdiff_t)(got - 1) * sz);
+	return b->items[got - 1];
+}
+
+void tcache_flush_small(struct tcache *tc, unsigned c)
+{
+	struct tc_bin *b = &tc->small[c];
+	unsigned n = b->count / 2, sz = kh_class_size[c];
+
+	kheap_lock(&kh.lock);
+	check_gen(tc);
+	if (b->count >= b->cap) {
+		slab_free_batch(b->items, n);
+		kh.out -= (uint64_t)n * sz;
+	} else {
+		n = 0;
+	}
+	kheap_unlock(&kh.lock);
+	if (!n)
+		return;
+	memmove(b->items, b->items + n, (b->count - n) * sizeof(void *));
+	b->count -= n;
+	tc_account(tc, -(ptrdiff_t)n * sz);
+}
+
+static void tcache_exit(void *arg)
+{
+	struct tcache *tc = arg;
+
+	kheap_lock(&kh.lock);
+	if (kh.ready)
+		tcache_flush_all_locked(tc);
+	kheap_unlock(&kh.lock);
+	reg_del(tc);
+	kh_tc = NULL;
+	t_exiting = 1;
+	munmap(tc, sizeof(*tc));
+}
+
+uint64_t tcache_cached_total(void)
+{
+	uint64_t sum = 0;
+
+	kheap_lock(&reg_lock);
+	for (struct tcache *tc = reg_head; tc; tc = tc->next)
+		sum += __atomic_load_n(&tc->cached, __ATOMIC_RELAXED);
+	kheap_unlock(&reg_lock);
+	return sum;
+}
+
+static void discard(struct tcache *tc)
+{
+	for (unsigned c = 0; c < NCLASS; c++)
+		tc->small[c].count = 0;
+	for (unsigned i = 0; i < TC_MED_BINS; i++)
+		tc->med[i].count = 0;
+	tc->med_bytes = 0;
+	__atomic_store_n(&tc->cached, 0, __ATOMIC_RELAXED);
+	tc->gen = kh.gen;
+}
+
+/* The heap under the cache is gone (tests): forget its blocks. */
+void tcache_discard_current(void)
+{
+	struct tcache *tc = kh_tc;
+
+	if (!tc)
+		return;
+	reg_del(tc);
+	pthread_setspecific(tc_key, NULL);
+	kh_tc = NULL;
+	munmap(tc, sizeof(*tc));
+}
+
+void tcache_atfork_prepare(void)
+{
+	kheap_lock(&reg_lock);
+}
+
+void tcache_atfork_parent(void)
+{
+	kheap_unlock(&reg_lock);
+}
+
+void tcache_atfork_child(void)
+{
+	struct tcache *tc, *next;
+
+	kheap_lock_init(&reg_lock);
+	/* Other threads' caches have no thread here; their blocks, like
+	 * ours, belong to the parent now. */
+	for (tc = reg_head; tc; tc = next) {
+		next = tc->next;
+		if (tc != kh_tc)
+			munmap(tc, sizeof(*tc));
+	}
+	reg_head = NULL;
+	if (kh_tc) {
+		discard(kh_tc);
+		kh_tc->next = kh_tc->prev = NULL;
+		reg_head = kh_tc;
+	}
+}

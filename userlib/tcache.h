@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tcache.h - per-thread caches.
+ *
+ * Each thread keeps, without any lock:
+ *  - for every small class a stack of up to 64 free objects (fewer for
+ *    larger classes), refilled and flushed half a stack at a time under
+ *    one lock acquisition;
+ *  - for TLSF blocks of 1 KiB to 128 KiB usable, 56 bins (8 per power of
+ *    two, by usable size) of a few blocks each, bounded in bytes per
+ *    thread (1 MiB, or pool / 64 if smaller).
+ * A free goes to the freeing thread's cache whichever thread allocated
+ * the block, so a cross-thread free costs no atomic operation at all
+ * until its stack overflows, then one lock for half a stack.
+ *
+ * Caches are flushed at thread exit, when the heap runs out of memory
+ * (the failing thread at once, the others at their next refill or flush),
+ * and dropped in a fork child (their blocks belong to the parent).
+ */
+#ifndef KHEAP_TCACHE_H
+#define KHEAP_TCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "slab.h"
+#include "tlsf.h"
+
+#define TC_SMALL_CAP	64
+#define TC_MED_BINS	56
+#define TC_MED_CAP	8
+#define TC_MED_MIN	((size_t)1024)
+#define TC_MED_MAX	(((size_t)128 << 10) - 1)
+
+struct tc_bin {
+	uint32_t count, cap;
+	void *items[TC_SMALL_CAP];
+};
+
+struct tc_mbin {
+	uint32_t count, cap;
+	void *items[TC_MED_CAP];
+};
+
+struct tcache {
+	struct tc_bin small[NCLASS];
+	struct tc_mbin med[TC_MED_BINS];
+	size_t cached;		/* bytes in all bins; read by kheap_stats */
+	size_t med_bytes, med_limit;
+	uint64_t gen;
+	struct tcache *next, *prev;
+};
+
+extern __thread struct tcache *kh_tc
+	__attribute__((tls_model("initial-exec"), visibility("hidden")));
+
+static inline void tc_account(struct tcache *tc, ptrdiff_t d)
+{
+	__atomic_store_n(&tc->cached, tc->cached + (size_t)d,
+			 __ATOMIC_RELAXED);
+}
+
+/* Bin of usable size u, TC_MED_MIN <= u <= TC_MED_MAX. */
+static inline unsigned med_bin(size_t u)
+{
+	unsigned f = 63u - (unsigned)__builtin_clzll(u);
+
+	return (f - 10) * 8 + (unsigned)((u >> (f - 3)) & 7);
+}
+
+/* A cached block with usable size >= n (TC_MED_MIN < n <= TC_MED_MAX). */
+static inline void *tc_med_pop(struct tcache *tc, size_t n)
+{
+	unsigned b = med_bin(n);
+	struct tc_mbin *m = &tc->med[b];
+	void *p;
+	size_t u;
+
+	if (!(m->count && tlsf_usable_size(m->items[m->count - 1]) >= n)) {
+		if (b + 1 >= TC_MED_BINS)
+			return NULL;
+		m = &tc->med[b + 1];
+		if (!m->count)
+			return NULL;
+	}
+	p = m->items[--m->count];
+	u = tlsf_usable_size(p);
+	tc->med_bytes -= u;
+	tc_account(tc, -(ptrdiff_t)u);
+	return p;
+}
+
+/* A cached block of usable size >= n whose address is aligned. */
+static inline void *tc_med_pop_aligned(struct tcache *tc, size_t n,
+				       size_t align)
+{
+	unsigned b = med_bin(n);
+
+	for (unsigned i = b; i < b + 2 && i < TC_MED_BINS; i++) {
+		struct tc_mbin *m = &tc->med[i];
+		void *p;
+		size_t u;
+
+		if (!m->count)
+			continue;
+		p = m->items[m->count - 1];
+		u = tlsf_usable_size(p);
+		if (u < n || ((uintptr_t)p & (align - 1)))
+			continue;
+		m->count--;
+		tc->med_bytes -= u;
+		tc_account(tc, -(ptrdiff_t)u);
+		return p;
+	}
+	return NULL;
+}
+
+static inline int tc_med_push(struct tcache *tc, void *p, size_t u)
+{
+	struct tc_mbin *m;
+
+	if (u < TC_MED_MIN || u > TC_MED_MAX)
+		return 0;
+	m = &tc->med[med_bin(u)];
+	if (m->count >= m->cap || tc->med_bytes + u > tc->med_limit)
+		return 0;
+	m->items[m->count++] = p;
+	tc->med_bytes += u;
+	tc_account(tc, (ptrdiff_t)u);
+	return 1;
+}
+
+#define TC_HIDDEN __attribute__((visibility("hidden")))
+
+/* This thread's cache, created on first use; NULL if the thread cannot
+ * have one (heap unavailable, or the thread is exiting). */
+struct tcache *tcache_get(void) TC_HIDDEN;
+/* Refill small class c (its stack is empty); one object, or NULL when
+ * the heap has no slab memory left. */
+void *tcache_refill(struct tcache *tc, unsigned c) TC_HIDDEN;
+/* Small class c's stack is full: give its older half back. */
+void tcache_flush_small(struct tcache *tc, unsigned c) TC_HIDDEN;
+/* Give everything back; under kh.lock. */
+void tcache_flush_all_locked(struct tcache *tc) TC_HIDDEN;
+uint64_t tcache_cached_total(void) TC_HIDDEN;
+void tcache_heap_init(void) TC_HIDDEN;
+void tcache_discard_current(void) TC_HIDDEN;
+void tcache_atfork_prepare(void) TC_HIDDEN;
+void tcache_atfork_parent(void) TC_HIDDEN;
+void tcache_atfork_child(void) TC_HIDDEN;
+
+#endif
