@@ -36,3 +36,95 @@ clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean 2>/dev/null || true
 	-$(MAKE) -C selftests clean KSFT_DIR=$(CURDIR)/.cache/linux-6.12/tools/testing/selftests 2>/dev/null
 	rm -rf build
+
+# ---- kheapctl, installation, DKMS and the demo -------------------------------
+#
+#   make tools               userlib/libkheap.a, then tools/kheapctl
+#   make install             [PREFIX=/usr/local] [DESTDIR=] [KERNELRELEASE=...]
+#   make uninstall           the same variables as install
+#   make dkms                register, build and install the module with DKMS
+#   make demo [HOST=1]       load, status, map, unload: in a 6.12 QEMU guest, or
+#                            with HOST=1 (as root) on the running kernel
+#
+# The version lives in ./VERSION; dkms.conf must carry the same one.
+
+VERSION := $(shell cat $(CURDIR)/VERSION)
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/kheap
+UDEVRULESDIR ?= /lib/udev/rules.d
+DKMS_SRC := /usr/src/kheap-$(VERSION)
+HOST ?= 0
+# libkheap(3) aliases: `man kheap_malloc` and friends.
+MAN3_ALIASES := kheap_malloc kheap_calloc kheap_realloc kheap_free \
+	kheap_aligned_alloc kheap_posix_memalign kheap_malloc_usable_size \
+	kheap_phys kheap_phys_to_virt kheap_stats
+
+.PHONY: tools install uninstall dkms demo dkms-version-check
+
+tools:
+	$(MAKE) -C userlib
+	$(MAKE) -C tools
+
+install: module tools
+	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates \
+		$(if $(DESTDIR),INSTALL_MOD_PATH=$(DESTDIR)) modules_install
+	$(if $(DESTDIR),,depmod -a $(KERNELRELEASE))
+	$(MAKE) -C userlib install PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
+	install -D -m 0644 include/uapi/linux/kheap.h $(DESTDIR)$(INCLUDEDIR)/linux/kheap.h
+	install -D -m 0755 tools/kheapctl $(DESTDIR)$(SBINDIR)/kheapctl
+	install -D -m 0644 man/kheapctl.8 $(DESTDIR)$(MANDIR)/man8/kheapctl.8
+	install -D -m 0644 man/libkheap.3 $(DESTDIR)$(MANDIR)/man3/libkheap.3
+	for f in $(MAN3_ALIASES); do \
+		echo '.so man3/libkheap.3' > $(DESTDIR)$(MANDIR)/man3/$$f.3 || exit 1; \
+	done
+	install -D -m 0644 udev/60-kheap.rules $(DESTDIR)$(UDEVRULESDIR)/60-kheap.rules
+	install -D -m 0644 docs/kheap.modprobe.conf $(DESTDIR)$(DOCDIR)/examples/kheap.modprobe.conf
+	install -D -m 0644 docs/kheap.modules-load.conf \
+		$(DESTDIR)$(DOCDIR)/examples/kheap.modules-load.conf
+	install -D -m 0644 docs/install.md $(DESTDIR)$(DOCDIR)/install.md
+ifeq ($(DESTDIR),)
+	getent group kheap >/dev/null || groupadd --system kheap
+	-udevadm control --reload 2>/dev/null && udevadm trigger --subsystem-match=misc \
+		--sysname-match=kheap 2>/dev/null
+endif
+
+uninstall:
+	rm -f $(DESTDIR)/lib/modules/$(KERNELRELEASE)/updates/kheap.ko \
+		$(DESTDIR)/lib/modules/$(KERNELRELEASE)/updates/kheap.ko.xz \
+		$(DESTDIR)/lib/modules/$(KERNELRELEASE)/updates/kheap.ko.zst \
+		$(DESTDIR)/lib/modules/$(KERNELRELEASE)/updates/kheap.ko.gz
+	$(if $(DESTDIR),,depmod -a $(KERNELRELEASE))
+	$(MAKE) -C userlib uninstall PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
+	rm -f $(DESTDIR)$(INCLUDEDIR)/linux/kheap.h $(DESTDIR)$(SBINDIR)/kheapctl \
+		$(DESTDIR)$(MANDIR)/man8/kheapctl.8 $(DESTDIR)$(MANDIR)/man3/libkheap.3 \
+		$(foreach f,$(MAN3_ALIASES),$(DESTDIR)$(MANDIR)/man3/$(f).3) \
+		$(DESTDIR)$(UDEVRULESDIR)/60-kheap.rules \
+		$(DESTDIR)$(DOCDIR)/examples/kheap.modprobe.conf \
+		$(DESTDIR)$(DOCDIR)/examples/kheap.modules-load.conf \
+		$(DESTDIR)$(DOCDIR)/install.md
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
+ifeq ($(DESTDIR),)
+	if command -v dkms >/dev/null && [ -n "$$(dkms status kheap/$(VERSION) 2>/dev/null)" ]; then \
+		dkms remove kheap/$(VERSION) --all && rm -rf $(DKMS_SRC); fi
+endif
+
+dkms-version-check:
+	@v=$$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$$/\1/p' dkms.conf); \
+	if [ "$$v" != "$(VERSION)" ]; then \
+		echo "dkms.conf: PACKAGE_VERSION=\"$$v\" but VERSION is $(VERSION)" >&2; exit 1; fi
+
+dkms: dkms-version-check
+	rm -rf $(DKMS_SRC) && mkdir -p $(DKMS_SRC)/module $(DKMS_SRC)/include/uapi/linux
+	cp Kbuild Makefile VERSION dkms.conf $(DKMS_SRC)/
+	cp module/Kbuild module/*.c module/*.h $(DKMS_SRC)/module/
+	cp include/uapi/linux/kheap.h $(DKMS_SRC)/include/uapi/linux/
+	[ -z "$$(dkms status kheap/$(VERSION) 2>/dev/null)" ] || dkms remove kheap/$(VERSION) --all
+	dkms add kheap/$(VERSION)
+	dkms build kheap/$(VERSION) -k $(KERNELRELEASE)
+	dkms install kheap/$(VERSION) -k $(KERNELRELEASE)
+
+demo:
+	HOST=$(HOST) scripts/demo.sh

@@ -88,6 +88,9 @@ struct mapview {
 	void *chunk;
 	size_t chunk_size;
 	uint64_t chunk_token;
+	/* libkheap's own account, after all allocations */
+	struct kheap_stats stats;
+	bool have_stats;
 	/* tallies */
 	unsigned int n_agree, n_hidden, n_mismatch, n_absent;
 	bool ok;
@@ -387,6 +390,14 @@ static void print_process_view(const struct mapview *mv)
 	}
 	if (f)
 		fclose(f);
+	if (mv->have_stats)
+		printf("  libkheap holds %llu chunk%s of the pool (%s), arenas of %s; "
+		       "%llu bytes in use\n",
+		       (unsigned long long)mv->stats.chunks_held,
+		       mv->stats.chunks_held == 1 ? "" : "s",
+		       fmt_size(mv->stats.bytes_held, sz, sizeof(sz)),
+		       fmt_size(mv->stats.arena_size, line, sizeof(line)),
+		       (unsigned long long)mv->stats.bytes_in_use);
 	if (mv->realloc_moved)
 		printf("  realloc moved %c from %012" PRIxPTR " to %012" PRIxPTR
 		       ", contents %s\n", mv->bufs[mv->realloc_to].name, mv->realloc_from,
@@ -580,6 +591,15 @@ static void print_json(const struct mapview *mv)
 	json_bool(&j, "contents_kept", mv->realloc_kept);
 	json_object_end(&j);
 
+	if (mv->have_stats) {
+		json_object_begin(&j, "libkheap");
+		json_u64(&j, "bytes_in_use", mv->stats.bytes_in_use);
+		json_u64(&j, "bytes_held", mv->stats.bytes_held);
+		json_u64(&j, "chunks_held", mv->stats.chunks_held);
+		json_u64(&j, "arena_size", mv->stats.arena_size);
+		json_object_end(&j);
+	}
+
 	json_object_begin(&j, "pages");
 	json_u64(&j, "agree", mv->n_agree);
 	json_u64(&j, "hidden", mv->n_hidden);
@@ -647,6 +667,7 @@ int cmd_map(int argc, char **argv)
 	}
 	if (mv->n_mismatch || mv->n_absent || !mv->realloc_kept)
 		mv->ok = false;
+	mv->have_stats = kheap_stats(&mv->stats) == 0;
 
 	if (json) {
 		print_json(mv);

@@ -1,0 +1,98 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Prove the DKMS packaging: dkms.conf carries ./VERSION, and `dkms add` and
+# `dkms build -k KREL` of a copy of the source tree succeed for Debian's
+# newest 6.1 and 6.12 kernels.  DKMS works in private trees under OUTDIR
+# (--dkmstree/--sourcetree), so the machine's own /var/lib/dkms and /usr/src
+# are not touched (DKMS may create its signing key /var/lib/dkms/mok.key).
+# Each built module is left, decompressed, at OUTDIR/<krel>/kheap.ko for a
+# guest smoke test (stage it as /kheap/dkms/kheap.ko; tools/tests/run.sh
+# then runs kheapctl's end-to-end test on it).  Ends with `dkms remove
+# --all`.  Prints KTAP; exit status 1 if any case failed.  Needs root.
+# Usage: scripts/dkms-check.sh [OUTDIR]   (default build/dkms)
+# Environment: KHEAP_SERIES (default "6.1 6.12").
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+out=${1:-$top/build/dkms}
+series=${KHEAP_SERIES:-"6.1 6.12"}
+version=$(cat VERSION)
+tree=$out/var-lib-dkms
+srctree=$out/usr-src
+src=$srctree/kheap-$version
+dkms() { command dkms --dkmstree "$tree" --sourcetree "$srctree" "$@"; }
+
+n=0
+pass=0
+fail=0
+result() { # STATUS NAME
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n $2"
+		pass=$((pass + 1))
+	else
+		echo "not ok $n $2"
+		fail=$((fail + 1))
+	fi
+}
+diag() { [ -s "$1" ] && sed 's/^/# /' "$1"; return 0; }
+
+nseries=$(echo "$series" | wc -w)
+echo "TAP version 13"
+echo "1..$((nseries + 3))"
+
+rm -rf "$out"
+mkdir -p "$out" "$tree" "$srctree"
+log=$out/log
+
+confv=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' dkms.conf)
+[ "$confv" = "$version" ]
+result $? "dkms.conf PACKAGE_VERSION ($confv) equals VERSION ($version)"
+
+# The copy: what DKMS needs to build the module, as `make dkms` installs it.
+mkdir -p "$src/module" "$src/include/uapi/linux"
+cp Kbuild Makefile VERSION dkms.conf "$src/"
+cp module/Kbuild module/*.c module/*.h "$src/module/"
+cp include/uapi/linux/kheap.h "$src/include/uapi/linux/"
+if ! command -v dkms > /dev/null; then
+	echo "# dkms is not installed (scripts/deps.sh installs it)"
+	result 1 "dkms add kheap/$version"
+else
+	dkms add "kheap/$version" > "$log" 2>&1
+	rc=$?
+	[ $rc -eq 0 ] || diag "$log"
+	result $rc "dkms add kheap/$version"
+fi
+
+for s in $series; do
+	krel=$(scripts/kernels.sh "$s" 2>/dev/null) || { result 1 "dkms build for $s (no kernel)"; continue; }
+	dkms build "kheap/$version" -k "$krel" > "$log" 2>&1
+	rc=$?
+	built=$(find "$tree/kheap/$version/$krel" -path '*/module/kheap.ko*' 2>/dev/null | head -n 1)
+	mkdir -p "$out/$krel"
+	case "$built" in
+	*.xz) xz -dc "$built" > "$out/$krel/kheap.ko" ;;
+	*.zst) zstd -qdc "$built" > "$out/$krel/kheap.ko" ;;
+	*.gz) gzip -dc "$built" > "$out/$krel/kheap.ko" ;;
+	?*) cp "$built" "$out/$krel/kheap.ko" ;;
+	esac
+	if [ $rc -ne 0 ] || [ ! -s "$out/$krel/kheap.ko" ] ||
+		! modinfo -F vermagic "$out/$krel/kheap.ko" | grep -q "^$krel "; then
+		diag "$log"
+		find "$tree/kheap/$version/$krel" -name make.log -exec sed 's/^/# /' {} \; 2>/dev/null
+		result 1 "dkms build -k $krel"
+		continue
+	fi
+	echo "# $krel: $out/$krel/kheap.ko"
+	result 0 "dkms build -k $krel"
+done
+
+dkms remove "kheap/$version" --all > "$log" 2>&1 && [ ! -e "$tree/kheap/$version" ]
+rc=$?
+[ $rc -eq 0 ] || diag "$log"
+result $rc "dkms remove kheap/$version --all"
+rm -rf "$srctree" "$tree" "$log"
+
+echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:0 error:0"
+[ "$fail" -eq 0 ]
