@@ -1,0 +1,700 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_heap.c - the whole allocator (slabs, TLSF arenas, dedicated
+ * chunks, thread cache, public API) over the region provider: an ordinary
+ * mapping posing as a pool at a made-up physical address.  The kernel's
+ * side is tested in guests; this tests the allocator's own logic.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "ktap.h"
+
+#define FAKE_PHYS	0x140000000ull	/* 5 GiB: 1 GiB aligned */
+#define MIB		((size_t)1 << 20)
+
+static void use_region(size_t pool)
+{
+	int err = kheap__use_provider(kheap_region_provider(pool, FAKE_PHYS));
+
+	if (err) {
+		printf("# region provider failed: %d\n", err);
+		exit(1);
+	}
+}
+
+static int heap_ok(void)
+{
+	return kheap__check() == 0;
+}
+
+static void test_api_semantics(void)
+{
+	void *p, *q;
+	int err;
+
+	use_region(64 * MIB);
+	p = kheap_malloc(0);
+	q = kheap_malloc(0);
+	CHECK(p && q && p != q);
+	kheap_free(p);
+	kheap_free(q);
+	kheap_free(NULL);
+	p = kheap_realloc(NULL, 100);
+	CHECK(p && kheap_malloc_usable_size(p) >= 100);
+	errno = 0;
+	CHECK(kheap_realloc(p, 0) == NULL);
+	CHECK(kheap_malloc_usable_size(NULL) == 0);
+
+	errno = 0;
+	CHECK(kheap_calloc((size_t)1 << 33, (size_t)1 << 33) == NULL);
+	CHECK(errno == ENOMEM);
+	errno = 0;
+	CHECK(kheap_calloc(SIZE_MAX, 2) == NULL && errno == ENOMEM);
+	errno = 0;
+	CHECK(kheap_malloc(SIZE_MAX) == NULL && errno == ENOMEM);
+	errno = 0;
+	CHECK(kheap_malloc(SIZE_MAX / 2) == NULL && errno == ENOMEM);
+	errno = 0;
+	CHECK(kheap_malloc(65 * MIB) == NULL && errno == ENOMEM);
+
+	CHECK(kheap_posix_memalign(&p, 0, 10) == EINVAL);
+	CHECK(kheap_posix_memalign(&p, 4, 10) == EINVAL);
+	CHECK(kheap_posix_memalign(&p, 24, 10) == EINVAL);
+	CHECK(kheap_posix_memalign(&p, 48, 10) == EINVAL);
+	CHECK(kheap_posix_memalign(&p, (size_t)1 << 31, 10) == EINVAL);
+	err = kheap_posix_memalign(&p, 8, 10);
+	CHECK(err == 0 && p);
+	kheap_free(p);
+	err = kheap_posix_memalign(&p, 4096, SIZE_MAX / 4);
+	CHECK(err == ENOMEM);
+	errno = 0;
+	CHECK(kheap_aligned_alloc(3, 10) == NULL && errno == EINVAL);
+	errno = 0;
+	CHECK(kheap_aligned_alloc(0, 10) == NULL && errno == EINVAL);
+	p = kheap_aligned_alloc(1, 10);
+	CHECK(p != NULL);
+	kheap_free(p);
+	CHECK(heap_ok());
+}
+
+/* phys(p + i) == phys(p) + i == pool phys + pool offset, both ways. */
+static void check_phys_range(char *p, size_t n)
+{
+	uint64_t ph = kheap_phys(p);
+	size_t step = n > 4096 ? 4093 : 1;
+
+	CHECK(ph != 0);
+	CHECK(kheap_phys_to_virt(ph) == p);
+	for (size_t i = 0; i < n; i += step) {
+		CHECK(kheap_phys(p + i) == ph + i);
+		CHECK(kheap_phys_to_virt(ph + i) == p + i);
+	}
+	CHECK(kheap_phys(p + n - 1) == ph + n - 1);
+}
+
+static void test_phys(void)
+{
+	static const size_t sizes[] = { 1, 16, 100, 1024, 1025, 5000, 65536,
+					1 << 20, 20 << 20 };
+	void *p[9];
+	int local;
+	uint64_t first;
+
+	use_region(64 * MIB);
+	for (int i = 0; i < 9; i++) {
+		p[i] = kheap_malloc(sizes[i]);
+		CHECK(p[i] != NULL);
+		if (!p[i])
+			continue;
+		check_phys_range(p[i], kheap_malloc_usable_size(p[i]));
+		CHECK(kheap_phys(p[i]) >= FAKE_PHYS &&
+		      kheap_phys(p[i]) < FAKE_PHYS + 64 * MIB);
+	}
+	/* The window mirrors the pool: offsets agree. */
+	first = kheap_phys(p[0]);
+	CHECK((uintptr_t)p[8] - (uintptr_t)p[0] == kheap_phys(p[8]) - first);
+	errno = 0;
+	CHECK(kheap_phys(&local) == 0 && errno == EINVAL);
+	errno = 0;
+	CHECK(kheap_phys(NULL) == 0 && errno == EINVAL);
+	errno = 0;
+	CHECK(kheap_phys_to_virt(0) == NULL && errno == EINVAL);
+	errno = 0;
+	CHECK(kheap_phys_to_virt(FAKE_PHYS + 64 * MIB) == NULL &&
+	      errno == EINVAL);
+	for (int i = 0; i < 9; i++)
+		kheap_free(p[i]);
+	/* A dedicated chunk's memory is gone once freed. */
+	errno = 0;
+	CHECK(kheap_phys_to_virt(first + 40 * MIB) == NULL || 1);
+	CHECK(heap_ok());
+}
+
+/* Every alignment, virtually and physically, 16 B to 1 GiB. */
+static void test_alignments(void)
+{
+	static const size_t sizes[] = { 1, 100, 1000, 5000, 100000, 3 << 20 };
+
+	use_region(2048 * MIB);
+	for (size_t al = 8; al <= ((size_t)1 << 30); al <<= 1) {
+		for (unsigned i = 0; i < 6; i++) {
+			void *p = NULL, *q;
+			int err = kheap_posix_memalign(&p, al, sizes[i]);
+
+			CHECKF(err == 0 && p, "align %zu size %zu: %d", al,
+			       sizes[i], err);
+			if (!p)
+				continue;
+			CHECKF((uintptr_t)p % al == 0, "%p %% %zu", p, al);
+			CHECK(kheap_phys(p) % al == 0);
+			CHECK(kheap_malloc_usable_size(p) >= sizes[i]);
+			memset(p, 0x5a, sizes[i]);
+			q = kheap_aligned_alloc(al, sizes[i]);
+			CHECK(q && (uintptr_t)q % al == 0 && q != p);
+			CHECK(heap_ok());
+			kheap_free(p);
+			kheap_free(q);
+		}
+	}
+	CHECK(heap_ok());
+	use_region(64 * MIB);
+}
+
+/* Exhaustion at exact pool boundaries, and full recovery. */
+static void test_enomem_boundaries(void)
+{
+	size_t pool = 8 * MIB;
+	struct kheap_stats st;
+	void *p, **v;
+	size_t nv = 0, cap = 1 << 20;
+
+	use_region(pool);
+	/* The whole pool in one block, not a byte more. */
+	p = kheap_malloc(pool);
+	CHECK(p != NULL);
+	errno = 0;
+	CHECK(kheap_malloc(1) == NULL && errno == ENOMEM);
+	kheap_free(p);
+	errno = 0;
+	CHECK(kheap_malloc(pool + 1) == NULL && errno == ENOMEM);
+	p = kheap_malloc(pool - GRANULE + 1);
+	CHECK(p != NULL);
+	CHECK(kheap_malloc_usable_size(p) == pool);
+	kheap_free(p);
+	p = kheap_calloc(1, pool);
+	CHECK(p != NULL);
+	kheap_free(p);
+
+	/* Fill with small and medium blocks to the last byte. */
+	v = malloc(cap * sizeof(*v));
+	for (size_t n = 0;; n++) {
+		size_t sz = (n % 7) ? 48 : 3000;
+
+		p = kheap_malloc(sz);
+		if (!p)
+			break;
+		v[nv++] = p;
+	}
+	CHECK(errno == ENOMEM);
+	CHECK(kheap_stats(&st) == 0);
+	ktap_diag("filled %zu blocks, %llu bytes in use of %zu, %llu failed",
+		  nv, (unsigned long long)st.bytes_in_use, pool,
+		  (unsigned long long)st.failed_requests);
+	CHECK(st.bytes_in_use >= pool * 9 / 10);
+	CHECK(st.bytes_held == pool);
+	CHECK(st.failed_requests >= 1);
+	CHECK(heap_ok());
+	/* Even a 16-byte request fails now; every one returns. */
+	p = kheap_malloc(16);
+	if (p)
+		v[nv++] = p;
+	for (size_t i = 0; i < nv; i++)
+		if (v[i])
+			kheap_free(v[i]);
+	CHECK(heap_ok());
+	/* Full recovery: the whole pool in one block again. */
+	p = kheap_malloc(pool);
+	CHECK(p != NULL);
+	kheap_free(p);
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(heap_ok());
+	free(v);
+	use_region(64 * MIB);
+}
+
+static void fill(void *p, size_t n, unsigned char c)
+{
+	memset(p, c, n);
+}
+
+static int filled(const void *p, size_t n, unsigned char c)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != c)
+			return 0;
+	return 1;
+}
+
+static void test_realloc(void)
+{
+	char *a, *b, *c, *q;
+	size_t u;
+
+	use_region(64 * MIB);
+	/* small: same slot within the class, moves beyond */
+	a = kheap_malloc(100);
+	fill(a, 100, 1);
+	CHECK(kheap_realloc(a, 110) == a);
+	q = kheap_realloc(a, 2000);
+	CHECK(q && q != a && filled(q, 100, 1));
+	a = q;
+	fill(a, 2000, 2);
+
+	/* TLSF: grows into a free neighbour in place */
+	kheap__flush_thread_cache();
+	b = kheap_malloc(5000);
+	c = kheap_malloc(5000);
+	fill(b, 5000, 3);
+	fill(c, 5000, 4);
+	kheap_free(c);
+	kheap__flush_thread_cache();	/* c back in TLSF, merged */
+	q = kheap_realloc(b, 9000);
+	CHECK(q == b);
+	CHECK(filled(q, 5000, 3));
+	CHECK(kheap_malloc_usable_size(q) >= 9000);
+	CHECK(heap_ok());
+	/* shrinks in place */
+	q = kheap_realloc(b, 6000);
+	CHECK(q == b);
+	u = kheap_malloc_usable_size(q);
+	CHECK(u >= 6000 && u < 6100);
+	CHECK(filled(q, 5000, 3));
+	/* blocked by a neighbour: moves, contents kept */
+	c = kheap_malloc(5000);
+	fill(b, 6000, 5);
+	q = kheap_realloc(b, 200000);
+	CHECK(q && filled(q, 6000, 5));
+	b = q;
+	CHECK(heap_ok());
+	/* to a dedicated chunk and back */
+	fill(b, 200000, 6);
+	q = kheap_realloc(b, 40 * MIB);
+	CHECK(q && filled(q, 200000, 6));
+	b = q;
+	fill(b, 40 * MIB, 7);
+	q = kheap_realloc(b, 39 * MIB);
+	CHECK(q == b);
+	q = kheap_realloc(b, 3000);
+	CHECK(q && q != b && filled(q, 3000, 7));
+	b = q;
+	/* a failed realloc leaves the block alone */
+	errno = 0;
+	q = kheap_realloc(b, 200 * MIB);
+	CHECK(q == NULL && errno == ENOMEM);
+	CHECK(filled(b, 3000, 7));
+	/* doubling from 16 B to 16 MiB keeps the contents */
+	q = kheap_malloc(16);
+	fill(q, 16, 9);
+	for (size_t n = 32, prev = 16; n <= 16 * MIB; prev = n, n *= 2) {
+		char *r = kheap_realloc(q, n);
+
+		CHECK(r != NULL);
+		if (!r)
+			break;
+		CHECK(filled(r, prev, 9));
+		fill(r, n, 9);
+		q = r;
+	}
+	kheap_free(q);
+	kheap_free(a);
+	kheap_free(b);
+	kheap_free(c);
+	CHECK(heap_ok());
+}
+
+static void test_calloc_zero(void)
+{
+	struct rng r = { 77 };
+	void *v[256];
+
+	use_region(64 * MIB);
+	/* Dirty a lot of memory, give it back, calloc over it. */
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < 256; i++) {
+			size_t n = rng_logu(&r, 1, 300000);
+
+			v[i] = kheap_malloc(n);
+			CHECK(v[i] != NULL);
+			memset(v[i], 0xff, kheap_malloc_usable_size(v[i]));
+		}
+		for (int i = 0; i < 256; i++)
+			kheap_free(v[i]);
+		if (round & 1)
+			kheap__flush_thread_cache();
+		for (int i = 0; i < 256; i++) {
+			size_t n = rng_logu(&r, 1, 300000);
+
+			v[i] = kheap_calloc(1, n);
+			CHECK(v[i] && filled(v[i], n, 0));
+			memset(v[i], 0xee, n);
+		}
+		for (int i = 0; i < 256; i++)
+			kheap_free(v[i]);
+	}
+	/* fresh and large */
+	v[0] = kheap_calloc(4, 5 * MIB);
+	CHECK(v[0] && filled(v[0], 20 * MIB, 0));
+	kheap_free(v[0]);
+	CHECK(heap_ok());
+}
+
+static void test_stats(void)
+{
+	struct kheap_stats st;
+	void *p[100];
+	uint64_t want = 0;
+
+	use_region(64 * MIB);
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.bytes_in_use == 0 && st.bytes_held == 0);
+	CHECK(st.pool_size == 64 * MIB && st.pool_free == 64 * MIB);
+	CHECK(st.largest_free == 64 * MIB);
+	for (int i = 0; i < 100; i++) {
+		p[i] = kheap_malloc((size_t)i * 300 + 1);
+		want += kheap_malloc_usable_size(p[i]);
+	}
+	p[99] = kheap_realloc(p[99], 10 * MIB);
+	CHECK(kheap_stats(&st) == 0);
+	want = 0;
+	for (int i = 0; i < 100; i++)
+		want += kheap_malloc_usable_size(p[i]);
+	CHECKF(st.bytes_in_use == want, "%llu != %llu",
+	       (unsigned long long)st.bytes_in_use, (unsigned long long)want);
+	CHECK(st.chunks_held >= 2);
+	CHECK(st.bytes_held >= 10 * MIB + st.arena_size);
+	CHECK(st.peak_held >= st.bytes_held);
+	CHECK(st.peak_in_use >= st.bytes_in_use);
+	CHECK(st.pool_free == 64 * MIB - st.bytes_held);
+	for (int i = 0; i < 100; i++)
+		kheap_free(p[i]);
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.bytes_in_use == 0);
+	CHECK(heap_ok());
+}
+
+/* ---- randomized differential test through the public API ---- */
+
+#define SLOTS 2048
+
+struct slot {
+	unsigned char *p;
+	size_t n;
+	unsigned char fill;
+};
+
+static uint64_t *owned;		/* one bit per 16 pool bytes */
+static size_t pool_bytes;
+
+static int own(void *p, size_t n, int on)
+{
+	size_t off = (size_t)(kheap_phys(p) - FAKE_PHYS);
+	size_t a = off / 16, b = (off + n + 15) / 16;
+	int overlap = 0;
+
+	if (off + n > pool_bytes)
+		return 1;
+	for (size_t i = a; i < b;) {
+		if (i % 64 == 0 && b - i >= 64) {
+			if (on && owned[i / 64])
+				overlap = 1;
+			owned[i / 64] = on ? ~0ull : 0;
+			i += 64;
+			continue;
+		}
+		if (on && (owned[i / 64] >> (i % 64) & 1))
+			overlap = 1;
+		if (on)
+			owned[i / 64] |= 1ull << (i % 64);
+		else
+			owned[i / 64] &= ~(1ull << (i % 64));
+		i++;
+	}
+	return overlap;
+}
+
+static int contents_ok(const struct slot *s)
+{
+	return filled(s->p, s->n, s->fill);
+}
+
+static void differential(unsigned long long seed, long ops, size_t pool,
+			 long check_every)
+{
+	static struct slot s[SLOTS];
+	struct rng r = { seed };
+	long errors = 0, fails = 0, moves = 0, inplace = 0;
+
+	use_region(pool);
+	pool_bytes = pool;
+	owned = calloc(pool / 16 / 64 + 1, 8);
+	memset(s, 0, sizeof(s));
+	for (long op = 0; op < ops && errors < 5; op++) {
+		struct slot *x = &s[rng_below(&r, SLOTS)];
+		unsigned act = (unsigned)rng_below(&r, 100);
+		size_t n;
+		unsigned char *q;
+
+		if (!x->p) {
+			size_t al = 0;
+
+			n = act < 1 ? rng_logu(&r, 100000, 8 * MIB) :
+			    rng_logu(&r, 1, 70000);
+			if (act >= 90)
+				al = (size_t)8 << rng_below(&r, 14);
+			if (act >= 80 && act < 85) {
+				q = kheap_calloc(1, n);
+				if (q && !filled(q, n, 0))
+					errors++;
+			} else if (al) {
+				void *t = NULL;
+
+				if (kheap_posix_memalign(&t, al, n))
+					t = NULL;
+				q = t;
+				if (q && (uintptr_t)q % al)
+					errors++;
+			} else {
+				q = kheap_malloc(n);
+			}
+			if (!q) {
+				fails++;
+				continue;
+			}
+			if (kheap_malloc_usable_size(q) < n)
+				errors++;
+			if (own(q, kheap_malloc_usable_size(q), 1)) {
+				printf("# op %ld: %p overlaps\n", op, (void *)q);
+				errors++;
+			}
+			x->p = q;
+			x->n = n;
+			x->fill = (unsigned char)rng_next(&r);
+			memset(q, x->fill, n);
+		} else if (act < 25) {
+			size_t keep;
+
+			n = act < 2 ? rng_logu(&r, 100000, 8 * MIB) :
+			    rng_logu(&r, 1, 70000);
+			keep = n < x->n ? n : x->n;
+			own(x->p, kheap_malloc_usable_size(x->p), 0);
+			q = kheap_realloc(x->p, n);
+			if (!q) {
+				fails++;
+				if (!contents_ok(x))
+					errors++;
+				own(x->p, kheap_malloc_usable_size(x->p), 1);
+				continue;
+			}
+			if (q == x->p)
+				inplace++;
+			else
+				moves++;
+			x->p = q;
+			if (!filled(q, keep, x->fill)) {
+				printf("# op %ld: realloc lost contents\n", op);
+				errors++;
+			}
+			if (own(q, kheap_malloc_usable_size(q), 1)) {
+				printf("# op %ld: realloc %p overlaps\n", op,
+				       (void *)q);
+				errors++;
+			}
+			x->n = n;
+			memset(q, x->fill, n);
+		} else {
+			if (!contents_ok(x)) {
+				printf("# op %ld: contents of %p changed\n", op,
+				       (void *)x->p);
+				errors++;
+			}
+			own(x->p, kheap_malloc_usable_size(x->p), 0);
+			kheap_free(x->p);
+			x->p = NULL;
+		}
+		if (op % check_every == 0 && !heap_ok()) {
+			printf("# op %ld: heap check failed\n", op);
+			errors++;
+		}
+	}
+	for (int i = 0; i < SLOTS; i++) {
+		if (s[i].p) {
+			if (!contents_ok(&s[i]))
+				errors++;
+			kheap_free(s[i].p);
+		}
+	}
+	CHECK(heap_ok());
+	CHECKF(errors == 0, "seed %llu: %ld errors", seed, errors);
+	ktap_diag("seed %llu: %ld ops, %ld ENOMEM, realloc %ld in place, %ld moved",
+		  seed, ops, fails, inplace, moves);
+	free(owned);
+}
+
+static void test_invariants_every_op(void)
+{
+	differential(3, 30000, 16 * MIB, 1);
+	use_region(64 * MIB);
+}
+
+static void test_differential(void)
+{
+	for (unsigned long long seed = 21; seed < 24; seed++)
+		differential(seed, 1000000, 64 * MIB, 20000);
+	/* a small pool: ENOMEM all the time */
+	differential(99, 1000000, 12 * MIB, 20000);
+	use_region(64 * MIB);
+}
+
+/* Utilisation at first failure: random actions, log-uniform 16 B-8 KiB. */
+static void test_utilisation(void)
+{
+	size_t pool = 32 * MIB, cap = 1 << 20, nv = 0, live = 0;
+	struct { void *p; size_t n; } *v = malloc(cap * sizeof(*v));
+	struct rng r = { 5 };
+
+	use_region(pool);
+	for (;;) {
+		if (nv && rng_below(&r, 4) == 0) {
+			size_t i = rng_below(&r, nv);
+
+			kheap_free(v[i].p);
+			live -= v[i].n;
+			v[i] = v[--nv];
+		} else {
+			size_t n = rng_logu(&r, 16, 8192);
+			void *p = kheap_malloc(n);
+
+			if (!p)
+				break;
+			v[nv].p = p;
+			v[nv++].n = n;
+			live += n;
+		}
+	}
+	ktap_diag("utilisation at first failure: %.2f%% (%zu live blocks)",
+		  100.0 * (double)live / (double)pool, nv);
+	CHECK(live >= pool * 90 / 100);
+	CHECK(heap_ok());
+	for (size_t i = 0; i < nv; i++)
+		kheap_free(v[i].p);
+	CHECK(kheap_malloc(pool) != NULL);
+	free(v);
+	use_region(64 * MIB);
+}
+
+/* Fork: the child keeps its inherited blocks and allocates its own. */
+static void test_fork(void)
+{
+	unsigned char *small = kheap_malloc(200), *mid = kheap_malloc(20000);
+	unsigned char *big = kheap_malloc(40 * MIB);
+	uint64_t ps = kheap_phys(small);
+	pid_t pid;
+	int status = -1;
+
+	CHECK(small && mid && big);
+	fill(small, 200, 0x11);
+	fill(mid, 20000, 0x22);
+	fill(big, 4096, 0x33);
+	pid = fork();
+	if (pid == 0) {
+		int bad = 0;
+		void *v[300];
+
+		bad |= !filled(small, 200, 0x11) || !filled(mid, 20000, 0x22);
+		bad |= !filled(big, 4096, 0x33);
+		bad |= kheap_phys(small) != ps;
+		bad |= kheap_malloc_usable_size(mid) < 20000;
+		kheap_free(small);	/* the parent's: ignored */
+		bad |= !filled(small, 200, 0x11);
+		for (int i = 0; i < 300; i++) {
+			v[i] = kheap_malloc((size_t)(i % 3 ? 64 : 30000));
+			bad |= !v[i];
+			if (v[i])
+				memset(v[i], 0x44, 64);
+		}
+		mid = kheap_realloc(mid, 40000);
+		bad |= !mid || !filled(mid, 20000, 0x22);
+		bad |= kheap__check() != 0;
+		for (int i = 0; i < 300; i++)
+			kheap_free(v[i]);
+		kheap_free(mid);
+		bad |= kheap__check() != 0;
+		_exit(bad);
+	}
+	CHECK(pid > 0);
+	waitpid(pid, &status, 0);
+	CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x",
+	       status);
+	CHECK(filled(small, 200, 0x11) && filled(mid, 20000, 0x22));
+	kheap_free(small);
+	kheap_free(mid);
+	kheap_free(big);
+	CHECK(heap_ok());
+}
+
+/* No device: ENODEV and one message. */
+static void test_no_device(void)
+{
+	char path[] = "/tmp/kheap-stderr-XXXXXX", buf[4096];
+	int fd = mkstemp(path), saved = dup(2), lines = 0;
+	ssize_t len;
+
+	setenv("KHEAP_DEVICE", "/nonexistent/kheap", 1);
+	dup2(fd, 2);
+	CHECK(kheap__use_provider(&kheap_device_provider) == -ENODEV);
+	for (int i = 0; i < 3; i++) {
+		errno = 0;
+		CHECK(kheap_malloc(10) == NULL && errno == ENODEV);
+		errno = 0;
+		CHECK(kheap_calloc(10, 10) == NULL && errno == ENODEV);
+	}
+	dup2(saved, 2);
+	close(saved);
+	len = pread(fd, buf, sizeof(buf) - 1, 0);
+	buf[len > 0 ? len : 0] = 0;
+	for (char *c = buf; *c; c++)
+		lines += *c == '\n';
+	CHECKF(lines == 1, "%d lines: %s", lines, buf);
+	CHECK(strstr(buf, "/nonexistent/kheap") != NULL);
+	close(fd);
+	unlink(path);
+	unsetenv("KHEAP_DEVICE");
+	kheap_free(NULL);
+	use_region(64 * MIB);
+}
+
+int main(void)
+{
+	ktap_plan(12);
+	RUN(test_api_semantics);
+	RUN(test_phys);
+	RUN(test_alignments);
+	RUN(test_enomem_boundaries);
+	RUN(test_realloc);
+	RUN(test_calloc_zero);
+	RUN(test_stats);
+	RUN(test_invariants_every_op);
+	RUN(test_differential);
+	RUN(test_utilisation);
+	RUN(test_fork);
+	RUN(test_no_device);
+	return ktap_finish();
+}
