@@ -75,8 +75,9 @@ install: module tools
 	$(MAKE) -C userlib install PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
 	install -D -m 0644 include/uapi/linux/kheap.h $(DESTDIR)$(INCLUDEDIR)/linux/kheap.h
 	install -D -m 0755 tools/kheapctl $(DESTDIR)$(SBINDIR)/kheapctl
-	install -D -m 0644 man/kheapctl.8 $(DESTDIR)$(MANDIR)/man8/kheapctl.8
-	install -D -m 0644 man/libkheap.3 $(DESTDIR)$(MANDIR)/man3/libkheap.3
+	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man3
+	sed 's/@VERSION@/$(VERSION)/' man/kheapctl.8 > $(DESTDIR)$(MANDIR)/man8/kheapctl.8
+	sed 's/@VERSION@/$(VERSION)/' man/libkheap.3 > $(DESTDIR)$(MANDIR)/man3/libkheap.3
 	for f in $(MAN3_ALIASES); do \
 		echo '.so man3/libkheap.3' > $(DESTDIR)$(MANDIR)/man3/$$f.3 || exit 1; \
 	done
@@ -86,16 +87,18 @@ install: module tools
 		$(DESTDIR)$(DOCDIR)/examples/kheap.modules-load.conf
 	install -D -m 0644 docs/install.md $(DESTDIR)$(DOCDIR)/install.md
 ifeq ($(DESTDIR),)
+	ldconfig
 	getent group kheap >/dev/null || groupadd --system kheap
 	-udevadm control --reload 2>/dev/null && udevadm trigger --subsystem-match=misc \
 		--sysname-match=kheap 2>/dev/null
 endif
 
+# Kbuild installs the module where it sits in the tree: updates/module/.
+INSTALLED_KO := $(DESTDIR)/lib/modules/$(KERNELRELEASE)/updates/module/kheap.ko
+
 uninstall:
-	rm -f $(DESTDIR)/lib/modules/$(KERNELRELEASE)/updates/kheap.ko \
-		$(DESTDIR)/lib/modules/$(KERNELRELEASE)/updates/kheap.ko.xz \
-		$(DESTDIR)/lib/modules/$(KERNELRELEASE)/updates/kheap.ko.zst \
-		$(DESTDIR)/lib/modules/$(KERNELRELEASE)/updates/kheap.ko.gz
+	rm -f $(INSTALLED_KO) $(INSTALLED_KO).xz $(INSTALLED_KO).zst $(INSTALLED_KO).gz
+	-rmdir $(dir $(INSTALLED_KO)) 2>/dev/null
 	$(if $(DESTDIR),,depmod -a $(KERNELRELEASE))
 	$(MAKE) -C userlib uninstall PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
 	rm -f $(DESTDIR)$(INCLUDEDIR)/linux/kheap.h $(DESTDIR)$(SBINDIR)/kheapctl \
@@ -107,6 +110,7 @@ uninstall:
 		$(DESTDIR)$(DOCDIR)/install.md
 	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
 ifeq ($(DESTDIR),)
+	ldconfig
 	if command -v dkms >/dev/null && [ -n "$$(dkms status kheap/$(VERSION) 2>/dev/null)" ]; then \
 		dkms remove kheap/$(VERSION) --all && rm -rf $(DKMS_SRC); fi
 endif

@@ -461,6 +461,47 @@ static void print_mmu_view(const struct mapview *mv)
 	       mv->n_hidden, mv->n_mismatch, mv->n_absent);
 }
 
+/*
+ * The same, zoomed onto libkheap's buffers: each paints the cells its
+ * bytes cover with its letter.
+ */
+static void zoom_bar(const struct mapview *mv)
+{
+	uint64_t lo = UINT64_MAX, hi = 0, cell;
+	char cells[POOL_CELLS + 1], sz[32];
+
+	for (unsigned int i = 0; i < mv->nbufs; i++) {
+		const struct buf *b = &mv->bufs[i];
+
+		if (!b->phys || !b->in_pool || b->via[0] == 'Q')
+			continue;
+		if (b->phys < lo)
+			lo = b->phys;
+		if (b->phys + b->usable > hi)
+			hi = b->phys + b->usable;
+	}
+	if (hi <= lo)
+		return;
+	lo &= ~(uint64_t)(mv->page - 1);
+	hi = (hi + (uint64_t)mv->page - 1) & ~(uint64_t)(mv->page - 1);
+	cell = (hi - lo + POOL_CELLS - 1) / POOL_CELLS;
+	memset(cells, '.', POOL_CELLS);
+	cells[POOL_CELLS] = '\0';
+	for (unsigned int i = 0; i < mv->nbufs; i++) {
+		const struct buf *b = &mv->bufs[i];
+		uint64_t first, last;
+
+		if (!b->phys || !b->in_pool || b->via[0] == 'Q')
+			continue;
+		first = (b->phys - lo) / cell;
+		last = (b->phys + b->usable - 1 - lo) / cell;
+		for (uint64_t c = first; c <= last && c < POOL_CELLS; c++)
+			cells[c] = cells[c] == '.' ? b->name : '+';
+	}
+	printf("  [%s]  zoom %012" PRIx64 "-%012" PRIx64 ", one cell = %s\n", cells, lo,
+	       hi - 1, fmt_size(cell, sz, sizeof(sz)));
+}
+
 static void print_ram_view(const struct mapview *mv)
 {
 	char sz[32], cells[POOL_CELLS + 1];
@@ -487,6 +528,7 @@ static void print_ram_view(const struct mapview *mv)
 	}
 	printf("  [%s]  one cell = %s; + = several\n", cells,
 	       fmt_size(size / POOL_CELLS, sz, sizeof(sz)));
+	zoom_bar(mv);
 	for (unsigned int i = 0; i < mv->nbufs; i++) {
 		const struct buf *b = &mv->bufs[i];
 

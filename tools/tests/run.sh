@@ -10,6 +10,9 @@
 #   /kheap/tools/tests/{run.sh,ktap.sh,*.sh,json-check,kheap-hold,kheap-info}
 #   /kheap/module/kheap.ko      found by kheapctl itself as ../module/kheap.ko
 #   /kheap/dkms/kheap.ko        optional: the module DKMS built for this kernel
+#   /kheap/install/pc-hello     optional, from install-check.sh: a program
+#   /kheap/install/lib/         built with pkg-config against an installed
+#                               copy, and that copy's libkheap.so*
 #
 # Environment:
 #   KHEAP_KO        module to use when /kheap/module/kheap.ko is absent
@@ -37,5 +40,19 @@ if [ -f "$here/../../dkms/kheap.ko" ]; then
 	echo "# kheapctl: the module DKMS built"
 	KHEAPCTL_MODULE="$here/../../dkms/kheap.ko" KHEAPCTL_LOAD_ARGS="size=16M" \
 		./kheapctl-e2e.sh || status=1
+fi
+if [ -x "$here/../../install/pc-hello" ]; then
+	echo "# kheapctl: a program built against the installed libkheap"
+	if "$KHEAPCTL" load size=16M ${KHEAPCTL_MODULE:+--module "$KHEAPCTL_MODULE"} > /tmp/pc.load 2>&1; then
+		LD_LIBRARY_PATH="$here/../../install/lib" "$here/../../install/pc-hello" || status=1
+		"$KHEAPCTL" unload > /dev/null 2>&1 || status=1
+	else
+		sed 's/^/# /' /tmp/pc.load
+		echo "TAP version 13"
+		echo "1..1"
+		echo "not ok 1 kheapctl load for pc-hello"
+		echo "# Totals: pass:0 fail:1 xfail:0 xpass:0 skip:0 error:0"
+		status=1
+	fi
 fi
 exit $status

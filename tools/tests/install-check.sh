@@ -1,0 +1,142 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# Host test of `make install` / `make uninstall` (KTAP), in a copy of the
+# source tree so the work tree is not touched:
+#   - `make tools` first with the default PREFIX, then `make install
+#     DESTDIR=... PREFIX=/usr KERNELRELEASE=KREL`, as a user would;
+#   - the installed files are exactly the expected list;
+#   - kheap.pc names the PREFIX it was installed under; the man pages carry
+#     the version and render without warnings; the udev rule is there;
+#   - a program built with `pkg-config --cflags --libs kheap` against the
+#     installed copy compiles and links (OUTDIR/install/pc-hello, with the
+#     installed libraries in OUTDIR/install/lib: stage both under the
+#     guest's /kheap/install/ and tools/tests/run.sh runs it there);
+#   - `make uninstall` with the same variables leaves no file behind.
+# Usage: tools/tests/install-check.sh KREL OUTDIR
+set -u
+krel=${1:?usage: install-check.sh KREL OUTDIR}
+out=${2:?usage: install-check.sh KREL OUTDIR}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+version=$(cat "$top/VERSION")
+
+n=0
+pass=0
+fail=0
+result() { # STATUS NAME
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then
+		echo "ok $n $2"
+		pass=$((pass + 1))
+	else
+		echo "not ok $n $2"
+		fail=$((fail + 1))
+	fi
+}
+diag() { [ -s "$1" ] && sed 's/^/# /' "$1"; return 0; }
+
+echo "TAP version 13"
+echo "1..8"
+rm -rf "$out/src" "$out/dest" "$out/install"
+mkdir -p "$out/src" "$out/dest" "$out/install/lib"
+src=$out/src
+dest=$out/dest
+log=$out/install.log
+
+# The tree without build products, caches or git metadata.
+(cd "$top" && tar --exclude=./.git --exclude=./build --exclude=./.cache \
+	--exclude='*.o' --exclude='*.ko' --exclude='*.a' --exclude='*.so*' \
+	--exclude='.*.cmd' --exclude='*.mod' --exclude='*.mod.c' -cf - .) |
+	(cd "$src" && tar -xf -)
+
+make -C "$src" tools > "$log" 2>&1 &&
+	make -C "$src" install DESTDIR="$dest" PREFIX=/usr KERNELRELEASE="$krel" >> "$log" 2>&1
+rc=$?
+[ $rc -eq 0 ] || tail -n 30 "$log" | sed 's/^/# /'
+result $rc "make tools; make install DESTDIR=... PREFIX=/usr KERNELRELEASE=$krel"
+
+ko=kheap.ko
+grep -q '^CONFIG_MODULE_COMPRESS_ALL=y' "/lib/modules/$krel/build/.config" 2>/dev/null &&
+	grep -q '^CONFIG_MODULE_COMPRESS_XZ=y' "/lib/modules/$krel/build/.config" && ko=kheap.ko.xz
+cat > "$out/expected" <<LIST
+lib/modules/$krel/updates/module/$ko
+lib/udev/rules.d/60-kheap.rules
+usr/include/kheap.h
+usr/include/linux/kheap.h
+usr/lib/libkheap.a
+usr/lib/libkheap.so
+usr/lib/libkheap.so.1
+usr/lib/libkheap.so.1.0.0
+usr/lib/pkgconfig/kheap.pc
+usr/sbin/kheapctl
+usr/share/doc/kheap/examples/kheap.modprobe.conf
+usr/share/doc/kheap/examples/kheap.modules-load.conf
+usr/share/doc/kheap/install.md
+usr/share/man/man3/kheap_aligned_alloc.3
+usr/share/man/man3/kheap_calloc.3
+usr/share/man/man3/kheap_free.3
+usr/share/man/man3/kheap_malloc.3
+usr/share/man/man3/kheap_malloc_usable_size.3
+usr/share/man/man3/kheap_phys.3
+usr/share/man/man3/kheap_phys_to_virt.3
+usr/share/man/man3/kheap_posix_memalign.3
+usr/share/man/man3/kheap_realloc.3
+usr/share/man/man3/kheap_stats.3
+usr/share/man/man3/libkheap.3
+usr/share/man/man8/kheapctl.8
+LIST
+# depmod's own files are not ours (kbuild runs depmod on some kernels).
+(cd "$dest" && find . \( -type f -o -type l \) | sed 's|^\./||' |
+	grep -v "^lib/modules/$krel/modules\." | LC_ALL=C sort) > "$out/installed"
+LC_ALL=C sort "$out/expected" | diff -u - "$out/installed" > "$out/diff"
+rc=$?
+diag "$out/diff"
+result $rc "the installed files are exactly the expected $(wc -l < "$out/expected")"
+
+pc=$dest/usr/lib/pkgconfig/kheap.pc
+grep -qx 'prefix=/usr' "$pc" && grep -qx 'libdir=/usr/lib' "$pc" &&
+	grep -qx 'includedir=/usr/include' "$pc"
+rc=$?
+[ $rc -eq 0 ] && ! [ -f "$pc" ] || diag "$pc"
+result $rc "kheap.pc names the install PREFIX (/usr)"
+
+ok=0
+for m in usr/share/man/man8/kheapctl.8 usr/share/man/man3/libkheap.3; do
+	grep -q "\"kheap $version\"" "$dest/$m" || { echo "# $m: no version $version"; ok=1; }
+	groff -man -ww -z "$dest/$m" > "$out/groff" 2>&1 && [ ! -s "$out/groff" ] ||
+		{ diag "$out/groff"; ok=1; }
+done
+result $ok "man pages carry version $version and render cleanly"
+
+grep -q 'GROUP="kheap", MODE="0660"' "$dest/lib/udev/rules.d/60-kheap.rules" &&
+	[ -x "$dest/usr/sbin/kheapctl" ] &&
+	modinfo -F vermagic "$dest/lib/modules/$krel/updates/module/$ko" | grep -q "^$krel "
+result $? "udev rule, kheapctl and a kheap.ko for $krel installed"
+
+flags=$(PKG_CONFIG_SYSROOT_DIR=$dest PKG_CONFIG_LIBDIR=$dest/usr/lib/pkgconfig \
+	pkg-config --cflags --libs kheap 2> "$out/pc.err")
+rc=$?
+diag "$out/pc.err"
+echo "# pkg-config --cflags --libs kheap: $flags"
+# shellcheck disable=SC2086
+[ $rc -eq 0 ] && cc -Wall -Wextra -Werror -O2 -o "$out/install/pc-hello" \
+	"$top/tools/tests/pc-hello.c" $flags > "$out/cc.log" 2>&1
+rc=$?
+diag "$out/cc.log"
+cp -P "$dest"/usr/lib/libkheap.so* "$out/install/lib/" 2>/dev/null
+result $rc "a program builds with pkg-config --cflags --libs kheap against the copy"
+
+# Linked against the installed shared library, not the static one.
+readelf -d "$out/install/pc-hello" 2>/dev/null | grep -q 'NEEDED.*libkheap.so.1'
+result $? "it links libkheap.so.1 dynamically"
+
+make -C "$src" uninstall DESTDIR="$dest" PREFIX=/usr KERNELRELEASE="$krel" >> "$log" 2>&1
+rc=$?
+left=$(cd "$dest" && find . \( -type f -o -type l \) | grep -v "^\./lib/modules/$krel/modules\.")
+[ $rc -eq 0 ] && [ -z "$left" ]
+rc=$?
+[ $rc -eq 0 ] || echo "$left" | sed 's/^/# left: /'
+result $rc "make uninstall removes every installed file"
+
+echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:0 error:0"
+[ "$fail" -eq 0 ]
