@@ -37,7 +37,7 @@ static void reclaim_locked(struct tcache *tc)
 {
 	if (tc)
 		tcache_flush_all_locked(tc);
-	kh.gen++;
+	__atomic_store_n(&kh.gen, kh.gen + 1, __ATOMIC_RELAXED);
 	if (tc)
 		tc->gen = kh.gen;
 	heap_reclaim();
@@ -217,10 +217,11 @@ static __attribute__((noinline)) void free_slow(void *p)
 
 API void kheap_free(void *p)
 {
+	size_t span = __atomic_load_n(&khm.span, __ATOMIC_ACQUIRE);
 	uintptr_t off = (uintptr_t)p - khm.lo;
 	struct tcache *tc = kh_tc;
 
-	if (likely(off < khm.span) && likely(tc != NULL)) {
+	if (likely(off < span) && likely(tc != NULL)) {
 		unsigned k = khm.kind[off >> GRANULE_SHIFT];
 
 		if (likely(k - 1u < NCLASS)) {

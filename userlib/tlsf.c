@@ -27,14 +27,41 @@ struct tlsf_block {
 	struct tlsf_block *prev_free;
 };
 
+/*
+ * The size word of a used block is read without the lock by its owner
+ * (usable size) while a neighbour's free or split, under the lock,
+ * rewrites its PREV_FREE flag: relaxed atomic accesses (plain moves on
+ * x86) keep that well defined.  The size part never changes under a
+ * reader.
+ */
+static inline size_t ld(const struct tlsf_block *b)
+{
+	return __atomic_load_n(&b->size, __ATOMIC_RELAXED);
+}
+
+static inline void st(struct tlsf_block *b, size_t v)
+{
+	__atomic_store_n(&b->size, v, __ATOMIC_RELAXED);
+}
+
+static inline void set_flags(struct tlsf_block *b, size_t f)
+{
+	st(b, ld(b) | f);
+}
+
+static inline void clear_flags(struct tlsf_block *b, size_t f)
+{
+	st(b, ld(b) & ~f);
+}
+
 static inline size_t bsize(const struct tlsf_block *b)
 {
-	return b->size & ~F_MASK;
+	return ld(b) & ~F_MASK;
 }
 
 static inline int bfree(const struct tlsf_block *b)
 {
-	return (b->size & F_FREE) != 0;
+	return (ld(b) & F_FREE) != 0;
 }
 
 static inline struct tlsf_block *bnext(const struct tlsf_block *b)
@@ -172,22 +199,22 @@ static void split_tail(struct tlsf *t, struct tlsf_block *b, size_t size)
 		return;
 	r = (struct tlsf_block *)((char *)b + size);
 	n = bnext(b);
-	b->size = size | (b->size & F_MASK);
-	r->size = (bs - size) | F_FREE;
+	st(b, size | (ld(b) & F_MASK));
+	st(r, (bs - size) | F_FREE);
 	if (bfree(n)) {
 		remove_free(t, n);
-		r->size += bsize(n);
+		st(r, ld(r) + bsize(n));
 		n = bnext(n);
 	}
 	n->prev_size = bsize(r);
-	n->size |= F_PREV_FREE;
+	set_flags(n, F_PREV_FREE);
 	insert_free(t, r);
 }
 
 static inline void mark_used(struct tlsf_block *b)
 {
-	b->size &= ~F_FREE;
-	bnext(b)->size &= ~F_PREV_FREE;
+	clear_flags(b, F_FREE);
+	clear_flags(bnext(b), F_PREV_FREE);
 }
 
 void tlsf_init(struct tlsf *t)
@@ -200,10 +227,10 @@ void tlsf_add_region(struct tlsf *t, void *mem, size_t size)
 	struct tlsf_block *b = mem, *s;
 
 	b->prev_size = 0;
-	b->size = (size - TLSF_REGION_OVERHEAD) | F_FREE | F_FIRST;
+	st(b, (size - TLSF_REGION_OVERHEAD) | F_FREE | F_FIRST);
 	s = bnext(b);
 	s->prev_size = bsize(b);
-	s->size = F_PREV_FREE;
+	st(s, F_PREV_FREE);
 	insert_free(t, b);
 }
 
@@ -288,13 +315,13 @@ static struct tlsf_block *alloc_aligned(struct tlsf *t, size_t size,
 		size_t gap = a - (uintptr_t)b;
 
 		/* b's previous block is used (free blocks never touch). */
-		nb->size = (bsize(b) - gap) | F_FREE | F_PREV_FREE;
-		b->size = gap | (b->size & (F_FIRST | F_PREV_FREE)) | F_FREE;
+		st(nb, (bsize(b) - gap) | F_FREE | F_PREV_FREE);
+		st(b, gap | (ld(b) & (F_FIRST | F_PREV_FREE)) | F_FREE);
 		nb->prev_size = gap;
 		insert_free(t, b);
 	}
-	nb->size &= ~F_FREE;
-	bnext(nb)->size &= ~F_PREV_FREE;
+	clear_flags(nb, F_FREE);
+	clear_flags(bnext(nb), F_PREV_FREE);
 	split_tail(t, nb, size);
 	return nb;
 }
@@ -322,23 +349,23 @@ int tlsf_free(struct tlsf *t, void *p)
 {
 	struct tlsf_block *b = from_ptr(p), *n = bnext(b);
 
-	b->size |= F_FREE;
-	if (b->size & F_PREV_FREE) {
+	set_flags(b, F_FREE);
+	if (ld(b) & F_PREV_FREE) {
 		struct tlsf_block *pb = bprev(b);
 
 		remove_free(t, pb);
-		pb->size += bsize(b);
+		st(pb, ld(pb) + bsize(b));
 		b = pb;
 	}
 	if (bfree(n)) {
 		remove_free(t, n);
-		b->size += bsize(n);
+		st(b, ld(b) + bsize(n));
 		n = bnext(n);
 	}
 	n->prev_size = bsize(b);
-	n->size |= F_PREV_FREE;
+	set_flags(n, F_PREV_FREE);
 	insert_free(t, b);
-	return (b->size & F_FIRST) && bsize(n) == 0;
+	return (ld(b) & F_FIRST) && bsize(n) == 0;
 }
 
 int tlsf_resize(struct tlsf *t, void *p, size_t n)
@@ -356,8 +383,8 @@ int tlsf_resize(struct tlsf *t, void *p, size_t n)
 	if (!bfree(nx) || cur + bsize(nx) < size)
 		return 0;
 	remove_free(t, nx);
-	b->size += bsize(nx);
-	bnext(b)->size &= ~F_PREV_FREE;
+	st(b, ld(b) + bsize(nx));
+	clear_flags(bnext(b), F_PREV_FREE);
 	split_tail(t, b, size);
 	return 1;
 }
@@ -405,13 +432,13 @@ int tlsf_check_region(const struct tlsf *t, const void *mem, size_t size,
 			report(ctx, "block %p misaligned", (void *)b);
 			return errs + 1;
 		}
-		if (((b->size & F_FIRST) != 0) != first) {
+		if (((ld(b) & F_FIRST) != 0) != first) {
 			report(ctx, "block %p FIRST flag wrong", (void *)b);
 			errs++;
 		}
-		if (((b->size & F_PREV_FREE) != 0) != prev_free) {
+		if (((ld(b) & F_PREV_FREE) != 0) != prev_free) {
 			report(ctx, "block %p PREV_FREE=%d, previous free=%d",
-			       (void *)b, !!(b->size & F_PREV_FREE), prev_free);
+			       (void *)b, !!(ld(b) & F_PREV_FREE), prev_free);
 			errs++;
 		}
 		if (prev_free && b->prev_size != prev_size) {
@@ -490,7 +517,7 @@ int tlsf_check_lists(const struct tlsf *t, void *ctx, tlsf_report_fn report)
 					errs++;
 				}
 				if (bnext(b)->prev_size != bsize(b) ||
-				    !(bnext(b)->size & F_PREV_FREE)) {
+				    !(ld(bnext(b)) & F_PREV_FREE)) {
 					report(ctx, "block %p next lacks PREV_FREE",
 					       (void *)b);
 					errs++;

@@ -1,0 +1,438 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_threads.c - the multi-threaded paths over the region provider:
+ * cross-thread frees, many threads at random, thread exit, dedicated
+ * chunks from several threads, fork while threads allocate, exhaustion
+ * and recovery.  Built twice: ASan+UBSan and ThreadSanitizer.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "ktap.h"
+
+#define FAKE_PHYS	0x240000000ull
+#define MIB		((size_t)1 << 20)
+
+#if defined(__SANITIZE_THREAD__)
+#define SCALE 4			/* TSan: fewer operations */
+#else
+#define SCALE 1
+#endif
+
+static void use_region(size_t pool)
+{
+	if (kheap__use_provider(kheap_region_provider(pool, FAKE_PHYS))) {
+		printf("# region provider failed\n");
+		exit(1);
+	}
+}
+
+static void stamp(unsigned char *p, size_t n, unsigned long tag)
+{
+	memcpy(p, &tag, n < sizeof(tag) ? n : sizeof(tag));
+	if (n > sizeof(tag))
+		memset(p + sizeof(tag), (int)(tag & 0xff), n - sizeof(tag) > 64 ?
+		       64 : n - sizeof(tag));
+	if (n > 80)
+		p[n - 1] = (unsigned char)(tag >> 8);
+}
+
+static int stamped(const unsigned char *p, size_t n, unsigned long tag)
+{
+	unsigned long t = 0;
+
+	memcpy(&t, p, n < sizeof(t) ? n : sizeof(t));
+	if (n >= sizeof(t) && t != tag)
+		return 0;
+	for (size_t i = sizeof(tag); i < n && i < sizeof(tag) + 64; i++)
+		if (p[i] != (unsigned char)(tag & 0xff))
+			return 0;
+	if (n > 80 && p[n - 1] != (unsigned char)(tag >> 8))
+		return 0;
+	return 1;
+}
+
+/* ---- producer / consumer: every free is a cross-thread free ---- */
+
+#define RING 1024
+
+struct ring {
+	void *slot[RING];
+	size_t size[RING];
+	unsigned long head, tail;	/* atomics */
+	long count;
+	int errors;
+};
+
+static void *producer(void *arg)
+{
+	struct ring *r = arg;
+	struct rng g = { 12345 };
+
+	for (long i = 0; i < r->count; i++) {
+		size_t n = rng_logu(&g, 1, i % 64 ? 1024 : 70000);
+		unsigned char *p = kheap_malloc(n);
+		unsigned long h;
+
+		if (!p) {
+			__atomic_fetch_add(&r->errors, 1, __ATOMIC_RELAXED);
+			n = 0;
+		} else {
+			stamp(p, n, (unsigned long)i);
+		}
+		h = __atomic_load_n(&r->head, __ATOMIC_RELAXED);
+		while (h - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= RING)
+			sched_yield();
+		r->slot[h % RING] = p;
+		r->size[h % RING] = n;
+		__atomic_store_n(&r->head, h + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static void *consumer(void *arg)
+{
+	struct ring *r = arg;
+
+	for (long i = 0; i < r->count; i++) {
+		unsigned long t = __atomic_load_n(&r->tail, __ATOMIC_RELAXED);
+		unsigned char *p;
+
+		while (__atomic_load_n(&r->head, __ATOMIC_ACQUIRE) == t)
+			sched_yield();
+		p = r->slot[t % RING];
+		if (p && !stamped(p, r->size[t % RING], (unsigned long)i))
+			__atomic_fetch_add(&r->errors, 1, __ATOMIC_RELAXED);
+		kheap_free(p);
+		__atomic_store_n(&r->tail, t + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static void test_producer_consumer(void)
+{
+	static struct ring r;
+	pthread_t a, b;
+	struct kheap_stats st;
+
+	use_region(256 * MIB);
+	memset(&r, 0, sizeof(r));
+	r.count = 400000 / SCALE;
+	pthread_create(&a, NULL, producer, &r);
+	pthread_create(&b, NULL, consumer, &r);
+	pthread_join(a, NULL);
+	pthread_join(b, NULL);
+	CHECK(r.errors == 0);
+	kheap__flush_thread_cache();
+	CHECK(kheap_stats(&st) == 0);
+	CHECKF(st.bytes_in_use == 0 && st.bytes_cached == 0,
+	       "in use %llu cached %llu",
+	       (unsigned long long)st.bytes_in_use,
+	       (unsigned long long)st.bytes_cached);
+	CHECK(kheap__check() == 0);
+}
+
+/* ---- many threads at random, blocks handed between threads ---- */
+
+#define SHARED 256
+
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	unsigned char *p;
+	size_t n;
+	unsigned long tag;
+} shared[SHARED];
+static int random_errors;
+
+static void *random_worker(void *arg)
+{
+	struct rng g = { (unsigned long long)(uintptr_t)arg * 7919 + 1 };
+	struct {
+		unsigned char *p;
+		size_t n;
+		unsigned long tag;
+	} mine[128] = { { 0 } };
+	long ops = 200000 / SCALE;
+
+	for (long op = 0; op < ops; op++) {
+		unsigned i = (unsigned)rng_below(&g, 128);
+		unsigned act = (unsigned)rng_below(&g, 100);
+
+		if (act < 10) {
+			/* swap with the shared pool: someone else frees it */
+			unsigned j = (unsigned)rng_below(&g, SHARED);
+
+			pthread_mutex_lock(&shared_lock);
+			if (mine[i].p && !stamped(mine[i].p, mine[i].n,
+						  mine[i].tag))
+				__atomic_fetch_add(&random_errors, 1,
+						   __ATOMIC_RELAXED);
+			{
+				unsigned char *tp = shared[j].p;
+				size_t tn = shared[j].n;
+				unsigned long tt = shared[j].tag;
+
+				shared[j].p = mine[i].p;
+				shared[j].n = mine[i].n;
+				shared[j].tag = mine[i].tag;
+				mine[i].p = tp;
+				mine[i].n = tn;
+				mine[i].tag = tt;
+			}
+			pthread_mutex_unlock(&shared_lock);
+		} else if (!mine[i].p) {
+			size_t n = act < 12 ? rng_logu(&g, 100000, 4 * MIB) :
+					      rng_logu(&g, 1, 20000);
+
+			mine[i].p = act < 20 ? kheap_calloc(1, n) :
+					       kheap_malloc(n);
+			if (!mine[i].p)
+				continue;
+			mine[i].n = n;
+			mine[i].tag = rng_next(&g);
+			stamp(mine[i].p, n, mine[i].tag);
+		} else if (act < 30) {
+			size_t n = rng_logu(&g, 1, 40000);
+			unsigned char *q = kheap_realloc(mine[i].p, n);
+
+			if (!q)
+				continue;
+			if (!stamped(q, n < mine[i].n ? n : mine[i].n,
+				     mine[i].tag) && n >= mine[i].n)
+				__atomic_fetch_add(&random_errors, 1,
+						   __ATOMIC_RELAXED);
+			mine[i].p = q;
+			mine[i].n = n;
+			stamp(q, n, mine[i].tag);
+		} else {
+			if (!stamped(mine[i].p, mine[i].n, mine[i].tag))
+				__atomic_fetch_add(&random_errors, 1,
+						   __ATOMIC_RELAXED);
+			if (kheap_phys(mine[i].p) + mine[i].n - 1 !=
+			    kheap_phys(mine[i].p + mine[i].n - 1))
+				__atomic_fetch_add(&random_errors, 1,
+						   __ATOMIC_RELAXED);
+			kheap_free(mine[i].p);
+			mine[i].p = NULL;
+		}
+	}
+	for (int i = 0; i < 128; i++)
+		kheap_free(mine[i].p);
+	return NULL;
+}
+
+static void test_many_threads(void)
+{
+	pthread_t t[6];
+	struct kheap_stats st;
+
+	use_region(512 * MIB);
+	random_errors = 0;
+	for (uintptr_t i = 0; i < 6; i++)
+		pthread_create(&t[i], NULL, random_worker, (void *)(i + 1));
+	for (int i = 0; i < 6; i++)
+		pthread_join(t[i], NULL);
+	for (int j = 0; j < SHARED; j++) {
+		kheap_free(shared[j].p);
+		shared[j].p = NULL;
+	}
+	CHECK(random_errors == 0);
+	kheap__flush_thread_cache();
+	CHECK(kheap_stats(&st) == 0);
+	CHECKF(st.bytes_in_use == 0 && st.bytes_cached == 0,
+	       "in use %llu cached %llu", (unsigned long long)st.bytes_in_use,
+	       (unsigned long long)st.bytes_cached);
+	CHECK(kheap__check() == 0);
+}
+
+/* ---- thread exit gives the cache back ---- */
+
+static void *cache_filler(void *arg)
+{
+	void *v[2000];
+
+	(void)arg;
+	for (int i = 0; i < 2000; i++)
+		v[i] = kheap_malloc((size_t)(i % 40) * 50 + 1);
+	for (int i = 0; i < 2000; i++)
+		kheap_free(v[i]);
+	return NULL;
+}
+
+static void test_thread_exit(void)
+{
+	size_t pool = 16 * MIB;
+	struct kheap_stats st;
+	void *p;
+
+	use_region(pool);
+	for (int i = 0; i < 8; i++) {
+		pthread_t t;
+
+		pthread_create(&t, NULL, cache_filler, NULL);
+		pthread_join(t, NULL);
+	}
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.bytes_cached == 0 && st.bytes_in_use == 0);
+	CHECK(kheap__check() == 0);
+	p = kheap_malloc(pool);
+	CHECK(p != NULL);
+	kheap_free(p);
+}
+
+/* ---- exhaustion from several threads, then full recovery ---- */
+
+static void *exhaust(void *arg)
+{
+	void **v = arg;
+	int n = 0;
+
+	while (n < 100000) {
+		void *p = kheap_malloc((size_t)(n % 5 ? 200 : 9000));
+
+		if (!p)
+			break;
+		v[n++] = p;
+	}
+	v[n] = NULL;
+	if (errno != ENOMEM)
+		__atomic_fetch_add(&random_errors, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void test_exhaustion_threads(void)
+{
+	size_t pool = 8 * MIB;
+	void **v[3];
+	pthread_t t[3];
+	void *p;
+
+	use_region(pool);
+	random_errors = 0;
+	for (int i = 0; i < 3; i++) {
+		v[i] = calloc(100001, sizeof(void *));
+		pthread_create(&t[i], NULL, exhaust, v[i]);
+	}
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	CHECK(random_errors == 0);
+	CHECK(kheap__check() == 0);
+	for (int i = 0; i < 3; i++) {
+		for (int j = 0; v[i][j]; j++)
+			kheap_free(v[i][j]);
+		free(v[i]);
+	}
+	p = kheap_malloc(pool);
+	CHECK(p != NULL);
+	kheap_free(p);
+	CHECK(kheap__check() == 0);
+}
+
+/* ---- dedicated chunks from several threads ---- */
+
+static void *huge_worker(void *arg)
+{
+	struct rng g = { (unsigned long long)(uintptr_t)arg };
+
+	for (int i = 0; i < 300 / SCALE; i++) {
+		size_t n = rng_logu(&g, 2 * MIB, 24 * MIB);
+		unsigned char *p = kheap_malloc(n), *q;
+
+		if (!p)
+			continue;
+		stamp(p, n, (unsigned long)i);
+		q = kheap_malloc(rng_logu(&g, 1, 50000));
+		if (!stamped(p, n, (unsigned long)i))
+			__atomic_fetch_add(&random_errors, 1, __ATOMIC_RELAXED);
+		kheap_free(q);
+		kheap_free(p);
+	}
+	return NULL;
+}
+
+static void test_huge_threads(void)
+{
+	pthread_t t[4];
+
+	use_region(128 * MIB);
+	random_errors = 0;
+	for (uintptr_t i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, huge_worker, (void *)(i + 3));
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	CHECK(random_errors == 0);
+	CHECK(kheap__check() == 0);
+}
+
+/* ---- fork while other threads allocate ---- */
+
+static int stop_flag;
+
+static void *spinner(void *arg)
+{
+	struct rng g = { (unsigned long long)(uintptr_t)arg };
+
+	while (!__atomic_load_n(&stop_flag, __ATOMIC_RELAXED)) {
+		void *p = kheap_malloc(rng_logu(&g, 1, 100000));
+
+		kheap_free(p);
+	}
+	return NULL;
+}
+
+static void test_fork_threads(void)
+{
+	pthread_t t[2];
+
+	use_region(128 * MIB);
+	stop_flag = 0;
+	for (uintptr_t i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, spinner, (void *)(i + 9));
+	for (int round = 0; round < 10; round++) {
+		void *mine = kheap_malloc(1000);
+		pid_t pid;
+		int status = -1;
+
+		memset(mine, 0x6c, 1000);
+		pid = fork();
+		if (pid == 0) {
+			int bad = 0;
+			void *v[200];
+
+			for (int i = 0; i < 200; i++) {
+				v[i] = kheap_malloc((size_t)(i * 397 % 30000) + 1);
+				bad |= !v[i];
+			}
+			for (int i = 0; i < 200; i++)
+				kheap_free(v[i]);
+			bad |= ((unsigned char *)mine)[999] != 0x6c;
+			kheap_free(mine);
+			bad |= kheap__check() != 0;
+			_exit(bad);
+		}
+		waitpid(pid, &status, 0);
+		CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		       "round %d status %#x", round, status);
+		kheap_free(mine);
+	}
+	__atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	CHECK(kheap__check() == 0);
+}
+
+int main(void)
+{
+	ktap_plan(6);
+	RUN(test_producer_consumer);
+	RUN(test_many_threads);
+	RUN(test_thread_exit);
+	RUN(test_exhaustion_threads);
+	RUN(test_huge_threads);
+	RUN(test_fork_threads);
+	return ktap_finish();
+}
