@@ -60,16 +60,17 @@ static void put_escaped(FILE *out, const unsigned char *s, size_t len)
 			fputs("\\ufffd", out);
 			continue;
 		}
-		if (i + need >= len) {	/* truncated sequence */
-			fputs("\\ufffd", out);
-			continue;
-		}
-		for (k = 1; k <= need; k++) {
+		for (k = 1; k <= need && i + k < len; k++) {
 			if ((s[i + k] & 0xc0) != 0x80)
 				break;
 			cp = (cp << 6) | (s[i + k] & 0x3f);
 		}
-		if (k <= need || (need == 2 && cp < 0x800) ||
+		if (k <= need) {	/* cut short (or at the end): one U+FFFD */
+			fputs("\\ufffd", out);
+			i += k - 1;
+			continue;
+		}
+		if ((need == 2 && cp < 0x800) ||
 		    (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
 		    (cp >= 0xd800 && cp <= 0xdfff)) {
 			fputs("\\ufffd", out);

@@ -412,7 +412,7 @@ static const char *mark(enum verdict v)
 {
 	switch (v) {
 	case V_AGREE: return "✓";
-	case V_HIDDEN: return "? (hidden: needs root)";
+	case V_HIDDEN: return "? hidden";
 	case V_ABSENT: return "✗ not present";
 	case V_MISMATCH: return "✗ MISMATCH";
 	}
@@ -442,23 +442,33 @@ static void print_mmu_view(const struct mapview *mv)
 	for (unsigned int i = 0; i < mv->nbufs; i++) {
 		const struct buf *b = &mv->bufs[i];
 		size_t shown = b->npages <= MAX_PAGES_SHOWN + 1 ? b->npages : MAX_PAGES_SHOWN;
-		bool all_agree = true;
+		size_t agree = 0, hidden = 0, rest = b->npages - shown;
 
 		for (size_t k = 0; k < b->npages; k++) {
 			if (k < shown)
 				print_row(b, &b->pages[k], k == 0);
-			else if (b->pages[k].v != V_AGREE)
-				all_agree = false;
+			else if (b->pages[k].v == V_AGREE)
+				agree++;
+			else if (b->pages[k].v == V_HIDDEN)
+				hidden++;
 		}
-		if (shown < b->npages)
-			printf("     ... %zu more pages of %c, %s\n", b->npages - shown, b->name,
-			       all_agree ? "all ✓" : "NOT all agreeing (see --json)");
+		if (rest && agree == rest)
+			printf("     ... %zu more pages of %c, all ✓\n", rest, b->name);
+		else if (rest && hidden == rest)
+			printf("     ... %zu more pages of %c, all hidden\n", rest, b->name);
+		else if (rest)
+			printf("     ... %zu more pages of %c: %zu ✓, %zu hidden, %zu ✗ (see --json)\n",
+			       rest, b->name, agree, hidden, rest - agree - hidden);
 		if (b->phys && !b->contiguous)
 			printf("     %c is NOT physically contiguous\n", b->name);
 	}
 	printf("  %u pages: %u agree, %u hidden, %u mismatched, %u not present\n",
 	       mv->n_agree + mv->n_hidden + mv->n_mismatch + mv->n_absent, mv->n_agree,
 	       mv->n_hidden, mv->n_mismatch, mv->n_absent);
+	if (mv->n_hidden)
+		printf("  hidden: /proc/self/pagemap shows page frames only to CAP_SYS_ADMIN, "
+		       "and with\n  restrict_phys=1 the module gives physical addresses only "
+		       "to CAP_SYS_RAWIO\n");
 }
 
 /*
@@ -717,8 +727,13 @@ int cmd_map(int argc, char **argv)
 		print_process_view(mv);
 		print_mmu_view(mv);
 		print_ram_view(mv);
-		printf("\n%s\n", mv->ok ? "map: every checked address agrees"
-				       : "map: FAILED, see the marks above");
+		if (!mv->ok)
+			printf("\nmap: FAILED, see the marks above\n");
+		else if (mv->n_agree)
+			printf("\nmap: every checked address agrees\n");
+		else
+			printf("\nmap: nothing to check: physical addresses are hidden from "
+			       "this user (run as root for the full picture)\n");
 	}
 	rc = mv->ok ? KC_OK : KC_FAIL;
 out:

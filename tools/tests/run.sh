@@ -7,7 +7,7 @@
 #
 # Layout it expects under the guest's /kheap (see tools/tests/README):
 #   /kheap/tools/kheapctl
-#   /kheap/tools/tests/{run.sh,ktap.sh,*.sh,json-check,kheap-hold,kheap-info}
+#   /kheap/tools/tests/{run.sh,ktap.sh,*.sh,json-check,kheap-hold,kheap-info,run-as}
 #   /kheap/module/kheap.ko      found by kheapctl itself as ../module/kheap.ko
 #   /kheap/dkms/kheap.ko        optional: the module DKMS built for this kernel
 #   /kheap/install/pc-hello     optional, from install-check.sh: a program
@@ -36,6 +36,8 @@ echo "# kheapctl: errors"
 ./kheapctl-errors.sh || status=1
 echo "# kheapctl: unload while held"
 ./kheapctl-holders.sh || status=1
+echo "# kheapctl: as an unprivileged user"
+./kheapctl-nonroot.sh || status=1
 if [ -f "$here/../../dkms/kheap.ko" ]; then
 	echo "# kheapctl: the module DKMS built"
 	KHEAPCTL_MODULE="$here/../../dkms/kheap.ko" KHEAPCTL_LOAD_ARGS="size=16M" \
