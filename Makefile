@@ -108,7 +108,8 @@ uninstall:
 		$(DESTDIR)$(DOCDIR)/examples/kheap.modprobe.conf \
 		$(DESTDIR)$(DOCDIR)/examples/kheap.modules-load.conf \
 		$(DESTDIR)$(DOCDIR)/install.md
-	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(INCLUDEDIR)/linux 2>/dev/null
 ifeq ($(DESTDIR),)
 	ldconfig
 	if command -v dkms >/dev/null && [ -n "$$(dkms status kheap/$(VERSION) 2>/dev/null)" ]; then \
