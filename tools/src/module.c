@@ -122,7 +122,8 @@ static int kmsg_print_kheap_lines(int fd)
 		nl = strchr(text, '\n');
 		if (nl)
 			*nl = '\0';
-		if (!strstr(text, KHEAP_MODNAME))
+		/* Our module's lines, without the kernel's taint notices. */
+		if (!strstr(text, KHEAP_MODNAME) || strstr(text, "taint"))
 			continue;
 		fprintf(stderr, "  kernel: %s\n", text);
 		printed++;
