@@ -96,7 +96,7 @@ FIXTURE_TEARDOWN(kheap)
  * @call must fail with -@err and leave the pool and the file's counters
  * exactly as they were.
  */
-#define EXPECT_REFUSED_MSG(_fd, _err, _call, _fmt, ...) do {		\
+#define __EXPECT_REFUSED(_fd, _err, _call, _name, _fmt, ...) do {	\
 	struct kheap_info __before, __after;				\
 	char __b1[192], __b2[192];					\
 	int __ret;							\
@@ -104,19 +104,23 @@ FIXTURE_TEARDOWN(kheap)
 	ASSERT_EQ(0, kheap_info(_fd, &__before));			\
 	__ret = (_call);						\
 	EXPECT_EQ(-(_err), __ret)					\
-		TH_LOG("%s: got %s, want %s " _fmt, #_call,		\
+		TH_LOG("%s: got %s, want %s " _fmt, _name,		\
 		       kheap_errname(__ret), kheap_errname(-(_err)),	\
 		       ##__VA_ARGS__);					\
 	ASSERT_EQ(0, kheap_info(_fd, &__after));			\
 	EXPECT_TRUE(kheap_same_state(&__before, &__after))		\
-		TH_LOG("%s changed the pool: %s -> %s " _fmt, #_call,	\
+		TH_LOG("%s changed the pool: %s -> %s " _fmt, _name,	\
 		       kheap_state_str(&__before, __b1, sizeof(__b1)),	\
 		       kheap_state_str(&__after, __b2, sizeof(__b2)),	\
 		       ##__VA_ARGS__);					\
 } while (0)
 
 #define EXPECT_REFUSED(_fd, _err, _call) \
-	EXPECT_REFUSED_MSG(_fd, _err, _call, "")
+	__EXPECT_REFUSED(_fd, _err, _call, #_call, "")
+
+/* The same, with a printf-style note on what was being tried. */
+#define EXPECT_REFUSED_MSG(_fd, _err, _call, _fmt, ...) \
+	__EXPECT_REFUSED(_fd, _err, _call, #_call, _fmt, ##__VA_ARGS__)
 
 #define ASSERT_ALLOC(_fd, _size, _align, _a) do {			\
 	int __ret = kheap_alloc(_fd, _size, _align, _a);		\
@@ -692,7 +696,7 @@ TEST_F(kheap, query_foreign_addresses)
  * FREE while mapped: the mapping keeps its pages and data, nothing new is
  * placed on them, and they come back after munmap.
  */
-TEST_F(kheap, free_while_mapped)
+TEST_F_TIMEOUT(kheap, free_while_mapped, 120)
 {
 	uint64_t npages = self->pool / self->pg / 4;
 	uint64_t len = npages * self->pg;
@@ -1564,7 +1568,7 @@ TEST_F_TIMEOUT(kheap, exhaustion, 300)
 	free(freed);
 }
 
-TEST_F(kheap, alloc_too_large)
+TEST_F_TIMEOUT(kheap, alloc_too_large, 120)
 {
 	uint64_t pg = self->pg, half = self->pool / pg / 2 * pg;
 	struct kheap_alloc a, b;
@@ -1592,7 +1596,7 @@ TEST_F(kheap, alloc_too_large)
 	EXPECT_EQ(0, kheap_free(self->fd, a.token));
 }
 
-TEST_F(kheap, alloc_alignment)
+TEST_F_TIMEOUT(kheap, alloc_alignment, 120)
 {
 	uint64_t pg = self->pg, end = self->pool_phys + self->pool, al;
 	const uint64_t small[] = { 1, 2, 64, 512, pg / 2 };
@@ -2159,18 +2163,27 @@ TEST_F(kheap, info_input_checked)
 	const uint64_t vals[] = { 1, 1ULL << 63 };
 	uint8_t buf[sizeof(struct kheap_info) + 64];
 	struct kheap_info *in = (void *)buf;
-	unsigned int k, v;
+	unsigned int k, v, accepted = 0;
+	struct kheap_info before, after;
+	int ret;
 
+	ASSERT_EQ(0, kheap_info(self->fd, &before));
 	for (v = 0; v < ARRAY_SIZE(vals); v++) {
 		for (k = 0; k < sizeof(*in) / sizeof(uint64_t); k++) {
 			memset(buf, 0, sizeof(buf));
 			((uint64_t *)in)[k] = vals[v];
-			EXPECT_REFUSED_MSG(self->fd, EINVAL,
-					   kheap_ioctl(self->fd, KHEAP_IOC_INFO, in),
-					   "field %u = %#llx", k,
-					   (unsigned long long)vals[v]);
+			ret = kheap_ioctl(self->fd, KHEAP_IOC_INFO, in);
+			if (ret != -EINVAL && accepted++ < 3)
+				TH_LOG("INFO with field %u = %#llx on input: %s, want EINVAL",
+				       k, (unsigned long long)vals[v],
+				       kheap_errname(ret));
 		}
 	}
+	EXPECT_EQ(0U, accepted) TH_LOG("%u of %zu non-zero inputs accepted", accepted,
+				       ARRAY_SIZE(vals) * sizeof(*in) / sizeof(uint64_t));
+	ASSERT_EQ(0, kheap_info(self->fd, &after));
+	EXPECT_TRUE(kheap_same_state(&before, &after));
+
 	memset(buf, 0, sizeof(buf));
 	buf[sizeof(struct kheap_info)] = 1;
 	EXPECT_REFUSED(self->fd, E2BIG,
