@@ -237,6 +237,15 @@ static void note_dirty(void *p)
 		ch->dirty_end = end;
 }
 
+static void *tlsf_get(size_t n, size_t align)
+{
+	if (align == HEAP_ROOMY)
+		return tlsf_malloc_roomy(&kh.tlsf, n);
+	if (align > TLSF_ALIGN)
+		return tlsf_memalign(&kh.tlsf, align, n);
+	return tlsf_malloc(&kh.tlsf, n);
+}
+
 void *heap_alloc_block(size_t n, size_t align, uintptr_t *dirty_before)
 {
 	size_t bs = tlsf_block_size(n);
@@ -244,16 +253,14 @@ void *heap_alloc_block(size_t n, size_t align, uintptr_t *dirty_before)
 
 	if (!bs)
 		return NULL;
-	p = align > TLSF_ALIGN ? tlsf_memalign(&kh.tlsf, align, n) :
-				 tlsf_malloc(&kh.tlsf, n);
+	p = tlsf_get(n, align);
 	if (!p) {
-		size_t need = bs + (align > TLSF_ALIGN ?
+		size_t need = bs + (align > TLSF_ALIGN && align != HEAP_ROOMY ?
 				    align + TLSF_MIN_BLOCK : 0);
 
 		if (grow(need))
 			return NULL;
-		p = align > TLSF_ALIGN ? tlsf_memalign(&kh.tlsf, align, n) :
-					 tlsf_malloc(&kh.tlsf, n);
+		p = tlsf_get(n, align);
 		if (!p)
 			return NULL;
 	}

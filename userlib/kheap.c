@@ -83,6 +83,7 @@ static void *central_huge(struct tcache *tc, size_t n, size_t align)
 static void *small_slow(struct tcache *tc, unsigned c)
 {
 	void *p = NULL;
+	size_t sz, nat;
 
 	if (tc) {
 		p = tcache_refill(tc, c);
@@ -95,8 +96,11 @@ static void *small_slow(struct tcache *tc, unsigned c)
 	if (p)
 		return p;
 	/* No slab memory: a TLSF block of the class size still fits in the
-	 * holes the slabs cannot use. */
-	p = central_block(tc, kh_class_size[c], 0, NULL);
+	 * holes the slabs cannot use.  It keeps the alignment a slab object
+	 * of the class has (kheap_aligned_alloc relies on it). */
+	sz = kh_class_size[c];
+	nat = sz & -sz;
+	p = central_block(tc, sz, nat >= 64 ? 64 : nat, NULL);
 	if (!p)
 		note_failure(ENOMEM);
 	return p;
@@ -342,7 +346,17 @@ API size_t kheap_malloc_usable_size(const void *p)
 
 static void *realloc_move(void *p, size_t old, size_t n, int foreign)
 {
-	void *q = kheap_malloc(n);
+	void *q = NULL;
+
+	/* Growing into TLSF range: take the new block from the largest free
+	 * block, so the next growth likely happens in place. */
+	if (n > old && n > SMALL_MAX && !is_huge(n)) {
+		q = central_block(tcache_get(), n, HEAP_ROOMY, NULL);
+		if (!q)
+			note_failure(ENOMEM);
+	} else {
+		q = kheap_malloc(n);
+	}
 
 	if (!q)
 		return NULL;

@@ -262,6 +262,24 @@ void *tlsf_malloc(struct tlsf *t, size_t n)
 	return to_ptr(b);
 }
 
+void *tlsf_malloc_roomy(struct tlsf *t, size_t n)
+{
+	size_t size = tlsf_block_size(n);
+	struct tlsf_block *b;
+	unsigned fl;
+
+	if (!size || !t->fl_bitmap)
+		return NULL;
+	fl = fls_sz(t->fl_bitmap);
+	b = t->heads[fl][fls_sz(t->sl_bitmap[fl])];
+	if (bsize(b) < size)
+		return tlsf_malloc(t, n);
+	remove_free(t, b);
+	mark_used(b);
+	split_tail(t, b, size);
+	return to_ptr(b);
+}
+
 /*
  * Carve from a free block one whose address plus hdr is aligned to align
  * and whose size is at least size.  A front gap, when there is one, must be

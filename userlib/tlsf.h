@@ -57,6 +57,9 @@ int tlsf_region_is_empty(const void *mem, size_t size);
 void tlsf_remove_region(struct tlsf *t, void *mem);
 
 void *tlsf_malloc(struct tlsf *t, size_t n);
+/* From the largest free block (worst fit), so that the block is likely
+ * followed by free space it can later grow into; for realloc moves. */
+void *tlsf_malloc_roomy(struct tlsf *t, size_t n);
 /* align a power of two; the user pointer is aligned. */
 void *tlsf_memalign(struct tlsf *t, size_t align, size_t n);
 /* A block whose block address (user pointer - 16) is aligned to align and

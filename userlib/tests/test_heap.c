@@ -461,16 +461,21 @@ static void differential(unsigned long long seed, long ops, size_t pool,
 				al = (size_t)8 << rng_below(&r, 14);
 			if (act >= 80 && act < 85) {
 				q = kheap_calloc(1, n);
-				if (q && !filled(q, n, 0))
+				if (q && !filled(q, n, 0)) {
+					printf("# op %ld: calloc(%zu) not zero\n",
+					       op, n);
 					errors++;
+				}
 			} else if (al) {
 				void *t = NULL;
 
 				if (kheap_posix_memalign(&t, al, n))
 					t = NULL;
 				q = t;
-				if (q && (uintptr_t)q % al)
+				if (q && (uintptr_t)q % al) {
+					printf("# op %ld: misaligned\n", op);
 					errors++;
+				}
 			} else {
 				q = kheap_malloc(n);
 			}
@@ -478,8 +483,10 @@ static void differential(unsigned long long seed, long ops, size_t pool,
 				fails++;
 				continue;
 			}
-			if (kheap_malloc_usable_size(q) < n)
+			if (kheap_malloc_usable_size(q) < n) {
+				printf("# op %ld: usable size short\n", op);
 				errors++;
+			}
 			if (own(q, kheap_malloc_usable_size(q), 1)) {
 				printf("# op %ld: %p overlaps\n", op, (void *)q);
 				errors++;
@@ -498,8 +505,11 @@ static void differential(unsigned long long seed, long ops, size_t pool,
 			q = kheap_realloc(x->p, n);
 			if (!q) {
 				fails++;
-				if (!contents_ok(x))
+				if (!contents_ok(x)) {
+					printf("# op %ld: failed realloc lost "
+					       "contents\n", op);
 					errors++;
+				}
 				own(x->p, kheap_malloc_usable_size(x->p), 1);
 				continue;
 			}

@@ -1,0 +1,505 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kbench.c - libkheap against glibc malloc, jemalloc and mimalloc, side by
+ * side in one process run per workload.
+ *
+ * jemalloc and mimalloc are loaded with dlopen(RTLD_LOCAL), so their
+ * malloc does not replace glibc's in this process; all four allocators are
+ * called through function pointers alike.  Their initial-exec TLS needs
+ * static TLS room, so the program re-executes itself once with
+ * GLIBC_TUNABLES=glibc.rtld.optional_static_tls raised.
+ *
+ * Host (default): libkheap runs over the region provider, an ordinary
+ * mapping posing as a pool (allocator speed).  --device: over /dev/kheap
+ * (end to end, in the guest).
+ *
+ * Output, one line per workload:
+ *   workload=<name> kheap=<ns/op> glibc=<ns/op> jemalloc=<ns/op>
+ *   mimalloc=<ns/op> ratio_glibc=<kheap/glibc>
+ * plus utilisation=<pct> and the kheap_phys/pagemap comparison.
+ * Each figure is the best of several runs.  Not a test: nothing asserts.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../userlib/internal.h"
+
+#define MIB ((size_t)1 << 20)
+
+struct allocator {
+	const char *name;
+	void *(*malloc)(size_t);
+	void (*free)(void *);
+	void *(*realloc)(void *, size_t);
+	void *(*calloc)(size_t, size_t);
+	void *(*aligned_alloc)(size_t, size_t);
+	int ok;
+};
+
+static struct allocator A[4] = {
+	{ "kheap", kheap_malloc, kheap_free, kheap_realloc, kheap_calloc,
+	  kheap_aligned_alloc, 1 },
+	{ "glibc", malloc, free, realloc, calloc, aligned_alloc, 1 },
+	{ "jemalloc", 0, 0, 0, 0, 0, 0 },
+	{ "mimalloc", 0, 0, 0, 0, 0, 0 },
+};
+
+static int reps = 5;
+static double scale = 1.0;
+
+static void load(struct allocator *a, const char *lib, const char *pfx)
+{
+	void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+	char n[64];
+
+	if (!h) {
+		fprintf(stderr, "# %s: %s\n", a->name, dlerror());
+		return;
+	}
+#define SYM(field, s) do {						\
+		snprintf(n, sizeof(n), "%s%s", pfx, s);			\
+		*(void **)&a->field = dlsym(h, n);			\
+		if (!a->field)						\
+			return;						\
+	} while (0)
+	SYM(malloc, "malloc");
+	SYM(free, "free");
+	SYM(realloc, "realloc");
+	SYM(calloc, "calloc");
+	SYM(aligned_alloc, "aligned_alloc");
+	a->ok = 1;
+}
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
+}
+
+#define KEEP(p) __asm__ volatile("" : : "r"(p) : "memory")
+
+/* ---- random numbers, pre-drawn so every allocator sees the same ---- */
+
+static uint64_t rs = 88172645463325252ull;
+
+static uint64_t rnd(void)
+{
+	rs ^= rs << 13;
+	rs ^= rs >> 7;
+	rs ^= rs << 17;
+	return rs;
+}
+
+static size_t logu(size_t lo, size_t hi)
+{
+	double u = (double)(rnd() >> 11) / 9007199254740992.0;
+	size_t v = (size_t)exp(log((double)lo) +
+			       u * (log((double)hi + 1) - log((double)lo)));
+
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* ---- workloads: each returns ns per operation ---- */
+
+static size_t hot_size;
+
+static double w_hot(struct allocator *a)
+{
+	long n = (long)(2000000 * scale);
+	double t = now();
+
+	for (long i = 0; i < n; i++) {
+		void *p = a->malloc(hot_size);
+
+		KEEP(p);
+		a->free(p);
+	}
+	return (now() - t) / (double)n;
+}
+
+#define LIVE1K 1000
+static size_t sz1k[LIVE1K];
+static unsigned perm1k[LIVE1K];
+
+static double w_random_free(struct allocator *a)
+{
+	static void *v[LIVE1K];
+	long rounds = (long)(1000 * scale);
+	double t = now();
+
+	for (long r = 0; r < rounds; r++) {
+		for (int i = 0; i < LIVE1K; i++)
+			v[i] = a->malloc(sz1k[i]);
+		for (int i = 0; i < LIVE1K; i++)
+			a->free(v[perm1k[i]]);
+	}
+	return (now() - t) / (double)(rounds * LIVE1K);
+}
+
+#define LIVE10K 10000
+#define CHURN_OPS (1 << 21)
+static size_t *churn_size;	/* CHURN_OPS + LIVE10K */
+static unsigned *churn_victim;	/* CHURN_OPS */
+
+static double w_churn(struct allocator *a)
+{
+	static void *v[LIVE10K];
+	long n = (long)(CHURN_OPS * scale);
+	double t;
+
+	for (int i = 0; i < LIVE10K; i++)
+		v[i] = a->malloc(churn_size[i]);
+	t = now();
+	for (long i = 0; i < n; i++) {
+		unsigned k = churn_victim[i % CHURN_OPS];
+
+		a->free(v[k]);
+		v[k] = a->malloc(churn_size[LIVE10K + i % CHURN_OPS]);
+	}
+	t = (now() - t) / (double)n;
+	for (int i = 0; i < LIVE10K; i++)
+		a->free(v[i]);
+	return t;
+}
+
+/* Producer allocates, consumer frees: every free is a remote free. */
+#define RING 4096
+struct pc {
+	struct allocator *a;
+	void *slot[RING];
+	unsigned long head __attribute__((aligned(64)));
+	unsigned long tail __attribute__((aligned(64)));
+	long count;
+};
+static size_t pc_size[4096];
+
+static void *pc_producer(void *arg)
+{
+	struct pc *c = arg;
+
+	for (long i = 0; i < c->count; i++) {
+		void *p = c->a->malloc(pc_size[i & 4095]);
+		unsigned long h = __atomic_load_n(&c->head, __ATOMIC_RELAXED);
+
+		*(volatile char *)p = 1;
+		while (h - __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE) >= RING)
+			__builtin_ia32_pause();
+		c->slot[h % RING] = p;
+		__atomic_store_n(&c->head, h + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static void *pc_consumer(void *arg)
+{
+	struct pc *c = arg;
+
+	for (long i = 0; i < c->count; i++) {
+		unsigned long t = __atomic_load_n(&c->tail, __ATOMIC_RELAXED);
+
+		while (__atomic_load_n(&c->head, __ATOMIC_ACQUIRE) == t)
+			__builtin_ia32_pause();
+		c->a->free(c->slot[t % RING]);
+		__atomic_store_n(&c->tail, t + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static double w_prodcons(struct allocator *a)
+{
+	static struct pc c;
+	pthread_t p, q;
+	double t;
+
+	memset(&c, 0, sizeof(c));
+	c.a = a;
+	c.count = (long)(1000000 * scale);
+	t = now();
+	pthread_create(&q, NULL, pc_consumer, &c);
+	pthread_create(&p, NULL, pc_producer, &c);
+	pthread_join(p, NULL);
+	pthread_join(q, NULL);
+	return (now() - t) / (double)c.count;
+}
+
+static double w_realloc_doubling(struct allocator *a)
+{
+	long rounds = (long)(200 * scale), ops = 0;
+	double t = now();
+
+	for (long r = 0; r < rounds; r++) {
+		char *p = a->malloc(16);
+
+		p[0] = 1;
+		for (size_t n = 32; n <= 16 * MIB; n *= 2, ops++) {
+			p = a->realloc(p, n);
+			p[n - 1] = 1;
+		}
+		a->free(p);
+	}
+	return (now() - t) / (double)ops;
+}
+
+static size_t al_align, al_size;
+
+static double w_aligned(struct allocator *a)
+{
+	long n = (long)((al_align >= MIB ? 20000 : 500000) * scale);
+	double t = now();
+
+	for (long i = 0; i < n; i++) {
+		void *p = a->aligned_alloc(al_align, al_size);
+
+		KEEP(p);
+		a->free(p);
+	}
+	return (now() - t) / (double)n;
+}
+
+static double w_calloc_large(struct allocator *a)
+{
+	long n = (long)(2000 * scale);
+	double t = now();
+
+	for (long i = 0; i < n; i++) {
+		char *p = a->calloc(1, MIB);
+
+		KEEP(p);
+		a->free(p);
+	}
+	return (now() - t) / (double)n;
+}
+
+/* ---- driver ---- */
+
+static void run(const char *name, double (*fn)(struct allocator *))
+{
+	double best[4];
+
+	for (int i = 0; i < 4; i++)
+		best[i] = 1e300;
+	for (int r = 0; r < reps; r++) {
+		for (int i = 0; i < 4; i++) {
+			double v;
+
+			if (!A[i].ok)
+				continue;
+			v = fn(&A[i]);
+			if (v < best[i])
+				best[i] = v;
+		}
+	}
+	printf("workload=%s", name);
+	for (int i = 0; i < 4; i++) {
+		if (A[i].ok)
+			printf(" %s=%.1f", A[i].name, best[i]);
+		else
+			printf(" %s=n/a", A[i].name);
+	}
+	printf(" ratio_glibc=%.2f\n", best[0] / best[1]);
+	fflush(stdout);
+}
+
+/* Random actions (3 allocations per free) with log-uniform sizes until
+ * the first failure: requested bytes / pool size. */
+static double utilisation(size_t lo, size_t hi, uint64_t seed)
+{
+	struct kheap_stats st;
+	size_t cap = 1 << 22, nv = 0, live = 0;
+	struct { void *p; size_t n; } *v = malloc(cap * sizeof(*v));
+	double pct;
+
+	kheap_stats(&st);
+	rs = seed;
+	while (nv < cap) {
+		if (nv && rnd() % 4 == 0) {
+			size_t i = rnd() % nv;
+
+			kheap_free(v[i].p);
+			live -= v[i].n;
+			v[i] = v[--nv];
+		} else {
+			size_t n = logu(lo, hi);
+			void *p = kheap_malloc(n);
+
+			if (!p)
+				break;
+			v[nv].p = p;
+			v[nv++].n = n;
+			live += n;
+		}
+	}
+	pct = 100.0 * (double)live / (double)st.pool_size;
+	while (nv)
+		kheap_free(v[--nv].p);
+	free(v);
+	return pct;
+}
+
+static double pagemap_ns(void *buf, size_t len)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	long n = (long)(200000 * scale);
+	uint64_t e, sum = 0;
+	double t;
+
+	if (fd < 0)
+		return -1;
+	t = now();
+	for (long i = 0; i < n; i++) {
+		uintptr_t v = (uintptr_t)buf + (size_t)(i * 4096) % len;
+
+		if (pread(fd, &e, 8, (off_t)(v / 4096 * 8)) != 8)
+			break;
+		sum += (e & ((1ull << 55) - 1)) * 4096 + v % 4096;
+	}
+	t = (now() - t) / (double)n;
+	KEEP(sum);
+	close(fd);
+	return t;
+}
+
+static double phys_ns(char *buf, size_t len)
+{
+	long n = (long)(20000000 * scale);
+	uint64_t sum = 0;
+	double t = now();
+
+	for (long i = 0; i < n; i++) {
+		sum += kheap_phys(buf + (size_t)(i * 4099) % len);
+		KEEP(sum);
+	}
+	return (now() - t) / (double)n;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: kbench [--device] [--pool MiB] [--quick] "
+		"[--reps N]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const size_t hot[] = { 16, 64, 256, 1024, 4096, 16384, 65536 };
+	size_t pool = 1024;
+	int device = 0;
+	char name[64];
+
+	if (!getenv("KBENCH_REEXEC")) {
+		setenv("KBENCH_REEXEC", "1", 1);
+		setenv("GLIBC_TUNABLES",
+		       "glibc.rtld.optional_static_tls=65536", 1);
+		execv("/proc/self/exe", argv);
+	}
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--device"))
+			device = 1;
+		else if (!strcmp(argv[i], "--pool") && i + 1 < argc)
+			pool = strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--quick"))
+			scale = 0.1, reps = 2;
+		else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+			reps = atoi(argv[++i]);
+		else
+			usage();
+	}
+	if (device) {
+		if (kheap__use_provider(&kheap_device_provider)) {
+			printf("# no /dev/kheap: %s\n", strerror(errno));
+			return 4;
+		}
+	} else if (kheap__use_provider(kheap_region_provider(pool * MIB, 0))) {
+		fprintf(stderr, "region provider failed\n");
+		return 1;
+	}
+	load(&A[2], "libjemalloc.so.2", "");
+	load(&A[3], "libmimalloc.so.2", "mi_");
+	printf("# kbench: kheap over %s, %d runs each, best reported, ns/op\n",
+	       device ? "/dev/kheap" : "a host region (allocator speed)",
+	       reps);
+
+	for (unsigned i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
+		hot_size = hot[i];
+		snprintf(name, sizeof(name), "hot_pair_%zu", hot[i]);
+		run(name, w_hot);
+	}
+	for (int i = 0; i < LIVE1K; i++) {
+		sz1k[i] = logu(16, 8192);
+		perm1k[i] = (unsigned)i;
+	}
+	for (int i = LIVE1K - 1; i > 0; i--) {
+		unsigned j = (unsigned)(rnd() % (unsigned)(i + 1)), t = perm1k[i];
+
+		perm1k[i] = perm1k[j];
+		perm1k[j] = t;
+	}
+	run("random_free_1000", w_random_free);
+	churn_size = malloc((CHURN_OPS + LIVE10K) * sizeof(size_t));
+	churn_victim = malloc(CHURN_OPS * sizeof(unsigned));
+	for (int i = 0; i < CHURN_OPS + LIVE10K; i++)
+		churn_size[i] = logu(16, 8192);
+	for (int i = 0; i < CHURN_OPS; i++)
+		churn_victim[i] = (unsigned)(rnd() % LIVE10K);
+	run("churn_10k", w_churn);
+	for (int i = 0; i < 4096; i++)
+		pc_size[i] = logu(16, 1024);
+	run("prodcons_2thr", w_prodcons);
+	run("realloc_doubling", w_realloc_doubling);
+	al_align = 4096, al_size = 4096;
+	run("aligned_4k", w_aligned);
+	al_align = 2 * MIB, al_size = 2 * MIB;
+	run("aligned_2m", w_aligned);
+	run("calloc_1m", w_calloc_large);
+
+	if (!device && kheap__use_provider(kheap_region_provider(128 * MIB, 0)))
+		return 1;
+	{
+		double u[3], worst = 100, sum = 0;
+
+		for (int s = 0; s < 3; s++) {
+			u[s] = utilisation(16, 8192, 1234567 + (uint64_t)s);
+			sum += u[s];
+			if (u[s] < worst)
+				worst = u[s];
+		}
+		printf("utilisation=%.2f sizes=16-8192 seeds=3 min=%.2f "
+		       "runs=%.2f,%.2f,%.2f\n", sum / 3, worst, u[0], u[1], u[2]);
+		sum = 0;
+		worst = 100;
+		for (int s = 0; s < 3; s++) {
+			u[s] = utilisation(16, 256 << 10, 7654321 + (uint64_t)s);
+			sum += u[s];
+			if (u[s] < worst)
+				worst = u[s];
+		}
+		printf("utilisation=%.2f sizes=16-262144 seeds=3 min=%.2f\n",
+		       sum / 3, worst);
+	}
+	{
+		size_t len = 64 * MIB;
+		char *buf = kheap_malloc(len);
+		double k, pm;
+
+		memset(buf, 1, len);
+		k = phys_ns(buf, len);
+		pm = pagemap_ns(buf, len);
+		printf("workload=phys_lookup kheap_phys=%.1f pagemap=%.1f "
+		       "speedup=%.0f\n", k, pm, pm / k);
+		kheap_free(buf);
+	}
+	return 0;
+}
