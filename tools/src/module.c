@@ -326,7 +326,8 @@ int cmd_load(int argc, char **argv)
 			errmsg("%s: %s", module_path, strerror(-ret));
 			goto out;
 		}
-		snprintf(from, sizeof(from), "%s", module_path);
+		if (!realpath(module_path, from))
+			snprintf(from, sizeof(from), "%s", module_path);
 	} else {
 		ret = kmod_module_new_from_lookup(ctx, KHEAP_MODNAME, &list);
 		if (ret < 0 || !list) {

@@ -6,7 +6,9 @@
 # module unloaded; usage errors exit 2; loading twice, unloading when not
 # loaded and a missing module file exit 1 with a clear message.
 #
-# Environment: KHEAPCTL (default ../kheapctl), KHEAPCTL_MODULE (--module).
+# Environment: KHEAPCTL (default ../kheapctl), KHEAPCTL_MODULE (--module),
+# KHEAPCTL_FOREIGN_MODULE: a kheap.ko built for another kernel (else that
+# case is skipped).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/ktap.sh"
 PATH=$here:$PATH
@@ -15,7 +17,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 M=${KHEAPCTL_MODULE:+--module $KHEAPCTL_MODULE}
 
-ktap_plan 14
+ktap_plan 15
 "$K" unload >/dev/null 2>&1
 
 # expect_load_refused NAME ARGS...: exit 1, an errno message, a kernel line,
@@ -82,5 +84,16 @@ ktap_result $? "loading twice: the second load exits 1, already loaded"
 
 "$K" unload > "$T/out" 2>&1
 ktap_result $? "unload after that"
+
+if [ -f "${KHEAPCTL_FOREIGN_MODULE:-}" ]; then
+	"$K" load --module "$KHEAPCTL_FOREIGN_MODULE" > "$T/out" 2>&1
+	rc=$?
+	ktap_diag "$T/out"
+	[ $rc -eq 1 ] && grep -q 'Exec format error' "$T/out" &&
+		grep -q "running kernel is $(uname -r)" "$T/out" && [ ! -e /sys/module/kheap ]
+	ktap_result $? "a module built for another kernel is refused, with both versions named"
+else
+	ktap_skip "a module built for another kernel is refused" "no KHEAPCTL_FOREIGN_MODULE"
+fi
 
 ktap_done

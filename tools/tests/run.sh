@@ -10,6 +10,7 @@
 #   /kheap/tools/tests/{run.sh,ktap.sh,*.sh,json-check,kheap-hold,kheap-info,run-as}
 #   /kheap/module/kheap.ko      found by kheapctl itself as ../module/kheap.ko
 #   /kheap/dkms/kheap.ko        optional: the module DKMS built for this kernel
+#   /kheap/foreign/kheap.ko     optional: kheap.ko built for the other kernel
 #   /kheap/install/pc-hello     optional, from install-check.sh: a program
 #   /kheap/install/lib/         built with pkg-config against an installed
 #                               copy, and that copy's libkheap.so*
@@ -33,6 +34,9 @@ if [ -n "${KHEAP_RESERVED:-}" ]; then
 	KHEAPCTL_LOAD_ARGS="$KHEAP_RESERVED" ./kheapctl-e2e.sh || status=1
 fi
 echo "# kheapctl: errors"
+if [ -f "$here/../../foreign/kheap.ko" ]; then
+	export KHEAPCTL_FOREIGN_MODULE="$here/../../foreign/kheap.ko"
+fi
 ./kheapctl-errors.sh || status=1
 echo "# kheapctl: unload while held"
 ./kheapctl-holders.sh || status=1
