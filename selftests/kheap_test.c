@@ -48,11 +48,21 @@ static int kmsg_fd = -1;
 /* Without the device there is nothing to test: skip the whole program. */
 static void __attribute__((constructor)) kheap_test_init(void)
 {
-	if (access(KHEAP_DEV, F_OK)) {
+	int fd = kheap_open();
+
+	if (fd == -ENOENT || fd == -ENODEV || fd == -ENXIO) {
 		ksft_print_header();
 		ksft_exit_skip("%s: %s (is kheap.ko loaded?)\n", KHEAP_DEV,
-			       strerror(errno));
+			       strerror(-fd));
 	}
+	if (fd == -EACCES || fd == -EPERM) {
+		ksft_print_header();
+		ksft_exit_skip("%s: %s (run as root)\n", KHEAP_DEV,
+			       strerror(-fd));
+	}
+	/* Any other failure is for the tests to report. */
+	if (fd >= 0)
+		close(fd);
 	kmsg_fd = kheap_kmsg_open();
 }
 
