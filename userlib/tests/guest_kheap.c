@@ -1,0 +1,428 @@
+// SPDX-License-Identifier: MIT
+/*
+ * guest_kheap.c - libkheap through the real /dev/kheap (run in a guest
+ * with the kheap module loaded; KHEAP_DEVICE names another node).
+ *
+ * Physical truth of random allocations against /proc/self/pagemap,
+ * contiguity of whole allocations up to an arena and beyond, realloc
+ * across moves, exhaustion then full recovery, calloc, fork, threads.
+ * SKIPs (exit 4) without the device.  Needs root (CAP_SYS_ADMIN) for the
+ * pagemap comparisons; without it those cases are skipped.
+ *
+ * Built twice: guest_kheap (static library, also runs the integrity
+ * checker) and guest_kheap_shared (shared library, public API only).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kheap.h"
+#include "ktap.h"
+
+#ifdef KHEAP_SHARED_ONLY
+#define HEAP_OK() 1
+#else
+int kheap__check(void);
+#define HEAP_OK() (kheap__check() == 0)
+#endif
+
+#define MIB ((size_t)1 << 20)
+
+static struct kheap_stats st0;
+static int pm_fd = -1, pm_ok, restricted;
+static long page;
+
+/* Physical address of a (touched) byte from /proc/self/pagemap; 0 when
+ * the page is not present. */
+static uint64_t pagemap_phys(const void *addr)
+{
+	uint64_t e;
+	uintptr_t v = (uintptr_t)addr;
+
+	if (pread(pm_fd, &e, 8, (off_t)(v / (uintptr_t)page * 8)) != 8)
+		return 0;
+	if (!(e >> 63))
+		return 0;
+	return (e & ((1ull << 55) - 1)) * (uint64_t)page + v % (uintptr_t)page;
+}
+
+/* Touch every page of [p, p+n) and compare with the pagemap. */
+static int phys_true(unsigned char *p, size_t n)
+{
+	uint64_t base = kheap_phys(p);
+	size_t step = (size_t)page;
+
+	if (restricted) {
+		/* no physical addresses: still every byte must be usable */
+		memset(p, 0xc3, n);
+		return kheap_phys(p + n - 1) == 0 && errno == EPERM;
+	}
+	if (!base)
+		return 0;
+	for (size_t off = 0; off < n; off += step) {
+		size_t o = off ? off - ((uintptr_t)(p + off) % step) : 0;
+
+		p[o] ^= 0;
+		*(volatile unsigned char *)(p + o) = p[o];
+		if (kheap_phys(p + o) != base + o)
+			return 0;
+		if (pm_ok && pagemap_phys(p + o) != base + o) {
+			printf("# %p+%zu: kheap_phys %#llx, pagemap %#llx\n",
+			       (void *)p, o, (unsigned long long)(base + o),
+			       (unsigned long long)pagemap_phys(p + o));
+			return 0;
+		}
+	}
+	*(volatile unsigned char *)(p + n - 1) = p[n - 1];
+	if (kheap_phys(p + n - 1) != base + n - 1)
+		return 0;
+	if (pm_ok && pagemap_phys(p + n - 1) != base + n - 1)
+		return 0;
+	return kheap_phys_to_virt(base + n - 1) == p + n - 1;
+}
+
+static void test_phys_truth_random(void)
+{
+	struct rng r = { 2024 };
+	unsigned char *v[512];
+	size_t maxsz = st0.arena_size / 4;
+
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < 512; i++) {
+			size_t n = rng_logu(&r, 1, i % 50 ? 65536 : maxsz);
+
+			v[i] = kheap_malloc(n);
+			CHECKF(v[i] != NULL, "malloc(%zu): %s", n,
+			       strerror(errno));
+			if (v[i])
+				CHECKF(phys_true(v[i], n), "block %p size %zu",
+				       (void *)v[i], n);
+		}
+		for (int i = 0; i < 512; i += 1 + round)
+			kheap_free(v[i]), v[i] = NULL;
+		for (int i = 0; i < 512; i++)
+			kheap_free(v[i]);
+	}
+	CHECK(HEAP_OK());
+}
+
+/* Whole allocations: half an arena, an arena, and beyond (dedicated
+ * chunks), up to a quarter of the pool. */
+static void test_contiguity_large(void)
+{
+	size_t a = st0.arena_size;
+	size_t sizes[] = { a / 2 - 4096, a / 2 + 1, a, 2 * a + 12345,
+			   st0.pool_size / 4 };
+
+	for (unsigned i = 0; i < 5; i++) {
+		unsigned char *p;
+
+		if (sizes[i] > st0.pool_size / 4 || !sizes[i])
+			continue;
+		p = kheap_malloc(sizes[i]);
+		CHECKF(p != NULL, "malloc(%zu): %s", sizes[i], strerror(errno));
+		if (!p)
+			continue;
+		CHECKF(phys_true(p, sizes[i]), "size %zu", sizes[i]);
+		CHECK(kheap_malloc_usable_size(p) >= sizes[i]);
+		kheap_free(p);
+	}
+	for (size_t al = 4096; al <= 2 * MIB && al <= st0.pool_size / 4;
+	     al <<= 1) {
+		unsigned char *p = kheap_aligned_alloc(al, al);
+
+		CHECKF(p && kheap_phys(p) % al == 0 && (uintptr_t)p % al == 0,
+		       "align %zu", al);
+		if (p)
+			CHECK(phys_true(p, al));
+		kheap_free(p);
+	}
+	CHECK(HEAP_OK());
+}
+
+static void test_realloc_moves(void)
+{
+	size_t top = st0.pool_size / 4 < 64 * MIB ? st0.pool_size / 4 : 64 * MIB;
+	unsigned char *p = kheap_malloc(16), *q, *blocker = NULL;
+	int moves = 0;
+
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	memset(p, 0x5a, 16);
+	for (size_t n = 32, prev = 16; n <= top; prev = n, n *= 2) {
+		/* an allocation right after p forces some moves */
+		if (n == 4096)
+			blocker = kheap_malloc(100);
+		q = kheap_realloc(p, n);
+		CHECKF(q != NULL, "realloc to %zu", n);
+		if (!q)
+			break;
+		moves += q != p;
+		for (size_t i = 0; i < prev; i += 997)
+			if (q[i] != (unsigned char)(0x5a + i % 7)) {
+				CHECKF(0, "contents lost at %zu/%zu", i, n);
+				break;
+			}
+		for (size_t i = 0; i < n; i += 997)
+			q[i] = (unsigned char)(0x5a + i % 7);
+		CHECKF(phys_true(q, n), "size %zu", n);
+		p = q;
+	}
+	ktap_diag("realloc doubling to %zu: %d moves", top, moves);
+	CHECK(moves >= 2);
+	kheap_free(p);
+	kheap_free(blocker);
+	CHECK(HEAP_OK());
+}
+
+static void test_calloc(void)
+{
+	for (int round = 0; round < 3; round++) {
+		size_t sizes[] = { 10, 3000, 70000, 1 << 20, st0.arena_size };
+		void *v[5];
+
+		for (int i = 0; i < 5; i++) {
+			unsigned char *p = kheap_calloc(1, sizes[i]);
+			size_t j;
+
+			CHECK(p != NULL);
+			if (!p) {
+				v[i] = NULL;
+				continue;
+			}
+			for (j = 0; j < sizes[i] && !p[j]; j++)
+				;
+			CHECKF(j == sizes[i], "calloc(%zu) byte %zu", sizes[i], j);
+			memset(p, 0xff, sizes[i]);
+			v[i] = p;
+		}
+		for (int i = 0; i < 5; i++)
+			kheap_free(v[i]);
+	}
+	CHECK(HEAP_OK());
+}
+
+/* Fill the pool until ENOMEM, free everything, get it all back. */
+static void test_exhaustion_recovery(void)
+{
+	struct kheap_stats st;
+	size_t cap = 1 << 22, nv = 0;
+	void **v = malloc(cap * sizeof(*v));
+	void *p;
+
+	CHECK(kheap_stats(&st) == 0);
+	errno = 0;
+	for (size_t i = 0; nv < cap; i++) {
+		size_t n = i % 3 == 0 ? 3000 : i % 3 == 1 ? 100 : 40000;
+
+		p = kheap_malloc(n);
+		if (!p)
+			break;
+		v[nv++] = p;
+	}
+	CHECK(errno == ENOMEM);
+	CHECK(kheap_stats(&st) == 0);
+	ktap_diag("exhausted after %zu blocks: %llu bytes in use, %llu held, "
+		  "pool %llu, pool free %llu", nv,
+		  (unsigned long long)st.bytes_in_use,
+		  (unsigned long long)st.bytes_held,
+		  (unsigned long long)st.pool_size,
+		  (unsigned long long)st.pool_free);
+	CHECK(st.bytes_in_use >= st0.pool_free / 10 * 8);
+	CHECK(HEAP_OK());
+	while (nv)
+		kheap_free(v[--nv]);
+	free(v);
+	/* The largest extent there was at the start is there again. */
+	p = kheap_malloc(st0.largest_free);
+	CHECKF(p != NULL, "malloc(%llu) after freeing all: %s",
+	       (unsigned long long)st0.largest_free, strerror(errno));
+	if (p)
+		CHECK(phys_true(p, st0.largest_free));
+	kheap_free(p);
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.bytes_in_use == 0);
+	CHECK(HEAP_OK());
+}
+
+static void test_fork(void)
+{
+	unsigned char *mine = kheap_malloc(5000), *big = kheap_malloc(3 * MIB);
+	struct kheap_stats before, after;
+	uint64_t ph = kheap_phys(mine);
+	int status = -1;
+	pid_t pid;
+
+	CHECK(mine && big);
+	if (!mine || !big)
+		return;
+	memset(mine, 0x31, 5000);
+	memset(big, 0x32, 3 * MIB);
+	CHECK(kheap_stats(&before) == 0);
+	pid = fork();
+	if (pid == 0) {
+		int bad = 0;
+		unsigned char *v[100];
+
+		/* /proc/self was resolved when the parent opened it */
+		close(pm_fd);
+		pm_fd = open("/proc/self/pagemap", O_RDONLY);
+		bad |= mine[4999] != 0x31 || big[3 * MIB - 1] != 0x32;
+		bad |= kheap_phys(mine) != ph || !phys_true(mine, 5000);
+		for (int i = 0; i < 100; i++) {
+			size_t n = (size_t)(i % 4 ? 200 : 300000);
+
+			v[i] = kheap_malloc(n);
+			bad |= !v[i] || !phys_true(v[i], n);
+		}
+		mine[0] = 0x77;		/* shared with the parent */
+		kheap_free(mine);	/* the parent's: no effect */
+		for (int i = 0; i < 100; i++)
+			kheap_free(v[i]);
+		v[0] = kheap_malloc(2 * MIB);
+		bad |= !v[0] || !phys_true(v[0], 2 * MIB);
+		bad |= !HEAP_OK();
+		_exit(bad ? 1 : 0);	/* the child's chunks die with it */
+	}
+	CHECK(pid > 0);
+	waitpid(pid, &status, 0);
+	CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %#x",
+	       status);
+	CHECK(mine[0] == 0x77 && mine[1] == 0x31);
+	CHECK(kheap_stats(&after) == 0);
+	CHECKF(after.pool_free == before.pool_free,
+	       "pool free %llu before fork, %llu after the child exited",
+	       (unsigned long long)before.pool_free,
+	       (unsigned long long)after.pool_free);
+	kheap_free(mine);
+	kheap_free(big);
+	CHECK(HEAP_OK());
+}
+
+#define NTHREADS 8
+static unsigned char *volatile handoff[64];
+static int thread_errors;
+
+static void *worker(void *arg)
+{
+	struct rng r = { (unsigned long long)(uintptr_t)arg * 31 + 7 };
+	unsigned char *v[64] = { 0 };
+
+	for (int op = 0; op < 20000; op++) {
+		unsigned i = (unsigned)rng_below(&r, 64);
+
+		if (v[i]) {
+			size_t n = kheap_malloc_usable_size(v[i]);
+
+			if (v[i][0] != (unsigned char)i ||
+			    kheap_phys(v[i] + n - 1) != kheap_phys(v[i]) + n - 1)
+				__atomic_fetch_add(&thread_errors, 1,
+						   __ATOMIC_RELAXED);
+			if (op % 3 == 0) {
+				/* hand it to another thread to free */
+				v[i] = __atomic_exchange_n(&handoff[i], v[i],
+							   __ATOMIC_ACQ_REL);
+				if (v[i])
+					v[i][0] = (unsigned char)i;
+				continue;
+			}
+			kheap_free(v[i]);
+			v[i] = NULL;
+		} else {
+			size_t n = rng_logu(&r, 1, op % 97 ? 20000 : 2 * MIB);
+
+			v[i] = kheap_malloc(n);
+			if (v[i]) {
+				v[i][0] = (unsigned char)i;
+				if (op % 500 == 0 && pm_ok && !phys_true(v[i], n))
+					__atomic_fetch_add(&thread_errors, 1,
+							   __ATOMIC_RELAXED);
+			}
+		}
+	}
+	for (int i = 0; i < 64; i++)
+		kheap_free(v[i]);
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	pthread_t t[NTHREADS];
+	struct kheap_stats st;
+
+	for (uintptr_t i = 0; i < NTHREADS; i++)
+		pthread_create(&t[i], NULL, worker, (void *)i);
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < 64; i++) {
+		kheap_free(handoff[i]);
+		handoff[i] = NULL;
+	}
+	CHECK(thread_errors == 0);
+	CHECK(kheap_stats(&st) == 0);
+	CHECKF(st.bytes_in_use == 0, "%llu bytes still in use",
+	       (unsigned long long)st.bytes_in_use);
+	CHECK(HEAP_OK());
+}
+
+int main(void)
+{
+	const char *dev = getenv("KHEAP_DEVICE");
+	void *p;
+
+	if (!dev || !*dev)
+		dev = "/dev/kheap";
+	if (access(dev, F_OK))
+		ktap_skip_all("no kheap device (module not loaded?)");
+	page = sysconf(_SC_PAGESIZE);
+	p = kheap_malloc(1);
+	if (!p) {
+		printf("TAP version 13\n1..1\nnot ok 1 first_malloc # %s\n",
+		       strerror(errno));
+		printf("# Totals: pass:0 fail:1 xfail:0 xpass:0 skip:0 error:0\n");
+		return KSFT_FAIL;
+	}
+	kheap_free(p);
+	kheap_stats(&st0);
+	pm_fd = open("/proc/self/pagemap", O_RDONLY);
+	{
+		unsigned char *q = kheap_malloc(100);
+
+		q[0] = 1;
+		errno = 0;
+		restricted = kheap_phys(q) == 0 && errno == EPERM;
+		pm_ok = !restricted && pm_fd >= 0 && pagemap_phys(q) != 0;
+		kheap_free(q);
+	}
+	ktap_plan(8);
+	ktap_diag("device %s: pool %llu bytes, arena %llu, pool free %llu, "
+		  "largest free %llu, pagemap %s", dev,
+		  (unsigned long long)st0.pool_size,
+		  (unsigned long long)st0.arena_size,
+		  (unsigned long long)st0.pool_free,
+		  (unsigned long long)st0.largest_free,
+		  pm_ok ? "readable" : "not readable (need CAP_SYS_ADMIN)");
+	ktap_num++;
+	if (pm_ok) {
+		ktap_pass++;
+		printf("ok %d pagemap_available\n", ktap_num);
+	} else {
+		ktap_skip++;
+		printf("ok %d pagemap_available # SKIP %s\n", ktap_num,
+		       restricted ? "physical addresses restricted" :
+		       "not root");
+	}
+	RUN(test_phys_truth_random);
+	RUN(test_contiguity_large);
+	RUN(test_realloc_moves);
+	RUN(test_calloc);
+	RUN(test_exhaustion_recovery);
+	RUN(test_fork);
+	RUN(test_threads);
+	return ktap_finish();
+}
