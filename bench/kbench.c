@@ -195,8 +195,10 @@ static void *pc_producer(void *arg)
 		unsigned long h = __atomic_load_n(&c->head, __ATOMIC_RELAXED);
 
 		*(volatile char *)p = 1;
-		while (h - __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE) >= RING)
-			__builtin_ia32_pause();
+		for (int spin = 0;
+		     h - __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE) >= RING;
+		     spin++)
+			spin < 200 ? __builtin_ia32_pause() : (void)sched_yield();
 		c->slot[h % RING] = p;
 		__atomic_store_n(&c->head, h + 1, __ATOMIC_RELEASE);
 	}
@@ -210,8 +212,9 @@ static void *pc_consumer(void *arg)
 	for (long i = 0; i < c->count; i++) {
 		unsigned long t = __atomic_load_n(&c->tail, __ATOMIC_RELAXED);
 
-		while (__atomic_load_n(&c->head, __ATOMIC_ACQUIRE) == t)
-			__builtin_ia32_pause();
+		for (int spin = 0;
+		     __atomic_load_n(&c->head, __ATOMIC_ACQUIRE) == t; spin++)
+			spin < 200 ? __builtin_ia32_pause() : (void)sched_yield();
 		c->a->free(c->slot[t % RING]);
 		__atomic_store_n(&c->tail, t + 1, __ATOMIC_RELEASE);
 	}

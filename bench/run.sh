@@ -1,0 +1,26 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+#
+# Run kbench and print its lines, then the same as a Markdown table with
+# the machine it ran on (what bench/README.md shows).
+#   bench/run.sh            host: kheap over a region (allocator speed)
+#   bench/run.sh --device   guest: kheap over /dev/kheap (end to end)
+# Other arguments go to kbench (--quick, --reps N, --pool MiB).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+[ -x "$here/kbench" ] || make -s -C "$here" kbench
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+"$here/kbench" "$@" | tee "$out"
+echo
+echo "Machine: $(uname -srm), $(nproc) CPUs," \
+	"$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n 1)," \
+	"$(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo);" \
+	"glibc $(ldd --version | sed -n '1s/.* //p');" \
+	"load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+echo
+echo "| workload | kheap | glibc | jemalloc | mimalloc | kheap/glibc |"
+echo "|---|---:|---:|---:|---:|---:|"
+sed -n 's/^workload=\([^ ]*\) kheap=\([^ ]*\) glibc=\([^ ]*\) jemalloc=\([^ ]*\) mimalloc=\([^ ]*\) ratio_glibc=\([^ ]*\)$/| \1 | \2 | \3 | \4 | \5 | \6 |/p' "$out"
+echo
+sed -n 's/^\(utilisation=.*\)$/- \1/p; s/^workload=phys_lookup \(.*\)$/- phys lookup: \1/p' "$out"
