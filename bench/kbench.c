@@ -56,6 +56,7 @@ static struct allocator A[4] = {
 };
 
 static int reps = 5;
+static const char *only;
 static double scale = 1.0;
 
 static void load(struct allocator *a, const char *lib, const char *pfx)
@@ -292,6 +293,8 @@ static void run(const char *name, double (*fn)(struct allocator *))
 {
 	double best[4];
 
+	if (only && !strstr(name, only))
+		return;
 	for (int i = 0; i < 4; i++)
 		best[i] = 1e300;
 	for (int r = 0; r < reps; r++) {
@@ -391,7 +394,7 @@ static double phys_ns(char *buf, size_t len)
 static void usage(void)
 {
 	fprintf(stderr, "usage: kbench [--device] [--pool MiB] [--quick] "
-		"[--reps N]\n");
+		"[--reps N] [--only WORKLOAD-SUBSTRING]\n");
 	exit(2);
 }
 
@@ -415,6 +418,8 @@ int main(int argc, char **argv)
 			pool = strtoul(argv[++i], NULL, 0);
 		else if (!strcmp(argv[i], "--quick"))
 			scale = 0.1, reps = 2;
+		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+			only = argv[++i];
 		else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
 			reps = atoi(argv[++i]);
 		else
@@ -468,6 +473,8 @@ int main(int argc, char **argv)
 	run("aligned_2m", w_aligned);
 	run("calloc_1m", w_calloc_large);
 
+	if (only)
+		return 0;
 	if (!device && kheap__use_provider(kheap_region_provider(128 * MIB, 0)))
 		return 1;
 	{

@@ -147,13 +147,22 @@ API void *kheap_malloc(size_t n)
 {
 	struct tcache *tc = kh_tc;
 
-	if (likely(n <= SMALL_MAX) && likely(tc != NULL)) {
-		unsigned c = size_class(n);
-		struct tc_bin *b = &tc->small[c];
+	if (likely(tc != NULL)) {
+		if (likely(n <= SMALL_MAX)) {
+			unsigned c = size_class(n);
+			struct tc_bin *b = &tc->small[c];
 
-		if (likely(b->count)) {
-			tc_account(tc, -(ptrdiff_t)kh_class_size[c]);
-			return b->items[--b->count];
+			if (likely(b->count)) {
+				tc_account(tc, -(ptrdiff_t)kh_class_size[c]);
+				return b->items[--b->count];
+			}
+		} else if (n <= TC_MED_MAX) {
+			/* any cached block that fits will do, even if the
+			 * request would be a dedicated chunk in a tiny pool */
+			void *p = tc_med_pop(tc, n);
+
+			if (p)
+				return p;
 		}
 	}
 	return malloc_slow(n);
@@ -236,6 +245,9 @@ API void kheap_free(void *p)
 				tc_account(tc, kh_class_size[k - 1]);
 				return;
 			}
+		} else if (k == K_ARENA &&
+			   tc_med_push(tc, p, tlsf_usable_size(p))) {
+			return;
 		}
 	}
 	free_slow(p);

@@ -63,7 +63,7 @@ static void init_caps(struct tcache *tc)
 	for (unsigned b = 0; b < TC_MED_BINS; b++) {
 		size_t lo = (size_t)(8 + b % 8) << (b / 8 + 7);
 
-		tc->med[b].cap = lo < 8192 ? 8 : lo < 32768 ? 4 : 2;
+		tc->med[b].cap = lo < 8192 ? 16 : lo < 16384 ? 8 : lo < 65536 ? 4 : 2;
 	}
 	tc->med_limit = kh.pool.size / 64;
 	if (tc->med_limit > ((size_t)1 << 20))

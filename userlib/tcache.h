@@ -28,7 +28,7 @@
 
 #define TC_SMALL_CAP	64
 #define TC_MED_BINS	56
-#define TC_MED_CAP	8
+#define TC_MED_CAP	16
 #define TC_MED_MIN	((size_t)1024)
 #define TC_MED_MAX	(((size_t)128 << 10) - 1)
 
