@@ -63,8 +63,10 @@ struct kheap_pool_params {
  * @vaddr: kernel mapping of a reserved range (NULL for the other sources,
  *	whose pages are reached through their struct pages)
  *
- * Every page of the pool has a struct page, and the pool itself holds one
- * reference on each of them for as long as the module is loaded.
+ * The pages of a contig or buddy pool are ordinary pages in the kernel's
+ * direct map, and the pool holds one reference on each of them for as
+ * long as the module is loaded.  A reserved range is not in the direct
+ * map; see kheap_pool_maps_pages().
  */
 struct kheap_pool {
 	enum kheap_pool_source source;
@@ -177,6 +179,19 @@ struct kheap_addr_info {
 	phys_addr_t phys;
 };
 
+/*
+ * Are the pool's pages mapped into user space as pages?  Only pages in the
+ * kernel's direct map may be: get_user_pages() hands them to kernel code
+ * (pipes, the page cache, block drivers) that reaches their contents
+ * through page_address(), which faults for a reserved range outside the
+ * direct map.  Reserved ranges are mapped as raw PFNs instead, which
+ * get_user_pages() refuses cleanly.
+ */
+static inline bool kheap_pool_maps_pages(const struct kheap_pool *pool)
+{
+	return pool->source != KHEAP_SOURCE_RESERVED;
+}
+
 static inline struct page *kheap_phys_to_page(phys_addr_t phys)
 {
 	return pfn_to_page(PHYS_PFN(phys));
@@ -198,6 +213,8 @@ int kheap_pool_create(struct kheap_pool *pool,
 void kheap_pool_destroy(struct kheap_pool *pool);
 void kheap_pool_zero(const struct kheap_pool *pool, phys_addr_t phys,
 		     size_t size);
+void kheap_pool_copy(const struct kheap_pool *pool, phys_addr_t phys,
+		     void *buf, size_t len, bool write);
 const char *kheap_pool_source_name(int source);
 int kheap_pool_parse_source(const char *str);
 

@@ -9,7 +9,8 @@
  * last reference goes, the chunk's pages return to genalloc - unless one
  * of them is still referenced from elsewhere: a get_user_pages() pin taken
  * through a mapping can outlive the mapping.  Such a chunk waits in a
- * quarantine, still counted as in use, until its pages are idle.
+ * quarantine, still counted as in use, until its pages are idle.  (Only
+ * pools mapped as pages need this; see kheap_pool_maps_pages().)
  *
  * Tokens are mmap() offsets.  They come from one counter shared by all
  * files, so a token is never reused - by the same file or any other - and
@@ -54,6 +55,10 @@ static bool kheap_chunk_pages_busy(const struct kheap_chunk *chunk)
 {
 	unsigned long pfn = PHYS_PFN(chunk->phys);
 	unsigned long end = pfn + kheap_chunk_pages(chunk);
+
+	/* Raw PFN mappings take no page references. */
+	if (!kheap_pool_maps_pages(&chunk->kd->pool))
+		return false;
 
 	for (; pfn < end; pfn++) {
 		if (page_count(pfn_to_page(pfn)) != 1)

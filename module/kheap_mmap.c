@@ -3,10 +3,13 @@
  * Mapping chunks into user space.
  *
  * The mmap() offset of a mapping is the token of the chunk it maps (plus
- * an offset into the chunk).  Pool pages are mapped as ordinary pages, not
- * as raw PFNs: /proc/self/pagemap then reports their real frame numbers
- * and get_user_pages() users (O_DIRECT, process_vm_readv(), ptrace, RDMA
- * registration) work on them.
+ * an offset into the chunk).  Pages of a contig or buddy pool are mapped
+ * as ordinary pages, not as raw PFNs: get_user_pages() users (O_DIRECT,
+ * process_vm_readv(), vmsplice(), RDMA registration) then work on them.
+ * A reserved pool is outside the kernel's direct map and is mapped as raw
+ * PFNs, see kheap_pool_maps_pages(); get_user_pages() refuses those, and
+ * ptrace reaches them through the .access callback.  Either way
+ * /proc/PID/pagemap reports the real frame numbers.
  *
  * Each VMA holds a reference on its chunk, taken by mmap() and by the
  * .open callback for every copy the core makes of the VMA (fork, split by
@@ -19,6 +22,7 @@
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
+#include <linux/pfn_t.h>
 #include <linux/sched.h>
 
 #include "kheap.h"
@@ -37,16 +41,25 @@ static void kheap_vm_close(struct vm_area_struct *vma)
 	kheap_chunk_put(vma->vm_private_data);
 }
 
+/* Offset within @chunk of user address @addr of @vma. */
+static u64 kheap_vma_offset(struct vm_area_struct *vma,
+			    const struct kheap_chunk *chunk, unsigned long addr)
+{
+	return ((u64)(vma->vm_pgoff - kheap_chunk_pgoff(chunk)) << PAGE_SHIFT) +
+	       (addr - vma->vm_start);
+}
+
 /*
- * Install the chunk's page for a fault at vmf->pgoff.  The core takes the
- * page lock, maps the page and keeps the reference taken here as the
- * mapping's own.  mmap() prefaults everything, so this only runs after
- * the pages were zapped (MADV_DONTNEED, for instance).
+ * Map the chunk's page for a fault at vmf->pgoff.  mmap() prefaults
+ * everything, so this only runs after the pages were zapped
+ * (MADV_DONTNEED, for instance).
  */
 static vm_fault_t kheap_vm_fault(struct vm_fault *vmf)
 {
-	struct kheap_chunk *chunk = vmf->vma->vm_private_data;
+	struct vm_area_struct *vma = vmf->vma;
+	struct kheap_chunk *chunk = vma->vm_private_data;
 	pgoff_t first = kheap_chunk_pgoff(chunk);
+	unsigned long pfn;
 	struct page *page;
 
 	/* Cannot happen: mmap() checked the range and it cannot grow. */
@@ -54,17 +67,46 @@ static vm_fault_t kheap_vm_fault(struct vm_fault *vmf)
 	    vmf->pgoff - first >= kheap_chunk_pages(chunk))
 		return VM_FAULT_SIGBUS;
 
-	page = kheap_phys_to_page(chunk->phys +
-				  ((phys_addr_t)(vmf->pgoff - first) << PAGE_SHIFT));
+	pfn = PHYS_PFN(chunk->phys) + (vmf->pgoff - first);
+	if (!kheap_pool_maps_pages(&chunk->kd->pool))
+		return vmf_insert_mixed(vma, vmf->address, pfn_to_pfn_t(pfn));
+
+	/*
+	 * The core locks the page, maps it and keeps the reference taken
+	 * here as the mapping's own.
+	 */
+	page = pfn_to_page(pfn);
 	get_page(page);
 	vmf->page = page;
 	return 0;
+}
+
+/*
+ * ptrace() and /proc/PID/mem access, used where get_user_pages() fails:
+ * always for a reserved pool.  The mapping's protection is honoured.
+ */
+static int kheap_vm_access(struct vm_area_struct *vma, unsigned long addr,
+			   void *buf, int len, int write)
+{
+	struct kheap_chunk *chunk = vma->vm_private_data;
+	u64 offset = kheap_vma_offset(vma, chunk, addr);
+
+	if (!(vma->vm_flags & (write ? VM_WRITE : VM_READ)))
+		return -EINVAL;
+	if (offset >= chunk->size)
+		return -EINVAL;
+
+	len = min_t(unsigned long, len, PAGE_SIZE - offset_in_page(addr));
+	kheap_pool_copy(&chunk->kd->pool, chunk->phys + offset, buf, len,
+			write);
+	return len;
 }
 
 static const struct vm_operations_struct kheap_vm_ops = {
 	.open	= kheap_vm_open,
 	.close	= kheap_vm_close,
 	.fault	= kheap_vm_fault,
+	.access	= kheap_vm_access,
 };
 
 /*
@@ -79,6 +121,7 @@ static void kheap_mmap_prefault(struct vm_area_struct *vma,
 	struct page *pages[KHEAP_PREFAULT_BATCH];
 	unsigned long pfn = PHYS_PFN(chunk->phys) +
 			    (vma->vm_pgoff - kheap_chunk_pgoff(chunk));
+	bool maps_pages = kheap_pool_maps_pages(&chunk->kd->pool);
 	unsigned long addr = vma->vm_start;
 
 	while (addr < vma->vm_end) {
@@ -87,10 +130,22 @@ static void kheap_mmap_prefault(struct vm_area_struct *vma,
 		unsigned long left = nr;
 		unsigned long i;
 
-		for (i = 0; i < nr; i++)
-			pages[i] = pfn_to_page(pfn + i);
-		if (vm_insert_pages(vma, addr, pages, &left))
-			break;
+		if (maps_pages) {
+			for (i = 0; i < nr; i++)
+				pages[i] = pfn_to_page(pfn + i);
+			if (vm_insert_pages(vma, addr, pages, &left))
+				return;
+		} else {
+			for (i = 0; i < nr; i++) {
+				vm_fault_t ret;
+
+				ret = vmf_insert_mixed(vma,
+						       addr + (i << PAGE_SHIFT),
+						       pfn_to_pfn_t(pfn + i));
+				if (ret != VM_FAULT_NOPAGE)
+					return;
+			}
+		}
 		addr += nr << PAGE_SHIFT;
 		pfn += nr;
 		cond_resched();
@@ -170,8 +225,7 @@ int kheap_mmap_translate(struct file *file, unsigned long addr,
 	if (vma && vma->vm_ops == &kheap_vm_ops && vma->vm_file == file) {
 		struct kheap_chunk *chunk = vma->vm_private_data;
 
-		info->offset = ((u64)(vma->vm_pgoff - kheap_chunk_pgoff(chunk))
-				<< PAGE_SHIFT) + (addr - vma->vm_start);
+		info->offset = kheap_vma_offset(vma, chunk, addr);
 		info->token = chunk->token;
 		info->chunk_size = chunk->size;
 		info->phys = chunk->phys + info->offset;

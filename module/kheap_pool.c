@@ -5,15 +5,15 @@
  * Three sources, tried in this order by source=auto:
  *
  * reserved: a range the administrator kept away from the page allocator at
- *	boot (memmap=SIZE$ADDR) and handed to us with phys= and size=.  Its
- *	struct pages exist but the range is not in the kernel's direct map,
- *	so the kernel reaches it through a memremap() mapping.
+ *	boot (memmap=SIZE$ADDR) and handed to us with phys= and size=.  It
+ *	is not in the kernel's direct map: the kernel reaches it through a
+ *	memremap() mapping, and user space maps it as raw PFNs.
  * contig: a free range taken from a populated zone at load time with
  *	alloc_contig_range(), which migrates movable pages out of the way.
  * buddy: a single block from the page allocator, for small pools only.
  *
- * Whatever the source, every page of the pool has a struct page with a
- * reference count of one, held by the pool until it is destroyed.
+ * The pages of a contig or buddy pool are split order-0 pages with a
+ * reference count of one each, held by the pool until it is destroyed.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -84,9 +84,8 @@ static void kheap_format_size(char *buf, size_t len, u64 size)
 static int kheap_pool_adopt_reserved(struct kheap_pool *pool, u64 phys,
 				     u64 size)
 {
-	unsigned long pfn, first_pfn, end_pfn;
-	u64 end;
 	void *vaddr;
+	u64 end;
 
 	if (!PAGE_ALIGNED(phys) || !PAGE_ALIGNED(size)) {
 		pr_err("phys=%#llx and size=%llu must be multiples of the page size (%lu)\n",
@@ -111,38 +110,17 @@ static int kheap_pool_adopt_reserved(struct kheap_pool *pool, u64 phys,
 		return -EINVAL;
 	}
 
-	/*
-	 * Pool pages are mapped into user space as pages, so each of them
-	 * needs a struct page.  Boot-time holes inside a populated memory
-	 * section get one, initialised with a single reference that we
-	 * take over as the pool's own.
-	 */
-	first_pfn = PHYS_PFN(phys);
-	end_pfn = PHYS_PFN(end);
-	for (pfn = first_pfn; pfn < end_pfn; pfn++) {
-		struct page *page;
-
-		if (!pfn_valid(pfn)) {
-			pr_err("no struct page for physical address %#llx: the reserved range must lie within memory sections that also hold RAM\n",
-			       (u64)PFN_PHYS(pfn));
-			return -EINVAL;
-		}
-		page = pfn_to_page(pfn);
-		if (page_ref_count(page) != 1) {
-			pr_err("page at %#llx has reference count %d, expected 1: the range is in use\n",
-			       (u64)PFN_PHYS(pfn), page_ref_count(page));
-			return -EINVAL;
-		}
-		cond_resched();
-	}
-
 	if (!request_mem_region(phys, size, KBUILD_MODNAME)) {
 		pr_err("[%#llx-%#llx] is claimed by another driver\n",
 		       phys, end - 1);
 		return -EBUSY;
 	}
 
-	/* Not in the direct map: zeroing goes through this mapping. */
+	/*
+	 * Not in the direct map: the kernel's accesses (zeroing, ptrace) go
+	 * through this mapping, which also registers the range as write-back
+	 * with PAT so that user mappings get the same memory type.
+	 */
 	vaddr = memremap(phys, size, MEMREMAP_WB);
 	if (!vaddr) {
 		pr_err("cannot map [%#llx-%#llx]\n", phys, end - 1);
@@ -158,80 +136,122 @@ static int kheap_pool_adopt_reserved(struct kheap_pool *pool, u64 phys,
 }
 
 /*
- * Cheap test whether @nr pages from @pfn might be allocatable from @zone.
- * alloc_contig_range() has the final word; this only skips blocks that
- * obviously cannot be migrated, without isolating them first.
+ * Is the page at @pfn obviously not allocatable from @zone?  This is only
+ * a cheap filter, so that blocks that cannot possibly be migrated are
+ * skipped without isolating anything; alloc_contig_range() has the final
+ * word.
  */
-static bool kheap_block_usable(struct zone *zone, unsigned long pfn,
-			       unsigned long nr)
+static bool kheap_pfn_unusable(struct zone *zone, unsigned long pfn)
 {
-	unsigned long end = pfn + nr;
+	struct page *page = pfn_to_online_page(pfn);
 
-	for (; pfn < end; pfn++) {
-		struct page *page = pfn_to_online_page(pfn);
+	return !page || page_zone(page) != zone || PageReserved(page) ||
+	       PageSlab(page) || PageHuge(page);
+}
 
-		if (!page || page_zone(page) != zone)
-			return false;
-		if (PageReserved(page) || PageSlab(page) || PageHuge(page))
-			return false;
+/* Pages asked of alloc_contig_range() at once while all goes well. */
+#define KHEAP_CONTIG_BATCH	(SZ_64M >> PAGE_SHIFT)
+
+/*
+ * Allocate the @nr pages from @start, in batches of KHEAP_CONTIG_BATCH
+ * pages.  When a batch fails, it is retried one pageblock at a time to
+ * find the block that is in the way.
+ *
+ * Return: 0, -EBUSY with *@fail_pfn set to the first pfn of a block that
+ * could not be allocated, or -EINTR.  On failure nothing stays allocated.
+ */
+static int kheap_contig_grab(unsigned long start, unsigned long nr,
+			     unsigned long *fail_pfn)
+{
+	unsigned long pfn = start, fine_end = start, have = 0;
+
+	while (have < nr) {
+		unsigned long step = pfn < fine_end ? pageblock_nr_pages :
+						      KHEAP_CONTIG_BATCH;
+
+		step = min(step, nr - have);
+		if (fatal_signal_pending(current)) {
+			if (have)
+				free_contig_range(start, have);
+			return -EINTR;
+		}
+		cond_resched();
+
+		if (!alloc_contig_range(pfn, pfn + step, MIGRATE_MOVABLE,
+					GFP_KERNEL | __GFP_NOWARN)) {
+			have += step;
+			pfn += step;
+			continue;
+		}
+		if (step > pageblock_nr_pages) {
+			fine_end = pfn + step;
+			continue;
+		}
+
+		pr_debug("contig: pfn %#lx: busy\n", pfn);
+		if (have)
+			free_contig_range(start, have);
+		*fail_pfn = pfn;
+		return -EBUSY;
 	}
-	return true;
+	return 0;
 }
 
 /*
  * Look for @nr free or movable pages in a row in @zone.
  *
- * The run is grown one pageblock at a time with alloc_contig_range(), so a
- * failure tells exactly which block is in the way: the pages gathered so
- * far go back and the search restarts right after that block.  Asking for
- * the whole range at once would instead migrate up to @nr pages before
- * failing somewhere unknown, and stepping by the pool size would skip
- * most of the candidates for large pools.
+ * Candidate runs start on pageblock boundaries.  Each one is first checked
+ * with kheap_pfn_unusable() from its end backwards, so that the search
+ * can resume right after the last obviously unusable page; only a run
+ * that passes is handed to alloc_contig_range(), and a failure there moves
+ * the search past the block that failed.  Stepping by pageblocks rather
+ * than by the pool size keeps large pools findable.
  */
 static int kheap_contig_scan_zone(struct kheap_pool *pool, struct zone *zone,
 				  unsigned long nr)
 {
 	unsigned long zone_end = zone_end_pfn(zone);
 	/* Skip pfn 0: genalloc uses address 0 to report failure. */
-	unsigned long pfn = ALIGN(max(zone->zone_start_pfn, 1UL),
+	unsigned long run = ALIGN(max(zone->zone_start_pfn, 1UL),
 				  pageblock_nr_pages);
-	unsigned long run = pfn, have = 0;
-	int ret = -ENOMEM;
+	/* [run, checked) passed kheap_pfn_unusable() already. */
+	unsigned long checked = run;
+	unsigned long pfn, fail_pfn;
+	int ret;
 
 	while (run < zone_end && zone_end - run >= nr) {
-		unsigned long step = min(nr - have, pageblock_nr_pages);
+		unsigned long end = run + nr;
+		unsigned long low = max(run, checked);
 
-		if (fatal_signal_pending(current)) {
-			ret = -EINTR;
-			break;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+
+		for (pfn = end; pfn > low; pfn--) {
+			if (kheap_pfn_unusable(zone, pfn - 1))
+				break;
+			if (!(pfn % SZ_1K))
+				cond_resched();
 		}
-		cond_resched();
-
-		if (kheap_block_usable(zone, pfn, step) &&
-		    !alloc_contig_range(pfn, pfn + step, MIGRATE_MOVABLE,
-					GFP_KERNEL | __GFP_NOWARN)) {
-			have += step;
-			pfn += step;
-			if (have == nr) {
-				pool->source = KHEAP_SOURCE_CONTIG;
-				pool->phys = PFN_PHYS(run);
-				pool->size = (size_t)nr << PAGE_SHIFT;
-				return 0;
-			}
+		checked = end;
+		if (pfn > low) {
+			/* pfn - 1 is in the way: no run can include it. */
+			pr_debug("contig: pfn %#lx: unmovable\n", pfn - 1);
+			run = ALIGN(pfn, pageblock_nr_pages);
 			continue;
 		}
 
-		if (have)
-			free_contig_range(run, have);
-		/* pfn is still pageblock aligned: only the last step is short. */
-		pfn += pageblock_nr_pages;
-		run = pfn;
-		have = 0;
+		ret = kheap_contig_grab(run, nr, &fail_pfn);
+		if (!ret) {
+			pool->source = KHEAP_SOURCE_CONTIG;
+			pool->phys = PFN_PHYS(run);
+			pool->size = (size_t)nr << PAGE_SHIFT;
+			return 0;
+		}
+		if (ret != -EBUSY)
+			return ret;
+		run = fail_pfn + pageblock_nr_pages;
 	}
-
-	if (have)
-		free_contig_range(run, have);
-	return ret;
+	return -ENOMEM;
 }
 
 /* Zones in the order they are searched: ZONE_NORMAL, ZONE_DMA32, the rest. */
@@ -415,4 +435,32 @@ void kheap_pool_zero(const struct kheap_pool *pool, phys_addr_t phys,
 			clear_highpage(kheap_phys_to_page(phys + off));
 		cond_resched();
 	}
+}
+
+/**
+ * kheap_pool_copy() - copy to or from the pool on behalf of a debugger
+ * @pool: the pool
+ * @phys: physical address of the first byte
+ * @buf: kernel buffer
+ * @len: bytes to copy, not crossing a page boundary
+ * @write: copy from @buf to the pool rather than the other way round
+ */
+void kheap_pool_copy(const struct kheap_pool *pool, phys_addr_t phys,
+		     void *buf, size_t len, bool write)
+{
+	void *vaddr;
+
+	if (pool->vaddr)
+		vaddr = pool->vaddr + (phys - pool->phys);
+	else
+		vaddr = kmap_local_page(kheap_phys_to_page(phys)) +
+			offset_in_page(phys);
+
+	if (write)
+		memcpy(vaddr, buf, len);
+	else
+		memcpy(buf, vaddr, len);
+
+	if (!pool->vaddr)
+		kunmap_local(vaddr);
 }
