@@ -13,6 +13,10 @@
  * mapping posing as a pool (allocator speed).  --device: over /dev/kheap
  * (end to end, in the guest).
  *
+ * Each workload runs in a fresh process (the driver re-executes itself
+ * with --workload NAME), so no allocator's adaptive state carries over
+ * from one workload to the next.
+ *
  * Output, one line per workload:
  *   workload=<name> kheap=<ns/op> glibc=<ns/op> jemalloc=<ns/op>
  *   mimalloc=<ns/op> ratio_glibc=<kheap/glibc>
@@ -31,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../userlib/internal.h"
@@ -293,8 +298,6 @@ static void run(const char *name, double (*fn)(struct allocator *))
 {
 	double best[4];
 
-	if (only && !strstr(name, only))
-		return;
 	for (int i = 0; i < 4; i++)
 		best[i] = 1e300;
 	for (int r = 0; r < reps; r++) {
@@ -394,16 +397,105 @@ static double phys_ns(char *buf, size_t len)
 static void usage(void)
 {
 	fprintf(stderr, "usage: kbench [--device] [--pool MiB] [--quick] "
-		"[--reps N] [--only WORKLOAD-SUBSTRING]\n");
+		"[--reps N] [--only SUBSTRING] [--workload NAME]\n");
 	exit(2);
+}
+
+static const char *const workloads[] = {
+	"hot_pair_16", "hot_pair_64", "hot_pair_256", "hot_pair_1024",
+	"hot_pair_4096", "hot_pair_16384", "hot_pair_65536",
+	"random_free_1000", "churn_10k", "prodcons_2thr", "realloc_doubling",
+	"aligned_4k", "aligned_2m", "calloc_1m", "utilisation", "phys_lookup",
+};
+
+/* One workload in this process: all four allocators side by side. */
+static int run_one(const char *w, int device)
+{
+	if (!strncmp(w, "hot_pair_", 9)) {
+		hot_size = strtoul(w + 9, NULL, 10);
+		run(w, w_hot);
+	} else if (!strcmp(w, "random_free_1000")) {
+		for (int i = 0; i < LIVE1K; i++) {
+			sz1k[i] = logu(16, 8192);
+			perm1k[i] = (unsigned)i;
+		}
+		for (int i = LIVE1K - 1; i > 0; i--) {
+			unsigned j = (unsigned)(rnd() % (unsigned)(i + 1));
+			unsigned t = perm1k[i];
+
+			perm1k[i] = perm1k[j];
+			perm1k[j] = t;
+		}
+		run(w, w_random_free);
+	} else if (!strcmp(w, "churn_10k")) {
+		churn_size = malloc((CHURN_OPS + LIVE10K) * sizeof(size_t));
+		churn_victim = malloc(CHURN_OPS * sizeof(unsigned));
+		for (int i = 0; i < CHURN_OPS + LIVE10K; i++)
+			churn_size[i] = logu(16, 8192);
+		for (int i = 0; i < CHURN_OPS; i++)
+			churn_victim[i] = (unsigned)(rnd() % LIVE10K);
+		run(w, w_churn);
+	} else if (!strcmp(w, "prodcons_2thr")) {
+		for (int i = 0; i < 4096; i++)
+			pc_size[i] = logu(16, 1024);
+		run(w, w_prodcons);
+	} else if (!strcmp(w, "realloc_doubling")) {
+		run(w, w_realloc_doubling);
+	} else if (!strcmp(w, "aligned_4k")) {
+		al_align = 4096, al_size = 4096;
+		run(w, w_aligned);
+	} else if (!strcmp(w, "aligned_2m")) {
+		al_align = 2 * MIB, al_size = 2 * MIB;
+		run(w, w_aligned);
+	} else if (!strcmp(w, "calloc_1m")) {
+		run(w, w_calloc_large);
+	} else if (!strcmp(w, "utilisation")) {
+		static const size_t hi[2] = { 8192, 256 << 10 };
+
+		if (!device &&
+		    kheap__use_provider(kheap_region_provider(128 * MIB, 0)))
+			return 1;
+		for (int k = 0; k < 2; k++) {
+			double u[3], worst = 100, sum = 0;
+
+			for (int s = 0; s < 3; s++) {
+				u[s] = utilisation(16, hi[k],
+						   1234567 + (uint64_t)s);
+				sum += u[s];
+				if (u[s] < worst)
+					worst = u[s];
+			}
+			printf("utilisation=%.2f sizes=16-%zu seeds=3 min=%.2f\n",
+			       sum / 3, hi[k], worst);
+		}
+	} else if (!strcmp(w, "phys_lookup")) {
+		size_t len = 64 * MIB;
+		char *buf = kheap_malloc(len);
+		double k, pm;
+
+		if (!buf)
+			return 1;
+		memset(buf, 1, len);
+		k = phys_ns(buf, len);
+		pm = pagemap_ns(buf, len);
+		printf("workload=phys_lookup kheap_phys=%.1f pagemap=%.1f "
+		       "speedup=%.0f\n", k, pm, pm / k);
+		kheap_free(buf);
+	} else {
+		fprintf(stderr, "kbench: no workload %s\n", w);
+		return 2;
+	}
+	fflush(stdout);
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	static const size_t hot[] = { 16, 64, 256, 1024, 4096, 16384, 65536 };
 	size_t pool = 1024;
-	int device = 0;
-	char name[64];
+	int device = 0, rc = 0;
+	const char *workload = NULL;
+	char *args[64];
+	int nargs = 0;
 
 	if (!getenv("KBENCH_REEXEC")) {
 		setenv("KBENCH_REEXEC", "1", 1);
@@ -411,6 +503,8 @@ int main(int argc, char **argv)
 		       "glibc.rtld.optional_static_tls=65536", 1);
 		execv("/proc/self/exe", argv);
 	}
+	if (argc > 60)
+		usage();
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--device"))
 			device = 1;
@@ -420,10 +514,44 @@ int main(int argc, char **argv)
 			scale = 0.1, reps = 2;
 		else if (!strcmp(argv[i], "--only") && i + 1 < argc)
 			only = argv[++i];
+		else if (!strcmp(argv[i], "--workload") && i + 1 < argc)
+			workload = argv[++i];
 		else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
 			reps = atoi(argv[++i]);
 		else
 			usage();
+	}
+	if (!workload) {
+		/* A fresh process per workload: no allocator state (glibc's
+		 * adaptive mmap threshold, say) carries over. */
+		printf("# kbench: kheap over %s, %d runs each, best reported, "
+		       "ns/op\n", device ? "/dev/kheap" :
+		       "a host region (allocator speed)", reps);
+		fflush(stdout);
+		for (unsigned i = 0; i < sizeof(workloads) / sizeof(*workloads);
+		     i++) {
+			pid_t pid;
+			int st = 0;
+
+			if (only && !strstr(workloads[i], only))
+				continue;
+			nargs = 0;
+			args[nargs++] = argv[0];
+			for (int j = 1; j < argc; j++)
+				args[nargs++] = argv[j];
+			args[nargs++] = "--workload";
+			args[nargs++] = (char *)workloads[i];
+			args[nargs] = NULL;
+			pid = fork();
+			if (pid == 0) {
+				execv("/proc/self/exe", args);
+				_exit(127);
+			}
+			waitpid(pid, &st, 0);
+			if (!WIFEXITED(st) || WEXITSTATUS(st))
+				rc = 1;
+		}
+		return rc;
 	}
 	if (device) {
 		if (kheap__use_provider(&kheap_device_provider)) {
@@ -436,80 +564,5 @@ int main(int argc, char **argv)
 	}
 	load(&A[2], "libjemalloc.so.2", "");
 	load(&A[3], "libmimalloc.so.2", "mi_");
-	printf("# kbench: kheap over %s, %d runs each, best reported, ns/op\n",
-	       device ? "/dev/kheap" : "a host region (allocator speed)",
-	       reps);
-
-	for (unsigned i = 0; i < sizeof(hot) / sizeof(hot[0]); i++) {
-		hot_size = hot[i];
-		snprintf(name, sizeof(name), "hot_pair_%zu", hot[i]);
-		run(name, w_hot);
-	}
-	for (int i = 0; i < LIVE1K; i++) {
-		sz1k[i] = logu(16, 8192);
-		perm1k[i] = (unsigned)i;
-	}
-	for (int i = LIVE1K - 1; i > 0; i--) {
-		unsigned j = (unsigned)(rnd() % (unsigned)(i + 1)), t = perm1k[i];
-
-		perm1k[i] = perm1k[j];
-		perm1k[j] = t;
-	}
-	run("random_free_1000", w_random_free);
-	churn_size = malloc((CHURN_OPS + LIVE10K) * sizeof(size_t));
-	churn_victim = malloc(CHURN_OPS * sizeof(unsigned));
-	for (int i = 0; i < CHURN_OPS + LIVE10K; i++)
-		churn_size[i] = logu(16, 8192);
-	for (int i = 0; i < CHURN_OPS; i++)
-		churn_victim[i] = (unsigned)(rnd() % LIVE10K);
-	run("churn_10k", w_churn);
-	for (int i = 0; i < 4096; i++)
-		pc_size[i] = logu(16, 1024);
-	run("prodcons_2thr", w_prodcons);
-	run("realloc_doubling", w_realloc_doubling);
-	al_align = 4096, al_size = 4096;
-	run("aligned_4k", w_aligned);
-	al_align = 2 * MIB, al_size = 2 * MIB;
-	run("aligned_2m", w_aligned);
-	run("calloc_1m", w_calloc_large);
-
-	if (only)
-		return 0;
-	if (!device && kheap__use_provider(kheap_region_provider(128 * MIB, 0)))
-		return 1;
-	{
-		double u[3], worst = 100, sum = 0;
-
-		for (int s = 0; s < 3; s++) {
-			u[s] = utilisation(16, 8192, 1234567 + (uint64_t)s);
-			sum += u[s];
-			if (u[s] < worst)
-				worst = u[s];
-		}
-		printf("utilisation=%.2f sizes=16-8192 seeds=3 min=%.2f "
-		       "runs=%.2f,%.2f,%.2f\n", sum / 3, worst, u[0], u[1], u[2]);
-		sum = 0;
-		worst = 100;
-		for (int s = 0; s < 3; s++) {
-			u[s] = utilisation(16, 256 << 10, 7654321 + (uint64_t)s);
-			sum += u[s];
-			if (u[s] < worst)
-				worst = u[s];
-		}
-		printf("utilisation=%.2f sizes=16-262144 seeds=3 min=%.2f\n",
-		       sum / 3, worst);
-	}
-	{
-		size_t len = 64 * MIB;
-		char *buf = kheap_malloc(len);
-		double k, pm;
-
-		memset(buf, 1, len);
-		k = phys_ns(buf, len);
-		pm = pagemap_ns(buf, len);
-		printf("workload=phys_lookup kheap_phys=%.1f pagemap=%.1f "
-		       "speedup=%.0f\n", k, pm, pm / k);
-		kheap_free(buf);
-	}
-	return 0;
+	return run_one(workload, device);
 }

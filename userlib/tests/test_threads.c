@@ -18,7 +18,7 @@
 #define MIB		((size_t)1 << 20)
 
 #if defined(__SANITIZE_THREAD__)
-#define SCALE 4			/* TSan: fewer operations */
+#define SCALE 2			/* TSan: fewer operations */
 #else
 #define SCALE 1
 #endif
