@@ -4,7 +4,8 @@
  *
  * Arguments are copied in and out by kheap_ioctl() following the rules in
  * include/uapi/linux/kheap.h: the caller's struct may be shorter (missing
- * fields read as zero) or longer (extra bytes must be zero) than ours.
+ * fields read as zero) or longer (extra bytes must be zero) than ours, and
+ * output and reserved fields must be zero on input.
  * The command handlers only ever see a kernel copy, and nothing is copied
  * to or from user space while a kheap lock is held.
  */
@@ -52,6 +53,10 @@ static int kheap_ioctl_info(struct file *file, union kheap_ioctl_arg *arg)
 	struct kheap_dev *kd = kf->kd;
 	struct kheap_info *info = &arg->info;
 	struct kheap_stats stats;
+
+	/* Every field is an output or reserved: all must be zero. */
+	if (memchr_inv(info, 0, sizeof(*info)))
+		return -EINVAL;
 
 	kheap_heap_stats(kd, &stats);
 
@@ -250,13 +255,13 @@ long kheap_ioctl(struct file *file, unsigned int ucmd, unsigned long uarg)
 		return -ENOTTY;
 	ksize = _IOC_SIZE(desc->cmd);
 
-	if (_IOC_DIR(desc->cmd) & _IOC_WRITE) {
-		ret = copy_struct_from_user(&arg, ksize, argp, usize);
-		if (ret)
-			return ret;
-	} else {
-		memset(&arg, 0, sizeof(arg));
-	}
+	/*
+	 * Read the argument even for INFO, which is _IOR: the ABI wants its
+	 * fields zero on input too, so that they can become inputs later.
+	 */
+	ret = copy_struct_from_user(&arg, ksize, argp, usize);
+	if (ret)
+		return ret;
 
 	ret = desc->handler(file, &arg);
 	if (ret)
