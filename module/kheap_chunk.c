@@ -17,7 +17,9 @@
  * one file can never name another file's chunk by accident.  Each file
  * indexes its chunks in a maple tree by the page offsets their tokens
  * cover: a chunk is one range entry, so mmap() finds the chunk containing
- * any page offset with a single lookup, and no tree code is needed here.
+ * any page offset with one lookup and no search code of our own (an
+ * rbtree would need both), and lookups are RCU-safe should they ever need
+ * to avoid the per-file lock.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -83,8 +85,8 @@ static void kheap_chunk_destroy(struct kheap_dev *kd, struct kheap_chunk *chunk)
  *
  * A non-empty quarantine holds a reference on this module: the files and
  * mappings that pinned it may all be gone while a page is still pinned
- * (an io_uring fixed buffer, for instance), and unloading then would hand
- * the pool back with the pin outstanding.  The reference is dropped here
+ * (a page vmsplice()d into a pipe, or an RDMA registration), and unloading
+ * then would hand the pool back with the pin outstanding.  The reference is dropped here
  * once the quarantine drains; module exit cancels the reap work
  * synchronously, so the work item never runs module code after that.
  */
@@ -352,23 +354,18 @@ int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align,
 
 	mutex_lock(&kd->lock);
 	kheap_reap_locked(kd);
+	/* Running out of tokens is as final as running out of pool. */
 	if (check_add_overflow(kd->next_token, size, &token_end) ||
-	    token_end > kheap_token_limit()) {
-		mutex_unlock(&kd->lock);
-		ret = -ENOMEM;
-		goto err_free;
-	}
+	    token_end > kheap_token_limit())
+		goto err_unlock;
 	if (align > PAGE_SIZE)
 		addr = gen_pool_alloc_algo(kd->gp, size, kheap_fit_aligned,
 					   &align);
 	else
 		addr = gen_pool_alloc_algo(kd->gp, size, gen_pool_best_fit,
 					   NULL);
-	if (!addr) {
-		mutex_unlock(&kd->lock);
-		ret = -ENOMEM;
-		goto err_free;
-	}
+	if (!addr)
+		goto err_unlock;
 	chunk->token = kd->next_token;
 	kd->next_token = token_end;
 	kd->free_bytes -= size;
@@ -403,9 +400,10 @@ int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align,
 	mutex_unlock(&kf->lock);
 	return 0;
 
-err_free:
+err_unlock:
+	mutex_unlock(&kd->lock);
 	kfree(chunk);
-	return ret;
+	return -ENOMEM;
 }
 
 /**
