@@ -11,6 +11,8 @@
 #   /kheap/module/kheap.ko      found by kheapctl itself as ../module/kheap.ko
 #   /kheap/dkms/kheap.ko        optional: the module DKMS built for this kernel
 #   /kheap/foreign/kheap.ko     optional: kheap.ko built for the other kernel
+#   /kheap/installed/lib/modules/KREL/   optional: kheap.ko in updates/ plus
+#                               the indices of `depmod -b /kheap/installed KREL`
 #   /kheap/install/pc-hello     optional, from install-check.sh: a program
 #   /kheap/install/lib/         built with pkg-config against an installed
 #                               copy, and that copy's libkheap.so*
@@ -42,6 +44,8 @@ echo "# kheapctl: unload while held"
 ./kheapctl-holders.sh || status=1
 echo "# kheapctl: as an unprivileged user"
 ./kheapctl-nonroot.sh || status=1
+echo "# kheapctl: the installed module, by name"
+./kheapctl-installed.sh || status=1
 if [ -f "$here/../../dkms/kheap.ko" ]; then
 	echo "# kheapctl: the module DKMS built"
 	KHEAPCTL_MODULE="$here/../../dkms/kheap.ko" KHEAPCTL_LOAD_ARGS="size=16M" \
