@@ -68,11 +68,11 @@ int kheap_pool_parse_source(const char *str)
 static void kheap_format_size(char *buf, size_t len, u64 size)
 {
 	if (size && IS_ALIGNED(size, SZ_1G))
-		snprintf(buf, len, "%lluG", size / SZ_1G);
+		snprintf(buf, len, "%lluG", size >> 30);
 	else if (size && IS_ALIGNED(size, SZ_1M))
-		snprintf(buf, len, "%lluM", size / SZ_1M);
+		snprintf(buf, len, "%lluM", size >> 20);
 	else if (size && IS_ALIGNED(size, SZ_1K))
-		snprintf(buf, len, "%lluK", size / SZ_1K);
+		snprintf(buf, len, "%lluK", size >> 10);
 	else
 		snprintf(buf, len, "%llu", size);
 }
