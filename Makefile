@@ -30,7 +30,8 @@ check:
 checkpatch:
 	@ksrc=$$(scripts/ksrc.sh 6.12 $(CURDIR)/.cache/linux-6.12) && \
 	perl $$ksrc/scripts/checkpatch.pl --strict --no-tree -f \
-		module/*.c module/*.h include/uapi/linux/kheap.h
+		$$(ls module/*.c module/*.h | grep -v '\.mod\.c$$') \
+		include/uapi/linux/kheap.h
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean 2>/dev/null || true

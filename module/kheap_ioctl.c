@@ -255,10 +255,7 @@ long kheap_ioctl(struct file *file, unsigned int ucmd, unsigned long uarg)
 		return -ENOTTY;
 	ksize = _IOC_SIZE(desc->cmd);
 
-	/*
-	 * Read the argument even for INFO, which is _IOR: the ABI wants its
-	 * fields zero on input too, so that they can become inputs later.
-	 */
+	/* Every command has input: INFO's is "all zero" (see the uapi header). */
 	ret = copy_struct_from_user(&arg, ksize, argp, usize);
 	if (ret)
 		return ret;

@@ -1196,12 +1196,31 @@ out:
 
 /* get_user_pages() users */
 
+/*
+ * A reserved (memmap=) pool lies outside the kernel's direct map, so the
+ * module maps it as raw frames: get_user_pages() users must be refused
+ * cleanly (EFAULT, or EEXIST from GUP for a frame without a page) and move
+ * nothing; on the other pools they must work.
+ */
+static bool gup_refused_here(const struct kheap_info *info)
+{
+	return info->pool_source == KHEAP_SOURCE_RESERVED;
+}
+
+#define EXPECT_GUP_REFUSED(n, err)					\
+	do {								\
+		EXPECT_EQ(-1, (n));					\
+		EXPECT_TRUE((err) == EFAULT || (err) == EEXIST)		\
+			TH_LOG("want EFAULT or EEXIST, got %s", strerror(err)); \
+	} while (0)
+
 TEST_F(kheap, process_vm_readv_writev)
 {
 	uint64_t npages = min_u64(16, self->pool / self->pg / 4);
 	uint64_t len = npages * self->pg;
 	int to_parent[2], to_child[2], status, err;
 	struct iovec local, remote[2];
+	bool refused = gup_refused_here(&self->info);
 	uintptr_t addr;
 	char *buf;
 	pid_t pid;
@@ -1232,7 +1251,9 @@ TEST_F(kheap, process_vm_readv_writev)
 			_exit(12);
 		if (read(to_child[0], &c, 1) != 1)
 			_exit(13);
-		if (check_pages(p, 0, npages, self->pg, 0xc100) >= 0)
+		/* Refused writes must leave the child's data alone. */
+		if (check_pages(p, 0, npages, self->pg,
+				refused ? 0xc000 : 0xc100) >= 0)
 			_exit(14);
 		_exit(0);
 	}
@@ -1248,13 +1269,20 @@ TEST_F(kheap, process_vm_readv_writev)
 	memset(buf, 0, len);
 	n = process_vm_readv(pid, &local, 1, remote, 2, 0);
 	err = errno;
-	EXPECT_EQ((ssize_t)len, n) TH_LOG("process_vm_readv: %s", strerror(err));
-	EXPECT_EQ(-1, check_pages(buf, 0, npages, self->pg, 0xc000));
+	if (refused) {
+		EXPECT_GUP_REFUSED(n, err);
+	} else {
+		EXPECT_EQ((ssize_t)len, n) TH_LOG("process_vm_readv: %s", strerror(err));
+		EXPECT_EQ(-1, check_pages(buf, 0, npages, self->pg, 0xc000));
+	}
 
 	fill_pages(buf, npages, self->pg, 0xc100);
 	n = process_vm_writev(pid, &local, 1, remote, 2, 0);
 	err = errno;
-	EXPECT_EQ((ssize_t)len, n) TH_LOG("process_vm_writev: %s", strerror(err));
+	if (refused)
+		EXPECT_GUP_REFUSED(n, err);
+	else
+		EXPECT_EQ((ssize_t)len, n) TH_LOG("process_vm_writev: %s", strerror(err));
 
 	ASSERT_EQ(1, write(to_child[1], "x", 1));
 	status = wait_child(pid);
@@ -1400,6 +1428,11 @@ TEST_F(kheap, odirect_read_into_chunk)
 	/* Not touched first: the pages are faulted in for the I/O. */
 	n = pread(ld.dio, p, len, len);
 	err = errno;
+	if (gup_refused_here(&self->info)) {
+		EXPECT_GUP_REFUSED(n, err);
+		EXPECT_EQ(-1, kheap_check_zero(p, len));
+		goto done;
+	}
 	EXPECT_EQ((ssize_t)len, n) TH_LOG("O_DIRECT read: %s", strerror(err));
 	EXPECT_EQ(-1, check_pages(p, npages, npages, self->pg, 0xd000));
 
@@ -1409,7 +1442,7 @@ TEST_F(kheap, odirect_read_into_chunk)
 	EXPECT_EQ((ssize_t)(len - self->pg), n);
 	EXPECT_EQ(-1, kheap_check_zero(p, self->pg));
 	EXPECT_EQ(-1, check_pages(p + self->pg, 0, npages - 1, self->pg, 0xd000));
-
+done:
 	munmap(p, len);
 	EXPECT_EQ(0, kheap_free(self->fd, a.token));
 	loop_detach(&ld);
@@ -1442,13 +1475,20 @@ TEST_F(kheap, odirect_write_from_chunk)
 	fill_pages(p, npages, self->pg, 0xe000);
 	n = pwrite(ld.dio, p, len, 0);
 	err = errno;
-	EXPECT_EQ((ssize_t)len, n) TH_LOG("O_DIRECT write: %s", strerror(err));
-	EXPECT_EQ(0, fsync(ld.dio));
+	if (gup_refused_here(&self->info)) {
+		EXPECT_GUP_REFUSED(n, err);
+		/* Nothing reached the backing file. */
+		EXPECT_EQ((ssize_t)len, pread(ld.back, content, len, 0));
+		EXPECT_EQ(-1, kheap_check_zero(content, len));
+	} else {
+		EXPECT_EQ((ssize_t)len, n) TH_LOG("O_DIRECT write: %s", strerror(err));
+		EXPECT_EQ(0, fsync(ld.dio));
 
-	/* What reached the backing file is what the chunk held. */
-	n = pread(ld.back, content, len, 0);
-	EXPECT_EQ((ssize_t)len, n);
-	EXPECT_EQ(-1, check_pages(content, 0, npages, self->pg, 0xe000));
+		/* What reached the backing file is what the chunk held. */
+		n = pread(ld.back, content, len, 0);
+		EXPECT_EQ((ssize_t)len, n);
+		EXPECT_EQ(-1, check_pages(content, 0, npages, self->pg, 0xe000));
+	}
 
 	munmap(p, len);
 	EXPECT_EQ(0, kheap_free(self->fd, a.token));
@@ -1697,7 +1737,7 @@ TEST_F(kheap, ioctl_unknown_commands)
 		/* known numbers, wrong direction */
 		_IO(KHEAP_IOC_MAGIC, 0x00),
 		_IOW(KHEAP_IOC_MAGIC, 0x00, struct kheap_info),
-		_IOWR(KHEAP_IOC_MAGIC, 0x00, struct kheap_info),
+		_IOR(KHEAP_IOC_MAGIC, 0x00, struct kheap_info),
 		_IO(KHEAP_IOC_MAGIC, 0x01),
 		_IOR(KHEAP_IOC_MAGIC, 0x01, struct kheap_alloc),
 		_IOW(KHEAP_IOC_MAGIC, 0x01, struct kheap_alloc),
@@ -2164,9 +2204,9 @@ TEST_F(kheap, abi_larger_struct)
 }
 
 /*
- * INFO has no input, but the ABI still asks for a zeroed struct: output
- * and reserved fields must be zero on input, and a larger caller's tail
- * too, so that INFO can take inputs later without breaking anyone.
+ * INFO's fields are all outputs, and the ABI asks for them zeroed on
+ * input, and a larger caller's tail too, so that INFO can take inputs
+ * later without breaking anyone.
  */
 TEST_F(kheap, info_input_checked)
 {

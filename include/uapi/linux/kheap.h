@@ -48,6 +48,10 @@ enum kheap_pool_source {
 
 /**
  * struct kheap_info - KHEAP_IOC_INFO: the pool, as seen by this file
+ *
+ * Every field is an output, so the whole struct must be zero on input (a
+ * later version may give reserved fields an input meaning).
+ *
  * @abi_version: KHEAP_ABI_VERSION of the running module
  * @pool_phys: physical address of the first byte of the pool; 0 when the
  *	module was loaded with restrict_phys=1 and the opener of this file
@@ -179,7 +183,7 @@ struct kheap_sync {
 
 #define KHEAP_IOC_MAGIC		0xD8
 
-#define KHEAP_IOC_INFO	_IOR(KHEAP_IOC_MAGIC, 0x00, struct kheap_info)
+#define KHEAP_IOC_INFO	_IOWR(KHEAP_IOC_MAGIC, 0x00, struct kheap_info)
 #define KHEAP_IOC_ALLOC	_IOWR(KHEAP_IOC_MAGIC, 0x01, struct kheap_alloc)
 #define KHEAP_IOC_FREE	_IOW(KHEAP_IOC_MAGIC, 0x02, struct kheap_free)
 #define KHEAP_IOC_QUERY	_IOWR(KHEAP_IOC_MAGIC, 0x03, struct kheap_query)
