@@ -81,6 +81,11 @@ if [ -f userlib/Makefile ] && grep -q '^check:' userlib/Makefile; then
 	make -s -C userlib check 2>&1
 fi
 
+# --- kheapctl: JSON writer, make install, DKMS (host) --------------------------
+make -s -C tools check 2>&1
+tools/tests/install-check.sh "$(scripts/kernels.sh "$newest_series")" "$build/install" 2>&1
+scripts/dkms-check.sh "$build/dkms" 2>&1
+
 # --- guests -----------------------------------------------------------------
 for s in $series; do
 	krel=$(scripts/kernels.sh "$s") || continue
@@ -110,6 +115,34 @@ for s in $series; do
 		cat "$out/userlib-build.txt"
 		check_result "userlib guest tests build" 1
 	fi
+	# kheapctl and its guest tests; tools/tests/run.sh documents the layout.
+	if make -s -C userlib > "$out/tools-build.txt" 2>&1 &&
+		make -s -C tools all tests >> "$out/tools-build.txt" 2>&1; then
+		mkdir -p "$stage/tools/tests" "$stage/module"
+		cp tools/kheapctl "$stage/tools/"
+		cp tools/tests/*.sh tools/tests/json-check tools/tests/kheap-hold \
+			tools/tests/kheap-info tools/tests/run-as "$stage/tools/tests/"
+		cp "$out/src/module/kheap.ko" "$stage/module/kheap.ko"
+		if [ -f "$build/dkms/$krel/kheap.ko" ]; then
+			mkdir -p "$stage/dkms" && cp "$build/dkms/$krel/kheap.ko" "$stage/dkms/"
+		fi
+		if [ -x "$build/install/install/pc-hello" ]; then
+			mkdir -p "$stage/install" && cp -a "$build/install/install/." "$stage/install/"
+		fi
+		for s2 in $series; do
+			k2=$(scripts/kernels.sh "$s2") || continue
+			[ "$k2" != "$krel" ] && [ -f "$build/$k2/src/module/kheap.ko" ] || continue
+			mkdir -p "$stage/foreign" && cp "$build/$k2/src/module/kheap.ko" "$stage/foreign/"
+		done
+		inst=$stage/installed
+		mkdir -p "$inst/lib/modules/$krel/updates"
+		cp "$out/src/module/kheap.ko" "$inst/lib/modules/$krel/updates/"
+		depmod -b "$inst" "$krel" 2>/dev/null
+		check_result "kheapctl build for $krel" 0
+	else
+		cat "$out/tools-build.txt"
+		check_result "kheapctl build for $krel" 1
+	fi
 	scripts/mkinitramfs.sh "$krel" "$stage" "$out/initramfs.cpio"
 
 	cat > "$out/run.sh" <<RUN
@@ -124,6 +157,9 @@ if [ -d /kheap/userlib/tests ]; then
 		\$t || status=1
 	done
 	/kheap/selftests/kheap_modload unload || status=1
+fi
+if [ -x /kheap/tools/tests/run.sh ]; then
+	/kheap/tools/tests/run.sh || status=1
 fi
 exit \$status
 RUN

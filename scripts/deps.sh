@@ -15,7 +15,7 @@ PACKAGES="
 	linux-image-amd64 linux-headers-amd64
 	linux-image-6.12-amd64 linux-headers-6.12-amd64
 	linux-source-6.1 linux-source-6.12
-	libjemalloc-dev libmimalloc-dev dkms
+	libjemalloc-dev libmimalloc-dev dkms groff-base
 "
 
 missing=""
