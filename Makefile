@@ -4,6 +4,9 @@
 #
 #   make module [KDIR=...]   build module/kheap.ko (default: the running kernel)
 #   make check               everything, in real 6.1 and 6.12 guests (QEMU)
+#   sudo make check HOST=1   the same tests against the running kernel
+#   make bench               libkheap against glibc, jemalloc, mimalloc: host,
+#                            then end to end in a 6.12 guest
 #   make checkpatch          checkpatch.pl --strict on module/ and include/
 #   make clean
 #
@@ -13,8 +16,9 @@
 
 KERNELRELEASE ?= $(shell uname -r)
 KDIR ?= /lib/modules/$(KERNELRELEASE)/build
+HOST ?= 0
 
-.PHONY: all module check checkpatch deps clean
+.PHONY: all module check bench checkpatch deps clean
 
 all: module
 
@@ -25,7 +29,14 @@ deps:
 	scripts/deps.sh
 
 check:
+ifeq ($(HOST),1)
+	scripts/check-host.sh
+else
 	scripts/check.sh
+endif
+
+bench:
+	scripts/bench.sh
 
 checkpatch:
 	@ksrc=$$(scripts/ksrc.sh 6.12 $(CURDIR)/.cache/linux-6.12) && \
@@ -57,7 +68,6 @@ MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/kheap
 UDEVRULESDIR ?= /lib/udev/rules.d
 DKMS_SRC := /usr/src/kheap-$(VERSION)
-HOST ?= 0
 # libkheap(3) aliases: `man kheap_malloc` and friends.
 MAN3_ALIASES := kheap_malloc kheap_calloc kheap_realloc kheap_free \
 	kheap_aligned_alloc kheap_posix_memalign kheap_malloc_usable_size \

@@ -185,15 +185,4 @@ echo "# Totals: pass:$npass fail:$nfail xfail:0 xpass:0 skip:0 error:0"
 run_all 2>&1 | tee "$log"
 
 # --- verdict: every "Totals:" line of every KTAP stream, summed ---------------
-awk '
-	match($0, /Totals: pass:[0-9]+ fail:[0-9]+/) {
-		split(substr($0, RSTART, RLENGTH), f, /[: ]+/)
-		pass += f[3]; fail += f[5]; blocks++
-		if (match($0, /skip:[0-9]+/))
-			skip += substr($0, RSTART + 5, RLENGTH - 5)
-	}
-	END {
-		if (blocks == 0) fail++
-		printf "%d passed, %d failed, %d skipped\n", pass, fail, skip
-		exit fail != 0
-	}' "$log"
+scripts/ktap-sum.sh "$log"

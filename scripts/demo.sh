@@ -36,31 +36,10 @@ quiet() {
 	fi
 }
 
-host_deps() {
-	krel=$(uname -r)
-	missing=""
-	for p in build-essential pkg-config libkmod-dev kmod; do
-		dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed ||
-			missing="$missing $p"
-	done
-	# A self-built kernel has its build tree without a Debian package.
-	[ -e "/lib/modules/$krel/build/Makefile" ] || missing="$missing linux-headers-$krel"
-	[ -z "$missing" ] && return 0
-	say "installing:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	quiet apt-get update -q
-	# shellcheck disable=SC2086
-	if ! apt-get install -y -q --no-install-recommends $missing >> "$log" 2>&1; then
-		tail -n 5 "$log" >&2
-		die "could not install:$missing.  Without a Debian headers package for the
-running kernel ($krel), run \`make demo\` without HOST=1: it boots Debian's
-6.12 kernel in QEMU instead."
-	fi
-}
-
 if [ "$host" = 1 ]; then
 	[ "$(id -u)" -eq 0 ] || die "HOST=1 loads a module into the running kernel: run as root (sudo make demo HOST=1)"
-	host_deps
+	say "checking dependencies (scripts/host-deps.sh)"
+	scripts/host-deps.sh >> "$log" 2>&1 || { tail -n 8 "$log" >&2; exit 1; }
 	krel=$(uname -r)
 else
 	say "checking dependencies (scripts/deps.sh)"

@@ -1,0 +1,69 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# `make bench`: libkheap side by side with glibc malloc, jemalloc and
+# mimalloc, twice:
+#   1. on the host, over an ordinary region (the allocator's own speed);
+#   2. in a 6.12 QEMU guest, through the real /dev/kheap (end to end; TCG
+#      emulation makes every figure slower, ratios are what carry over).
+# Prints kbench's lines and a Markdown table for each (bench/README.md keeps
+# the latest).  Never a test: nothing here passes or fails on timing.
+# Environment: BENCH_ARGS (extra kbench arguments for the host run),
+# GUEST_BENCH_ARGS (default --quick), BENCH_POOL (guest pool, default 256M).
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+out=$top/build/bench
+mkdir -p "$out"
+
+scripts/deps.sh
+make -s -C userlib
+make -s -C bench
+
+echo "== host: kheap over a region"
+# shellcheck disable=SC2086
+bench/run.sh ${BENCH_ARGS:-}
+
+krel=$(scripts/kernels.sh 6.12)
+echo
+echo "== guest: kheap over /dev/kheap, Debian $krel under QEMU (TCG)"
+rm -rf "$out/src" && mkdir -p "$out/src"
+cp -a Kbuild module include "$out/src/"
+find "$out/src" \( -name '*.o' -o -name '*.ko' -o -name '*.mod' -o -name '*.mod.c' \
+	-o -name '.*.cmd' -o -name modules.order -o -name Module.symvers \) -delete
+make -s -C "/lib/modules/$krel/build" M="$out/src" -j2 modules > "$out/build.txt" 2>&1 ||
+	{ cat "$out/build.txt"; exit 1; }
+
+stage=$out/stage
+rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/bench" "$stage/lib"
+cp "$out/src/module/kheap.ko" "$stage/"
+cp bench/kbench bench/run.sh "$stage/bench/"
+gcc -O2 -static -Wall -Wextra -Werror -o "$stage/bin/guest-exit" scripts/guest-exit.c
+# kbench dlopen()s its peers, which ldd cannot see: ship them and their
+# libraries by hand.
+for lib in libjemalloc.so.2 libmimalloc.so.2; do
+	path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64/ { print $NF; exit }')
+	[ -n "$path" ] || continue
+	cp -L "$path" "$stage/lib/"
+	ldd "$path" | awk '/=> \// { print $3 }' | while read -r dep; do
+		cp -L "$dep" "$stage/lib/"
+	done
+done
+scripts/mkinitramfs.sh "$krel" "$stage" "$out/initramfs.cpio"
+cat > "$out/run.sh" <<RUN
+dmesg -n 1
+insmod /kheap/kheap.ko size=${BENCH_POOL:-256M} || exit 1
+export LD_LIBRARY_PATH=/kheap/lib
+echo KHEAP-BENCH-BEGIN
+sh /kheap/bench/run.sh --device ${GUEST_BENCH_ARGS:---quick}
+rc=\$?
+echo KHEAP-BENCH-END
+rmmod kheap || rc=1
+exit \$rc
+RUN
+rc=0
+scripts/run-guest.sh --quiet --timeout 3000 "$krel" "$out/initramfs.cpio" \
+	"$out/run.sh" "$out/console.log" || rc=$?
+tr -d '\r' < "$out/console.log" | sed -n '/^KHEAP-BENCH-BEGIN$/,/^KHEAP-BENCH-END$/p' | sed '1d;$d'
+[ "$rc" -eq 0 ] || echo "bench: the guest run failed (console: $out/console.log)" >&2
+exit "$rc"
