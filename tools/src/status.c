@@ -75,6 +75,9 @@ static void read_params(struct status *st)
 			snprintf(st->pname[k], sizeof(st->pname[k]), "%.31s", names[i]->d_name);
 			if (read_text(path, st->pvalue[k], sizeof(st->pvalue[k])))
 				snprintf(st->pvalue[k], sizeof(st->pvalue[k]), "?");
+			/* An unset string parameter reads back as "(null)". */
+			else if (!strcmp(st->pvalue[k], "(null)"))
+				st->pvalue[k][0] = '\0';
 			st->nparams++;
 		}
 		free(names[i]);
