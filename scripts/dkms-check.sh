@@ -23,32 +23,18 @@ srctree=$out/usr-src
 src=$srctree/kheap-$version
 dkms() { command dkms --dkmstree "$tree" --sourcetree "$srctree" "$@"; }
 
-n=0
-pass=0
-fail=0
-result() { # STATUS NAME
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n $2"
-		pass=$((pass + 1))
-	else
-		echo "not ok $n $2"
-		fail=$((fail + 1))
-	fi
-}
-diag() { [ -s "$1" ] && sed 's/^/# /' "$1"; return 0; }
+# KTAP helpers shared with kheapctl's tests.
+. "$top/tools/tests/ktap.sh"
 
 nseries=$(echo "$series" | wc -w)
-echo "TAP version 13"
-echo "1..$((nseries + 3))"
-
+ktap_plan "$((nseries + 3))"
 rm -rf "$out"
 mkdir -p "$out" "$tree" "$srctree"
 log=$out/log
 
 confv=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' dkms.conf)
 [ "$confv" = "$version" ]
-result $? "dkms.conf PACKAGE_VERSION ($confv) equals VERSION ($version)"
+ktap_result $? "dkms.conf PACKAGE_VERSION ($confv) equals VERSION ($version)"
 
 # The copy: what DKMS needs to build the module, as `make dkms` installs it.
 mkdir -p "$src/module" "$src/include/uapi/linux"
@@ -57,16 +43,16 @@ cp module/Kbuild module/*.c module/*.h "$src/module/"
 cp include/uapi/linux/kheap.h "$src/include/uapi/linux/"
 if ! command -v dkms > /dev/null; then
 	echo "# dkms is not installed (scripts/deps.sh installs it)"
-	result 1 "dkms add kheap/$version"
+	ktap_result 1 "dkms add kheap/$version"
 else
 	dkms add "kheap/$version" > "$log" 2>&1
 	rc=$?
-	[ $rc -eq 0 ] || diag "$log"
-	result $rc "dkms add kheap/$version"
+	[ $rc -eq 0 ] || ktap_diag "$log"
+	ktap_result $rc "dkms add kheap/$version"
 fi
 
 for s in $series; do
-	krel=$(scripts/kernels.sh "$s" 2>/dev/null) || { result 1 "dkms build for $s (no kernel)"; continue; }
+	krel=$(scripts/kernels.sh "$s" 2>/dev/null) || { ktap_result 1 "dkms build for $s (no kernel)"; continue; }
 	dkms build "kheap/$version" -k "$krel" > "$log" 2>&1
 	rc=$?
 	built=$(find "$tree/kheap/$version/$krel" -path '*/module/kheap.ko*' 2>/dev/null | head -n 1)
@@ -79,20 +65,19 @@ for s in $series; do
 	esac
 	if [ $rc -ne 0 ] || [ ! -s "$out/$krel/kheap.ko" ] ||
 		! modinfo -F vermagic "$out/$krel/kheap.ko" | grep -q "^$krel "; then
-		diag "$log"
+		ktap_diag "$log"
 		find "$tree/kheap/$version/$krel" -name make.log -exec sed 's/^/# /' {} \; 2>/dev/null
-		result 1 "dkms build -k $krel"
+		ktap_result 1 "dkms build -k $krel"
 		continue
 	fi
 	echo "# $krel: $out/$krel/kheap.ko"
-	result 0 "dkms build -k $krel"
+	ktap_result 0 "dkms build -k $krel"
 done
 
 dkms remove "kheap/$version" --all > "$log" 2>&1 && [ ! -e "$tree/kheap/$version" ]
 rc=$?
-[ $rc -eq 0 ] || diag "$log"
-result $rc "dkms remove kheap/$version --all"
+[ $rc -eq 0 ] || ktap_diag "$log"
+ktap_result $rc "dkms remove kheap/$version --all"
 rm -rf "$srctree" "$tree" "$log"
 
-echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:0 error:0"
-[ "$fail" -eq 0 ]
+ktap_done

@@ -20,23 +20,10 @@ out=${2:?usage: install-check.sh KREL OUTDIR}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 version=$(cat "$top/VERSION")
 
-n=0
-pass=0
-fail=0
-result() { # STATUS NAME
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then
-		echo "ok $n $2"
-		pass=$((pass + 1))
-	else
-		echo "not ok $n $2"
-		fail=$((fail + 1))
-	fi
-}
-diag() { [ -s "$1" ] && sed 's/^/# /' "$1"; return 0; }
+# KTAP helpers shared with kheapctl's tests.
+. "$top/tools/tests/ktap.sh"
 
-echo "TAP version 13"
-echo "1..8"
+ktap_plan 8
 rm -rf "$out/src" "$out/dest" "$out/install"
 mkdir -p "$out/src" "$out/dest" "$out/install/lib"
 src=$out/src
@@ -53,7 +40,7 @@ make -C "$src" tools > "$log" 2>&1 &&
 	make -C "$src" install DESTDIR="$dest" PREFIX=/usr KERNELRELEASE="$krel" >> "$log" 2>&1
 rc=$?
 [ $rc -eq 0 ] || tail -n 30 "$log" | sed 's/^/# /'
-result $rc "make tools; make install DESTDIR=... PREFIX=/usr KERNELRELEASE=$krel"
+ktap_result $rc "make tools; make install DESTDIR=... PREFIX=/usr KERNELRELEASE=$krel"
 
 ko=kheap.ko
 grep -q '^CONFIG_MODULE_COMPRESS_ALL=y' "/lib/modules/$krel/build/.config" 2>/dev/null &&
@@ -90,45 +77,45 @@ LIST
 	grep -v "^lib/modules/$krel/modules\." | LC_ALL=C sort) > "$out/installed"
 LC_ALL=C sort "$out/expected" | diff -u - "$out/installed" > "$out/diff"
 rc=$?
-diag "$out/diff"
-result $rc "the installed files are exactly the expected $(wc -l < "$out/expected")"
+ktap_diag "$out/diff"
+ktap_result $rc "the installed files are exactly the expected $(wc -l < "$out/expected")"
 
 pc=$dest/usr/lib/pkgconfig/kheap.pc
 grep -qx 'prefix=/usr' "$pc" && grep -qx 'libdir=/usr/lib' "$pc" &&
 	grep -qx 'includedir=/usr/include' "$pc"
 rc=$?
-[ $rc -eq 0 ] && ! [ -f "$pc" ] || diag "$pc"
-result $rc "kheap.pc names the install PREFIX (/usr)"
+[ $rc -eq 0 ] && ! [ -f "$pc" ] || ktap_diag "$pc"
+ktap_result $rc "kheap.pc names the install PREFIX (/usr)"
 
 ok=0
 for m in usr/share/man/man8/kheapctl.8 usr/share/man/man3/libkheap.3; do
 	grep -q "\"kheap $version\"" "$dest/$m" || { echo "# $m: no version $version"; ok=1; }
 	groff -man -ww -z "$dest/$m" > "$out/groff" 2>&1 && [ ! -s "$out/groff" ] ||
-		{ diag "$out/groff"; ok=1; }
+		{ ktap_diag "$out/groff"; ok=1; }
 done
-result $ok "man pages carry version $version and render cleanly"
+ktap_result $ok "man pages carry version $version and render cleanly"
 
 grep -q 'GROUP="kheap", MODE="0660"' "$dest/lib/udev/rules.d/60-kheap.rules" &&
 	[ -x "$dest/usr/sbin/kheapctl" ] &&
 	modinfo -F vermagic "$dest/lib/modules/$krel/updates/module/$ko" | grep -q "^$krel "
-result $? "udev rule, kheapctl and a kheap.ko for $krel installed"
+ktap_result $? "udev rule, kheapctl and a kheap.ko for $krel installed"
 
 flags=$(PKG_CONFIG_SYSROOT_DIR=$dest PKG_CONFIG_LIBDIR=$dest/usr/lib/pkgconfig \
 	pkg-config --cflags --libs kheap 2> "$out/pc.err")
 rc=$?
-diag "$out/pc.err"
+ktap_diag "$out/pc.err"
 echo "# pkg-config --cflags --libs kheap: $flags"
 # shellcheck disable=SC2086
 [ $rc -eq 0 ] && cc -Wall -Wextra -Werror -O2 -o "$out/install/pc-hello" \
 	"$top/tools/tests/pc-hello.c" $flags > "$out/cc.log" 2>&1
 rc=$?
-diag "$out/cc.log"
+ktap_diag "$out/cc.log"
 cp -P "$dest"/usr/lib/libkheap.so* "$out/install/lib/" 2>/dev/null
-result $rc "a program builds with pkg-config --cflags --libs kheap against the copy"
+ktap_result $rc "a program builds with pkg-config --cflags --libs kheap against the copy"
 
 # Linked against the installed shared library, not the static one.
 readelf -d "$out/install/pc-hello" 2>/dev/null | grep -q 'NEEDED.*libkheap.so.1'
-result $? "it links libkheap.so.1 dynamically"
+ktap_result $? "it links libkheap.so.1 dynamically"
 
 make -C "$src" uninstall DESTDIR="$dest" PREFIX=/usr KERNELRELEASE="$krel" >> "$log" 2>&1
 rc=$?
@@ -136,7 +123,6 @@ left=$(cd "$dest" && find . \( -type f -o -type l \) | grep -v "^\./lib/modules/
 [ $rc -eq 0 ] && [ -z "$left" ]
 rc=$?
 [ $rc -eq 0 ] || echo "$left" | sed 's/^/# left: /'
-result $rc "make uninstall removes every installed file"
+ktap_result $rc "make uninstall removes every installed file"
 
-echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:0 error:0"
-[ "$fail" -eq 0 ]
+ktap_done
