@@ -13,7 +13,8 @@
  *    serves the request is taken instead, so the pool can be used to the
  *    last granule;
  *  - a block larger than half an arena gets a dedicated chunk of its own
- *    (64 KiB granular), returned to the kernel as soon as it is freed;
+ *    (64 KiB granular); a freed one goes to a small chunk cache (see
+ *    "chunk cache" below) instead of straight back to the kernel;
  *  - an arena that becomes empty is returned unless it is the only empty
  *    one (hysteresis: a free/malloc cycle at the boundary does not hit the
  *    kernel every time); before reporting ENOMEM every empty arena and
@@ -106,8 +107,11 @@ static int heap_init(void)
 	kh.arena_size = as;
 	kh.arena_align = as >= 2 * MIB ? 2 * MIB : GRANULE;
 	kh.huge_min = as / 2;
+	kh.cache_limit = kh.pool.size / 8 < CACHE_MAX_BYTES ?
+			 kh.pool.size / 8 : CACHE_MAX_BYTES;
 	tlsf_init(&kh.tlsf);
-	kh.arenas = kh.huges = NULL;
+	kh.arenas = kh.huges = kh.cached = NULL;
+	kh.cached_bytes = kh.ncached = kh.cache_reuses = 0;
 	memset(kh.cls, 0, sizeof(kh.cls));
 
 	khm.lo = lo;
@@ -151,6 +155,7 @@ static struct chunk *add_chunk(const struct kheap_chunk *c, int type)
 	ch->c = *c;
 	ch->start = start;
 	ch->dirty_end = start;
+	ch->uend = start + c->size;
 	ch->type = (uint8_t)type;
 	ch->next = *list;
 	if (*list)
@@ -319,10 +324,97 @@ int heap_resize_block(void *p, size_t n)
 	return 1;
 }
 
-void *heap_alloc_huge(size_t n, size_t align, int *err)
+/*
+ * Chunk cache.  A dedicated chunk cannot be resized or split in the kernel,
+ * and a fresh one costs a system call, the kernel's zero fill of every
+ * byte, a mapping and its page faults.  So a freed dedicated chunk is kept
+ * (most recent first) and a later dedicated request takes the smallest
+ * cached chunk that holds it with at most a quarter of the chunk unused
+ * (the tail of a reused chunk serves nobody while the block lives, so the
+ * waste is bounded like TLSF's rounding, not by the cache size).
+ *
+ * Bounds: at most min(pool / 8, 64 MiB) bytes and 8 chunks; a chunk larger
+ * than the byte bound goes straight back, and the least recently freed
+ * chunks go back when a new one would exceed a bound.  Before any ENOMEM
+ * (heap_reclaim) every cached chunk goes back, so the whole pool is still
+ * one allocation away after everything is freed.  A fork child forgets the
+ * cache: those chunks belong to the parent's open file.
+ *
+ * A cached chunk is dirty: its dirty_end says up to where (the largest
+ * usable area ever handed out), and calloc clears only below it.
+ */
+static void cache_unlink(struct chunk *ch)
+{
+	if (ch->prev)
+		ch->prev->next = ch->next;
+	else
+		kh.cached = ch->next;
+	if (ch->next)
+		ch->next->prev = ch->prev;
+	kh.cached_bytes -= ch->c.size;
+	kh.ncached--;
+}
+
+static void cache_release(struct chunk *ch)
+{
+	struct kheap_chunk c = ch->c;
+
+	cache_unlink(ch);
+	kh.held -= c.size;
+	kh.nchunks--;
+	kh.prov->free(&c);
+}
+
+static void cache_release_all(void)
+{
+	while (kh.cached)
+		cache_release(kh.cached);
+}
+
+static void set_granules(struct chunk *ch, struct chunk *owner, uint8_t k)
+{
+	size_t g0 = gran_of(ch->start), n = ch->c.size >> GRANULE_SHIFT;
+
+	for (size_t g = g0; g < g0 + n; g++) {
+		kh.owner[g] = owner;
+		khm.kind[g] = k;
+	}
+}
+
+static void *cache_take(size_t size, size_t align, uintptr_t *dirty_before)
+{
+	struct chunk *best = NULL;
+
+	for (struct chunk *ch = kh.cached; ch; ch = ch->next)
+		if (ch->c.size >= size && ch->c.size - size <= ch->c.size / 4 &&
+		    !(ch->start & (align - 1)) &&
+		    (!best || ch->c.size < best->c.size))
+			best = ch;
+	if (!best)
+		return NULL;
+	cache_unlink(best);
+	best->prev = NULL;
+	best->next = kh.huges;
+	if (kh.huges)
+		kh.huges->prev = best;
+	kh.huges = best;
+	set_granules(best, best, K_HUGE);
+	best->uend = best->start + size;
+	if (dirty_before)
+		*dirty_before = best->dirty_end;
+	if (best->dirty_end < best->uend)
+		best->dirty_end = best->uend;
+	kh.cache_reuses++;
+	return (void *)best->start;
+}
+
+void *heap_alloc_huge(size_t n, size_t align, int *err,
+		      uintptr_t *dirty_before)
 {
 	struct kheap_chunk c;
+	struct chunk *ch;
 	size_t size = round_up(n, GRANULE);
+	void *p;
 	int e;
 
 	if (size < n || !size) {
@@ -331,17 +423,65 @@ void *heap_alloc_huge(size_t n, size_t align, int *err)
 	}
 	if (align < GRANULE)
 		align = GRANULE;
+	p = cache_take(size, align, dirty_before);
+	if (p)
+		return p;
 	e = kh.prov->alloc(size, align, &c);
 	if (e) {
 		*err = e == -EINVAL ? ENOMEM : -e;
 		return NULL;
 	}
-	return (void *)add_chunk(&c, CH_HUGE)->start;
+	ch = add_chunk(&c, CH_HUGE);
+	if (dirty_before)
+		*dirty_before = ch->start;	/* the kernel zeroed it */
+	ch->dirty_end = ch->uend;
+	return (void *)ch->start;
+}
+
+int heap_resize_huge(void *p, size_t n)
+{
+	struct chunk *ch = kh.owner[gran_of((uintptr_t)p)];
+	uintptr_t end = (uintptr_t)p + n;
+
+	if (n > ch->start + ch->c.size - (uintptr_t)p)
+		return 0;
+	end = round_up(end, GRANULE);
+	if (end > ch->uend) {
+		ch->uend = end;
+		if (ch->dirty_end < end)
+			ch->dirty_end = end;
+	}
+	return 1;
 }
 
 void heap_free_huge(struct chunk *c)
 {
-	drop_chunk(c);
+	struct chunk *t;
+
+	if (c->c.size > kh.cache_limit) {
+		drop_chunk(c);
+		return;
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		kh.huges = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	set_granules(c, NULL, K_NONE);
+	c->prev = NULL;
+	c->next = kh.cached;
+	if (kh.cached)
+		kh.cached->prev = c;
+	kh.cached = c;
+	kh.cached_bytes += c->c.size;
+	kh.ncached++;
+	while (kh.cached_bytes > kh.cache_limit ||
+	       kh.ncached > CACHE_MAX_CHUNKS) {
+		for (t = kh.cached; t->next; t = t->next)
+			;
+		cache_release(t);	/* the least recently freed */
+	}
 }
 
 void heap_reclaim(void)
@@ -354,6 +494,7 @@ void heap_reclaim(void)
 		if (arena_is_empty(a))
 			release_arena(a);
 	}
+	cache_release_all();
 }
 
 void heap_calloc_clear(void *p, size_t n, uintptr_t dirty_before)
@@ -390,7 +531,7 @@ size_t heap_usable_size(const void *p)
 	if (k == K_HUGE) {
 		const struct chunk *c = kh.owner[g];
 
-		return c->start + c->c.size - v;
+		return c->uend - v;
 	}
 	return 0;
 }
@@ -433,7 +574,10 @@ static void atfork_child(void)
 	if (kh.ready) {
 		mark_foreign(kh.arenas);
 		mark_foreign(kh.huges);
-		kh.arenas = kh.huges = NULL;
+		/* The cached chunks are the parent's too (its file holds
+		 * them): forget them, never reuse them. */
+		kh.arenas = kh.huges = kh.cached = NULL;
+		kh.cached_bytes = kh.ncached = 0;
 		tlsf_init(&kh.tlsf);
 		memset(kh.cls, 0, sizeof(kh.cls));
 		kh.held = kh.peak_held = kh.nchunks = 0;
@@ -456,7 +600,8 @@ void kheap__reset(void)
 	__atomic_store_n(&khm.span, 0, __ATOMIC_RELAXED);
 	khm.kind = NULL;
 	kh.ready = 0;
-	kh.arenas = kh.huges = NULL;
+	kh.arenas = kh.huges = kh.cached = NULL;
+	kh.cached_bytes = kh.ncached = kh.cache_reuses = 0;
 	kh.held = kh.peak_held = kh.nchunks = 0;
 	kh.out = kh.peak_out = 0;
 	kh.failed = 0;

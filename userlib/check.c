@@ -106,6 +106,13 @@ static void check_chunk(struct ctx *c, const struct chunk *ch, int type)
 				       g, k);
 		}
 	}
+	if (type == CH_HUGE &&
+	    (ch->uend <= ch->start || ch->uend > ch->start + ch->c.size ||
+	     ch->uend % GRANULE || ch->dirty_end < ch->uend ||
+	     ch->dirty_end > ch->start + ch->c.size))
+		report(c, "huge chunk %p: usable end %#lx, dirty end %#lx",
+		       (void *)ch->start, (unsigned long)ch->uend,
+		       (unsigned long)ch->dirty_end);
 	if (type == CH_ARENA)
 		(void)tlsf_check_region(&kh.tlsf, (void *)ch->start,
 					     ch->c.size, visit, c, report);
@@ -158,6 +165,37 @@ int kheap__check(void)
 	for (const struct chunk *h = kh.huges; h; h = h->next, n++) {
 		check_chunk(&c, h, CH_HUGE);
 		held += h->c.size;
+	}
+	{
+		uint64_t cb = 0, cn = 0;
+
+		for (const struct chunk *h = kh.cached; h; h = h->next) {
+			size_t g0 = gran_of(h->start);
+
+			if (h != &kh.chunks[g0] || h->type != CH_HUGE ||
+			    h->start != kh.pool.base + h->c.off ||
+			    h->c.size % GRANULE || h->c.size > kh.cache_limit ||
+			    (h->prev ? h->prev->next : kh.cached) != h)
+				report(&c, "cached chunk %p descriptor wrong",
+				       (void *)h->start);
+			for (size_t g = g0;
+			     g < g0 + (h->c.size >> GRANULE_SHIFT); g++)
+				if (khm.kind[g] != K_NONE || kh.owner[g])
+					report(&c, "granule %zu of a cached "
+					       "chunk is mapped", g);
+			cb += h->c.size;
+			if (++cn > CACHE_MAX_CHUNKS)
+				break;
+		}
+		if (cb != kh.cached_bytes || cn != kh.ncached ||
+		    cn > CACHE_MAX_CHUNKS || cb > kh.cache_limit)
+			report(&c, "chunk cache: %llu bytes in %llu chunks, "
+			       "counters say %llu/%llu",
+			       (unsigned long long)cb, (unsigned long long)cn,
+			       (unsigned long long)kh.cached_bytes,
+			       (unsigned long long)kh.ncached);
+		held += cb;
+		n += cn;
 	}
 	if (c.free_bytes != kh.tlsf.free_bytes)
 		report(&c, "walk found %zu free bytes, lists hold %zu",

@@ -40,13 +40,19 @@
 
 #define MAX_ALIGN	((size_t)1 << 30)
 
+/* Chunk cache bounds (arena.c): min(pool / 8, CACHE_MAX_BYTES) bytes and
+ * CACHE_MAX_CHUNKS chunks. */
+#define CACHE_MAX_BYTES		((size_t)64 << 20)
+#define CACHE_MAX_CHUNKS	8
+
 enum chunk_type { CH_ARENA = 1, CH_HUGE = 2 };
 
 struct chunk {
 	struct kheap_chunk c;
 	struct chunk *next, *prev;	/* arenas or huge list */
 	uintptr_t start;		/* virtual address */
-	uintptr_t dirty_end;		/* arena: bytes from here on are zero */
+	uintptr_t dirty_end;		/* bytes from here on are zero */
+	uintptr_t uend;			/* huge: end of the usable area */
 	uint8_t type;
 };
 
@@ -83,6 +89,12 @@ struct heap {
 	struct chunk *huges;
 	struct slab_class cls[NCLASS];
 
+	/* Freed dedicated chunks kept for reuse (most recent first); their
+	 * granules are K_NONE with no owner, as if not held. */
+	struct chunk *cached;
+	uint64_t cached_bytes, ncached, cache_reuses;
+	size_t cache_limit;	/* bytes */
+
 	/* counters, under the lock */
 	uint64_t out;		/* bytes handed out: live + thread-cached */
 	uint64_t peak_out;
@@ -111,10 +123,17 @@ void heap_free_block(void *p) HIDDEN;
 int heap_resize_block(void *p, size_t n) HIDDEN;
 /* A 64 KiB-aligned 64 KiB TLSF block for a slab; its block address. */
 void *heap_alloc_frame(void) HIDDEN;
-/* A dedicated chunk; NULL with *err an errno value. */
-void *heap_alloc_huge(size_t n, size_t align, int *err) HIDDEN;
+/* A dedicated chunk, fresh or from the chunk cache; NULL with *err an
+ * errno value.  dirty_before, if given, gets the address below which the
+ * block may hold old data (the block's start when it is all zero). */
+void *heap_alloc_huge(size_t n, size_t align, int *err,
+		      uintptr_t *dirty_before) HIDDEN;
+/* Grow (or keep) a dedicated block to n bytes inside its chunk; 0 if the
+ * chunk is too small. */
+int heap_resize_huge(void *p, size_t n) HIDDEN;
 void heap_free_huge(struct chunk *c) HIDDEN;
-/* Return spare slabs and every empty arena to the kernel. */
+/* Return spare slabs, every empty arena and every cached chunk to the
+ * kernel. */
 void heap_reclaim(void) HIDDEN;
 /* Zero the first n bytes of a fresh block, skipping known-zero memory. */
 void heap_calloc_clear(void *p, size_t n, uintptr_t dirty_before) HIDDEN;

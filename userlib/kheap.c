@@ -61,16 +61,17 @@ static void *central_block(struct tcache *tc, size_t n, size_t align,
 	return p;
 }
 
-static void *central_huge(struct tcache *tc, size_t n, size_t align)
+static void *central_huge(struct tcache *tc, size_t n, size_t align,
+			  uintptr_t *dirty)
 {
 	void *p;
 	int err = 0;
 
 	kheap_lock(&kh.lock);
-	p = heap_alloc_huge(n, align, &err);
+	p = heap_alloc_huge(n, align, &err, dirty);
 	if (!p && err == ENOMEM) {
 		reclaim_locked(tc);
-		p = heap_alloc_huge(n, align, &err);
+		p = heap_alloc_huge(n, align, &err, dirty);
 	}
 	if (p)
 		out_add(heap_usable_size(p));
@@ -134,7 +135,7 @@ static __attribute__((noinline)) void *malloc_slow(size_t n)
 		return small_slow(tc, c);
 	}
 	if (is_huge(n))
-		return central_huge(tc, n, 0);
+		return central_huge(tc, n, 0, NULL);
 	if (tc && n <= TC_MED_MAX && (p = tc_med_pop(tc, n)))
 		return p;
 	p = central_block(tc, n, 0, NULL);
@@ -220,7 +221,7 @@ static __attribute__((noinline)) void free_slow(void *p)
 		if (c->start != v)
 			bad_pointer("kheap_free", p);
 		kheap_lock(&kh.lock);
-		kh.out -= c->c.size;
+		kh.out -= c->uend - c->start;
 		heap_free_huge(c);
 		kheap_unlock(&kh.lock);
 	} else {
@@ -276,8 +277,15 @@ API void *kheap_calloc(size_t nmemb, size_t size)
 		note_failure(-err);
 		return NULL;
 	}
-	if (is_huge(n))
-		return central_huge(tc, n, 0);	/* fresh chunks are zero */
+	if (is_huge(n)) {
+		/* Fresh chunks are zero; a cached one is clean above its
+		 * high-water mark. */
+		p = central_huge(tc, n, 0, &dirty);
+		if (p && dirty > (uintptr_t)p)
+			memset(p, 0, dirty - (uintptr_t)p < n ?
+				     dirty - (uintptr_t)p : n);
+		return p;
+	}
 	if (tc && n <= TC_MED_MAX && (p = tc_med_pop(tc, n))) {
 		memset(p, 0, n);
 		return p;
@@ -311,7 +319,7 @@ static void *aligned_alloc_impl(size_t align, size_t n)
 		return NULL;
 	}
 	if (n > TLSF_MAX_BLOCK || is_huge(n + align + TLSF_MIN_BLOCK))
-		return central_huge(tc, n, align);
+		return central_huge(tc, n, align, NULL);
 	if (tc && n > TC_MED_MIN && n <= TC_MED_MAX &&
 	    (p = tc_med_pop_aligned(tc, n, align)))
 		return p;
@@ -410,7 +418,9 @@ API void *kheap_realloc(void *p, size_t n)
 
 		if (n <= SMALL_MAX && n <= old / 2)
 			return realloc_move(p, old, n, 0);
-		if (!is_huge(n)) {
+		/* In place when the next block is free, even past the
+		 * dedicated-chunk threshold: no copy, no kernel call. */
+		if (tlsf_block_size(n)) {
 			kheap_lock(&kh.lock);
 			ok = heap_resize_block(p, n);
 			if (ok) {
@@ -423,9 +433,23 @@ API void *kheap_realloc(void *p, size_t n)
 		}
 		return realloc_move(p, old, n, 0);
 	}
-	/* Dedicated chunk: kernel chunks do not grow. */
+	/* Dedicated chunk: the kernel cannot grow it, but a chunk reused
+	 * from the cache may have room past the usable area. */
 	if (n <= old && (n > old / 2 || is_huge(n)))
 		return p;
+	if (n > old) {
+		int ok;
+
+		kheap_lock(&kh.lock);
+		ok = heap_resize_huge(p, n);
+		if (ok) {
+			kh.out -= old;
+			out_add(heap_usable_size(p));
+		}
+		kheap_unlock(&kh.lock);
+		if (ok)
+			return p;
+	}
 	return realloc_move(p, old, n, 0);
 }
 
@@ -485,6 +509,12 @@ API int kheap_stats(struct kheap_stats *st)
 	largest = tlsf_largest_free(&kh.tlsf);
 	if (largest > kh.huge_min)
 		largest = kh.huge_min - TLSF_OVERHEAD;
+	for (const struct chunk *c = kh.cached; c; c = c->next)
+		if (c->c.size > largest)
+			largest = c->c.size;
+	st->chunks_cached = kh.ncached;
+	st->bytes_chunks_cached = kh.cached_bytes;
+	st->chunk_reuses = kh.cache_reuses;
 	st->arena_size = kh.arena_size;
 	st->pool_size = kh.pool.size;
 	if (kh.prov->usage(&u) == 0) {

@@ -53,7 +53,13 @@ struct kheap_stats {
 	uint64_t pool_size;	/* bytes in the kernel pool */
 	uint64_t pool_free;	/* pool bytes no chunk holds (all processes) */
 	uint64_t arena_size;	/* size of a regular arena chunk */
-	uint64_t reserved[5];
+	/* Since 1.0 (were reserved, so the struct keeps its size): */
+	uint64_t chunks_cached;	/* freed dedicated chunks kept for reuse
+				 * (included in chunks_held) */
+	uint64_t bytes_chunks_cached;	/* their bytes (included in
+					 * bytes_held) */
+	uint64_t chunk_reuses;	/* dedicated blocks served from the cache */
+	uint64_t reserved[2];
 };
 
 void *kheap_malloc(size_t size);

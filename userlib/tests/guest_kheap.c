@@ -210,6 +210,45 @@ static void test_calloc(void)
 	CHECK(HEAP_OK());
 }
 
+/* A freed dedicated chunk is kept and reused: same physical memory, still
+ * contiguous and true, zero again through calloc; the pool comes back
+ * whole before any ENOMEM (test_exhaustion_recovery, which runs later). */
+static void test_chunk_cache(void)
+{
+	size_t n = st0.arena_size - st0.arena_size / 8;	/* dedicated */
+	size_t m = st0.arena_size - st0.arena_size / 4;	/* fits in it */
+	struct kheap_stats a, b;
+	unsigned char *p, *q;
+	uint64_t ph;
+	size_t j;
+
+	p = kheap_malloc(n);
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	memset(p, 0xa5, n);
+	ph = kheap_phys(p);
+	kheap_free(p);
+	CHECK(kheap_stats(&a) == 0);
+	CHECK(a.chunks_cached >= 1 && a.bytes_chunks_cached >= n);
+	q = kheap_calloc(1, m);		/* at most 25 % of the chunk unused */
+	CHECK(q == p);
+	if (!q)
+		return;
+	CHECK(kheap_stats(&b) == 0);
+	CHECK(b.chunk_reuses == a.chunk_reuses + 1);
+	CHECK(b.pool_free == a.pool_free);	/* no kernel call */
+	CHECK(restricted || kheap_phys(q) == ph);
+	for (j = 0; j < m && !q[j]; j++)
+		;
+	CHECKF(j == m, "calloc over a reused chunk: byte %zu", j);
+	CHECK(phys_true(q, m));
+	/* grows in place within the chunk */
+	CHECK(kheap_realloc(q, n) == q);
+	kheap_free(q);
+	CHECK(HEAP_OK());
+}
+
 /* Fill the pool until ENOMEM, free everything, get it all back. */
 static void test_exhaustion_recovery(void)
 {
@@ -403,7 +442,7 @@ int main(void)
 		pm_ok = !restricted && pm_fd >= 0 && pagemap_phys(q) != 0;
 		kheap_free(q);
 	}
-	ktap_plan(8);
+	ktap_plan(9);
 	ktap_diag("device %s: pool %llu bytes, arena %llu, pool free %llu, "
 		  "largest free %llu, pagemap %s", dev,
 		  (unsigned long long)st0.pool_size,
@@ -425,6 +464,7 @@ int main(void)
 	RUN(test_contiguity_large);
 	RUN(test_realloc_moves);
 	RUN(test_calloc);
+	RUN(test_chunk_cache);
 	RUN(test_exhaustion_recovery);
 	RUN(test_fork);
 	RUN(test_threads);

@@ -610,16 +610,155 @@ static void test_utilisation(void)
 	use_region(64 * MIB);
 }
 
+/* Freed dedicated chunks are cached and reused (best fit, bounded waste),
+ * dirty ones are cleared by calloc, and they go back before ENOMEM. */
+static void test_chunk_cache(void)
+{
+	const size_t pool = 64 * MIB;	/* arena 8 MiB: dedicated above 4 */
+	struct kheap_stats st;
+	unsigned char *p, *q, *r, *v[12];
+	uint64_t reuses;
+
+	use_region(pool);
+	p = kheap_malloc(6 * MIB);
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	fill(p, 6 * MIB, 0xab);
+	kheap_free(p);
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.chunks_cached == 1 && st.bytes_chunks_cached == 6 * MIB);
+	CHECK(st.bytes_held >= 6 * MIB && st.bytes_in_use == 0);
+	CHECK(st.chunk_reuses == 0);
+	CHECK(st.largest_free == pool - st.bytes_held || st.largest_free >= 6 * MIB);
+	/* a cached chunk is not this process's memory any more */
+	errno = 0;
+	CHECK(kheap_phys(p) == 0 && errno == EINVAL);
+	CHECK(heap_ok());
+
+	/* reused for a smaller request that wastes at most a quarter */
+	q = kheap_malloc(5 * MIB + 1);
+	CHECK(q == p);
+	CHECK(kheap_malloc_usable_size(q) == 5 * MIB + GRANULE);
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.chunks_cached == 0 && st.chunk_reuses == 1);
+	CHECK(st.bytes_in_use == 5 * MIB + GRANULE);
+	CHECK(filled(q, 5 * MIB, 0xab));	/* malloc does not clear */
+	/* grows in place up to the chunk's size, then moves */
+	CHECK(kheap_realloc(q, 6 * MIB) == q);
+	CHECK(kheap_malloc_usable_size(q) == 6 * MIB);
+	CHECK(kheap_stats(&st) == 0 && st.bytes_in_use == 6 * MIB);
+	CHECK(heap_ok());
+	kheap_free(q);
+
+	/* calloc over the dirty chunk: zero */
+	q = kheap_calloc(3, 2 * MIB);
+	CHECK(q == p && filled(q, 6 * MIB, 0));
+	CHECK(kheap_stats(&st) == 0 && st.chunk_reuses == 2);
+	fill(q, 6 * MIB, 0xcd);
+	kheap_free(q);
+	/* calloc after a smaller use: still zero everywhere */
+	q = kheap_malloc(5 * MIB);
+	CHECK(q == p);
+	fill(q, 5 * MIB, 0xef);
+	kheap_free(q);
+	q = kheap_calloc(1, 6 * MIB);
+	CHECK(q == p && filled(q, 6 * MIB, 0));
+	kheap_free(q);
+
+	/* too much waste (4.25 of 6 MiB): a fresh chunk, cache untouched */
+	CHECK(kheap_stats(&st) == 0);
+	reuses = st.chunk_reuses;
+	q = kheap_malloc(4 * MIB + 256 * 1024);
+	CHECK(q && q != p);
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.chunk_reuses == reuses && st.chunks_cached == 1);
+	kheap_free(q);
+	/* best fit: over-aligned small requests get small dedicated chunks;
+	 * of two cached ones the smaller that fits is taken */
+	q = kheap_aligned_alloc(4 * MIB, 2 * MIB);
+	r = kheap_aligned_alloc(4 * MIB, 1 * MIB);
+	CHECK(q && r && kheap_malloc_usable_size(r) == 1 * MIB);
+	kheap_free(q);
+	kheap_free(r);
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.chunks_cached >= 2 && st.bytes_chunks_cached <= pool / 8);
+	reuses = st.chunk_reuses;
+	p = kheap_aligned_alloc(4 * MIB, 1 * MIB - GRANULE);
+	CHECK(p == r);
+	p = kheap_aligned_alloc(4 * MIB, 2 * MIB - 3 * GRANULE);
+	CHECK(p == q);
+	CHECK(kheap_stats(&st) == 0 && st.chunk_reuses == reuses + 2);
+	kheap_free(q);
+	kheap_free(r);
+	CHECK(heap_ok());
+
+	/* bounds: many chunks freed, the cache stays within its bounds */
+	for (int i = 0; i < 12; i++)
+		v[i] = kheap_malloc((size_t)(4 * MIB + 64 * 1024 * (i + 1)));
+	for (int i = 0; i < 12; i++) {
+		CHECK(v[i] != NULL);
+		kheap_free(v[i]);
+	}
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.chunks_cached >= 1 && st.chunks_cached <= 8);
+	CHECK(st.bytes_chunks_cached <= pool / 8);
+	CHECK(heap_ok());
+
+	/* cached chunks go back before ENOMEM: the whole pool, one block */
+	CHECK(st.chunks_cached >= 1);
+	p = kheap_malloc(pool);
+	CHECK(p != NULL);
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.chunks_cached == 0 && st.bytes_held == pool);
+	kheap_free(p);		/* larger than the cache bound: released */
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.bytes_held == 0 && st.pool_free == pool);
+	/* and a full pool of small blocks after caching a chunk */
+	p = kheap_malloc(5 * MIB);
+	kheap_free(p);
+	p = kheap_calloc(1, pool);
+	CHECK(p != NULL && filled(p, pool, 0));
+	kheap_free(p);
+	CHECK(heap_ok());
+
+	/* realloc doubling past the threshold reuses the cached chunk */
+	for (int round = 0; round < 3; round++) {
+		q = kheap_malloc(16);
+		fill(q, 16, 0x5a);
+		for (size_t n = 32, prev = 16; n <= 8 * MIB; prev = n, n *= 2) {
+			unsigned char *t = kheap_realloc(q, n);
+
+			CHECK(t && filled(t, prev, 0x5a));
+			if (!t)
+				break;
+			fill(t, n, 0x5a);
+			q = t;
+		}
+		kheap_free(q);
+	}
+	CHECK(kheap_stats(&st) == 0);
+	ktap_diag("after doubling: %llu reuses, %llu cached",
+		  (unsigned long long)st.chunk_reuses,
+		  (unsigned long long)st.chunks_cached);
+	CHECK(st.chunk_reuses >= 2);
+	CHECK(heap_ok());
+}
+
 /* Fork: the child keeps its inherited blocks and allocates its own. */
 static void test_fork(void)
 {
 	unsigned char *small = kheap_malloc(200), *mid = kheap_malloc(20000);
-	unsigned char *big = kheap_malloc(40 * MIB);
+	unsigned char *big = kheap_malloc(30 * MIB);
+	unsigned char *gone = kheap_malloc(5 * MIB);	/* to the cache */
 	uint64_t ps = kheap_phys(small);
+	struct kheap_stats st;
 	pid_t pid;
 	int status = -1;
 
-	CHECK(small && mid && big);
+	CHECK(small && mid && big && gone);
+	kheap_free(gone);
+	CHECK(kheap_stats(&st) == 0 && st.chunks_cached == 1);
 	fill(small, 200, 0x11);
 	fill(mid, 20000, 0x22);
 	fill(big, 4096, 0x33);
@@ -643,6 +782,22 @@ static void test_fork(void)
 		mid = kheap_realloc(mid, 40000);
 		bad |= !mid || !filled(mid, 20000, 0x22);
 		bad |= kheap__check() != 0;
+		/* the parent's cached chunk is not the child's to reuse */
+		{
+			unsigned char *h = kheap_malloc(5 * MIB);
+			struct kheap_stats cs;
+
+			bad |= !h || h == gone;
+			bad |= kheap_stats(&cs) != 0 ||
+			       cs.chunk_reuses != st.chunk_reuses ||
+			       cs.chunks_cached != 0;
+			kheap_free(h);
+			bad |= kheap_stats(&cs) != 0 || cs.chunks_cached != 1;
+			h = kheap_malloc(5 * MIB);	/* its own, reused */
+			bad |= kheap_stats(&cs) != 0 ||
+			       cs.chunk_reuses != st.chunk_reuses + 1;
+			kheap_free(h);
+		}
 		for (int i = 0; i < 300; i++)
 			kheap_free(v[i]);
 		kheap_free(mid);
@@ -693,7 +848,7 @@ static void test_no_device(void)
 
 int main(void)
 {
-	ktap_plan(12);
+	ktap_plan(13);
 	RUN(test_api_semantics);
 	RUN(test_phys);
 	RUN(test_alignments);
@@ -704,6 +859,7 @@ int main(void)
 	RUN(test_invariants_every_op);
 	RUN(test_differential);
 	RUN(test_utilisation);
+	RUN(test_chunk_cache);
 	RUN(test_fork);
 	RUN(test_no_device);
 	return ktap_finish();
