@@ -17,9 +17,9 @@
  *    "chunk cache" below) instead of straight back to the kernel;
  *  - an arena that becomes empty is returned unless it is the only empty
  *    one (hysteresis: a free/malloc cycle at the boundary does not hit the
- *    kernel every time); before reporting ENOMEM every empty arena and
- *    every spare slab is returned, so after everything is freed one
- *    allocation can take the whole pool again.
+ *    kernel every time); before reporting ENOMEM every empty arena,
+ *    every spare slab and every cached chunk is returned, so after
+ *    everything is freed one allocation can take the whole pool again.
  *
  * Everything here runs under kh.lock, except heap_ensure (which takes it)
  * and heap_usable_size (lock-free, on a live pointer).
