@@ -166,6 +166,16 @@ struct kheap_stats {
 };
 
 /**
+ * struct kheap_extent - a run of free pages in the pool
+ * @offset: bytes from the pool's first byte (not a physical address)
+ * @length: bytes, a non-zero multiple of PAGE_SIZE
+ */
+struct kheap_extent {
+	u64 offset;
+	u64 length;
+};
+
+/**
  * struct kheap_addr_info - where a user address of a kheap mapping points
  * @token: token of the chunk behind the address
  * @offset: offset of the address within that chunk
@@ -222,6 +232,9 @@ int kheap_pool_parse_source(const char *str);
 int kheap_heap_init(struct kheap_dev *kd);
 int kheap_heap_fini(struct kheap_dev *kd);
 void kheap_heap_stats(struct kheap_dev *kd, struct kheap_stats *stats);
+unsigned int kheap_heap_free_extents(struct kheap_dev *kd,
+				     struct kheap_extent *ext,
+				     unsigned int max, bool *more);
 void kheap_file_init(struct kheap_file *kf, struct kheap_dev *kd,
 		     bool show_phys);
 void kheap_file_release(struct kheap_file *kf);

@@ -222,6 +222,88 @@ void kheap_heap_stats(struct kheap_dev *kd, struct kheap_stats *stats)
 }
 
 /**
+ * struct kheap_extent_walk - what kheap_free_extent_walk() collects
+ * @base: physical address of the pool's first byte
+ * @ext: the caller's array of extents
+ * @max: capacity of @ext
+ * @nr: extents stored in @ext so far
+ * @more: a free extent beyond the first @max was found
+ */
+struct kheap_extent_walk {
+	phys_addr_t base;
+	struct kheap_extent *ext;
+	unsigned int max;
+	unsigned int nr;
+	bool more;
+};
+
+/**
+ * kheap_free_extent_walk() - collect the runs of free pages of a chunk
+ * @gp: the genalloc pool
+ * @chunk: one genalloc chunk (kheap adds exactly one, the whole pool)
+ * @data: a &struct kheap_extent_walk
+ *
+ * gen_pool_for_each_chunk() callback.  Walks the chunk's bitmap in
+ * ascending order and stops at the first extent that does not fit.
+ * Runs under &kheap_dev.lock and rcu_read_lock(): must not sleep.
+ */
+static void kheap_free_extent_walk(struct gen_pool *gp,
+				   struct gen_pool_chunk *chunk, void *data)
+{
+	unsigned long nbits = (chunk->end_addr - chunk->start_addr + 1) >>
+			      gp->min_alloc_order;
+	unsigned long start = find_first_zero_bit(chunk->bits, nbits);
+	struct kheap_extent_walk *w = data;
+
+	while (start < nbits) {
+		unsigned long end = find_next_bit(chunk->bits, nbits, start);
+
+		if (w->nr == w->max) {
+			w->more = true;
+			return;
+		}
+		w->ext[w->nr].offset = chunk->start_addr - w->base +
+				       ((u64)start << gp->min_alloc_order);
+		w->ext[w->nr].length = (u64)(end - start) << gp->min_alloc_order;
+		w->nr++;
+		start = find_next_zero_bit(chunk->bits, nbits, end);
+	}
+}
+
+/**
+ * kheap_heap_free_extents() - snapshot where the pool's free pages are
+ * @kd: the device
+ * @ext: filled with the free extents in ascending order of offset
+ * @max: capacity of @ext
+ * @more: set to whether free extents beyond the first @max exist
+ *
+ * Like kheap_heap_stats(), destroys idle quarantined chunks first and reads
+ * the genalloc bitmap under &kheap_dev.lock, so the extents are an exact
+ * snapshot.  The walk stops after @max extents, so it costs at most one
+ * pass over the bitmap.  Nothing is allocated here: the caller provides
+ * @ext.
+ *
+ * Return: the number of extents stored in @ext.
+ */
+unsigned int kheap_heap_free_extents(struct kheap_dev *kd,
+				     struct kheap_extent *ext,
+				     unsigned int max, bool *more)
+{
+	struct kheap_extent_walk w = {
+		.base = kd->pool.phys,
+		.ext = ext,
+		.max = max,
+	};
+
+	mutex_lock(&kd->lock);
+	kheap_reap_locked(kd);
+	gen_pool_for_each_chunk(kd->gp, kheap_free_extent_walk, &w);
+	mutex_unlock(&kd->lock);
+	*more = w.more;
+	return w.nr;
+}
+
+/**
  * kheap_heap_init() - put an allocator on top of the pool
  * @kd: the device, with &kheap_dev.pool set up
  *

@@ -3,11 +3,19 @@
  * Read-only sysfs attributes of /dev/kheap, in /sys/class/misc/kheap/.
  * One value per file; numbers are decimal except pool_phys, which is
  * hexadecimal and readable by root only.
+ *
+ * free_extents is the one list: a line "<offset> <length>" per run of free
+ * pages, both hexadecimal ("0x...") bytes relative to the pool's base, in
+ * ascending order of offset.  Offsets reveal no physical address, so the
+ * file is readable by everyone.  A sysfs file holds at most one page: when
+ * more extents exist than fit, the list is truncated and its last line is
+ * "...".  A fully allocated pool gives an empty file.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/device.h>
 #include <linux/miscdevice.h>
+#include <linux/slab.h>
 #include <linux/sysfs.h>
 
 #include "kheap.h"
@@ -73,6 +81,67 @@ static ssize_t chunks_in_use_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(chunks_in_use);
 
+/*
+ * The shortest line free_extents can print is "0x0 0x1000\n" (an extent is
+ * at least a page), so no more extents than this fit into one page; the
+ * longest is two 64-bit numbers.
+ */
+#define KHEAP_EXTENT_LINE_MIN	(sizeof("0x0 0x1000\n") - 1)
+#define KHEAP_EXTENT_LINE_MAX	sizeof("0x0123456789abcdef 0x0123456789abcdef\n")
+#define KHEAP_EXTENTS_MAX	(PAGE_SIZE / KHEAP_EXTENT_LINE_MIN)
+#define KHEAP_EXTENTS_MORE	"...\n"
+
+/**
+ * free_extents_show() - list the pool's free extents
+ * @dev: the misc device
+ * @attr: the free_extents attribute
+ * @buf: one page, from sysfs
+ *
+ * One line "0x<offset> 0x<length>" per free extent, in ascending order;
+ * a last line "..." when the remaining extents do not fit into the page.
+ * The snapshot is taken into a buffer allocated before the device lock is
+ * taken, and formatted after it is dropped.
+ *
+ * Return: bytes written to @buf, or -ENOMEM.
+ */
+static ssize_t free_extents_show(struct device *dev,
+				 struct device_attribute *attr, char *buf)
+{
+	const int more_len = sizeof(KHEAP_EXTENTS_MORE) - 1;
+	struct kheap_extent *ext;
+	unsigned int i, nr;
+	bool more;
+	int at = 0;
+
+	/* Allocated here, never under the device lock. */
+	ext = kmalloc_array(KHEAP_EXTENTS_MAX, sizeof(*ext), GFP_KERNEL);
+	if (!ext)
+		return -ENOMEM;
+	nr = kheap_heap_free_extents(kheap_dev_from(dev), ext,
+				     KHEAP_EXTENTS_MAX, &more);
+
+	for (i = 0; i < nr; i++) {
+		char line[KHEAP_EXTENT_LINE_MAX];
+		bool last = i + 1 == nr && !more;
+		int len;
+
+		len = scnprintf(line, sizeof(line), "0x%llx 0x%llx\n",
+				ext[i].offset, ext[i].length);
+		/* sysfs_emit_at() keeps the last byte of the page for a NUL. */
+		if (at + len + (last ? 0 : more_len) >= (int)PAGE_SIZE) {
+			more = true;
+			break;
+		}
+		at += sysfs_emit_at(buf, at, "%s", line);
+	}
+	if (more)
+		at += sysfs_emit_at(buf, at, KHEAP_EXTENTS_MORE);
+
+	kfree(ext);
+	return at;
+}
+static DEVICE_ATTR_RO(free_extents);
+
 static struct attribute *kheap_attrs[] = {
 	&dev_attr_pool_size.attr,
 	&dev_attr_pool_phys.attr,
@@ -80,6 +149,7 @@ static struct attribute *kheap_attrs[] = {
 	&dev_attr_free_bytes.attr,
 	&dev_attr_largest_free.attr,
 	&dev_attr_chunks_in_use.attr,
+	&dev_attr_free_extents.attr,
 	NULL
 };
 

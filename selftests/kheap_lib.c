@@ -5,6 +5,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -329,6 +330,93 @@ int kheap_sysfs_u64(const char *attr, uint64_t *val)
 		return -EINVAL;
 	*val = v;
 	return 0;
+}
+
+/* One hexadecimal number in the form "0x%llx": 0x, then no leading zero. */
+static int parse_hex(const char *s, const char **end, uint64_t *val)
+{
+	const char *p = s + 2, *q;
+	unsigned long long v;
+	char *e;
+
+	if (strncmp(s, "0x", 2) || !isxdigit((unsigned char)*p) ||
+	    (*p == '0' && isxdigit((unsigned char)p[1])))
+		return -EINVAL;
+	for (q = p; isxdigit((unsigned char)*q); q++)
+		if (isupper((unsigned char)*q))
+			return -EINVAL;
+	errno = 0;
+	v = strtoull(p, &e, 16);
+	if (errno)
+		return -EINVAL;
+	*end = e;
+	*val = v;
+	return 0;
+}
+
+int kheap_sysfs_free_extents(struct kheap_free_extent *ext, size_t max,
+			     size_t *n, bool *truncated, size_t *bytes)
+{
+	const size_t cap = 65536;	/* more than any page size */
+	char path[PATH_MAX], *text;
+	const char *p, *end;
+	size_t len = 0;
+	ssize_t r;
+	int fd, ret = 0;
+
+	*n = 0;
+	*truncated = false;
+	snprintf(path, sizeof(path), "%s/free_extents", KHEAP_SYSFS);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	text = malloc(cap);
+	if (!text) {
+		close(fd);
+		return -ENOMEM;
+	}
+	do {
+		r = read(fd, text + len, cap - 1 - len);
+		if (r > 0)
+			len += r;
+	} while (r > 0 && len < cap - 1);
+	if (r < 0)
+		ret = -errno;
+	close(fd);
+	if (ret)
+		goto out;
+	text[len] = '\0';
+	if (bytes)
+		*bytes = len;
+	if (strlen(text) != len) {
+		ret = -EINVAL;
+		goto out;
+	}
+
+	for (p = text; *p; p = end + 1) {
+		uint64_t off, length;
+
+		/* "..." may only be the last line. */
+		if (!strcmp(p, "...\n")) {
+			*truncated = true;
+			break;
+		}
+		if (parse_hex(p, &end, &off) || *end != ' ' ||
+		    parse_hex(end + 1, &end, &length) || *end != '\n') {
+			ret = -EINVAL;
+			break;
+		}
+		if (*n == max) {
+			ret = -E2BIG;
+			break;
+		}
+		ext[*n].offset = off;
+		ext[*n].length = length;
+		(*n)++;
+	}
+out:
+	free(text);
+	return ret;
 }
 
 int kheap_sysfs_mode(const char *attr, mode_t *mode)

@@ -82,6 +82,22 @@ int kheap_pagemap_pfns(const void *addr, size_t npages, uint64_t *pfns);
 int kheap_sysfs_str(const char *attr, char *buf, size_t len);
 /* Read KHEAP_SYSFS/@attr as a number: decimal, or hex with a 0x prefix. */
 int kheap_sysfs_u64(const char *attr, uint64_t *val);
+/* One line of KHEAP_SYSFS/free_extents: bytes from the pool's base. */
+struct kheap_free_extent {
+	uint64_t offset;
+	uint64_t length;
+};
+
+/*
+ * Read and parse KHEAP_SYSFS/free_extents strictly: lines "0x%llx 0x%llx"
+ * (lower-case hexadecimal, no leading zeros), optionally ending with a
+ * line "...".  Stores up to @max extents in @ext and their number in @n,
+ * and in @truncated whether the "..." line was there.  @bytes (may be
+ * NULL) receives the size of the whole text.  0, -E2BIG when more than
+ * @max extents are listed, -EINVAL on malformed text, other -errno.
+ */
+int kheap_sysfs_free_extents(struct kheap_free_extent *ext, size_t max,
+			     size_t *n, bool *truncated, size_t *bytes);
 /* st_mode of KHEAP_SYSFS/@attr. */
 int kheap_sysfs_mode(const char *attr, mode_t *mode);
 

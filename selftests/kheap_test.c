@@ -347,6 +347,193 @@ TEST_F(kheap, info_per_file_accounting)
 	close(fd2);
 }
 
+/* free_extents: where the free pages are */
+
+/* Room for every line a free_extents page can hold, at any page size. */
+#define MAX_EXTENTS	(65536 / 11)
+
+/* A chunk as an offset range of the pool. */
+struct held {
+	uint64_t off;
+	uint64_t size;
+};
+
+static int held_cmp(const void *a, const void *b)
+{
+	const struct held *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Length of free_extents' line for @e. */
+static size_t extent_line_len(const struct kheap_free_extent *e)
+{
+	return (size_t)snprintf(NULL, 0, "0x%llx 0x%llx\n",
+				(unsigned long long)e->offset,
+				(unsigned long long)e->length);
+}
+
+/*
+ * free_extents must list exactly the complement of the chunks @a[0..@n)
+ * (given by ALLOC's phys) within [0, pool size), in ascending order, and
+ * agree with INFO's free_bytes and largest_free.  It may stop early with
+ * "..." only where the next line would not have fit into a page.
+ */
+static void expect_free_extents(struct __test_metadata *_metadata, int fd,
+				uint64_t pool, uint64_t pool_phys,
+				const struct kheap_alloc *a, size_t n,
+				const char *when)
+{
+	struct kheap_free_extent *want, *got;
+	size_t nwant = 0, ngot = 0, bytes = 0, i, pg = getpagesize();
+	uint64_t cur = 0, sum = 0, max = 0;
+	struct kheap_info info;
+	struct held *h;
+	bool truncated;
+	int ret;
+
+	want = calloc(n + 1, sizeof(*want));
+	got = calloc(MAX_EXTENTS, sizeof(*got));
+	h = calloc(n + 1, sizeof(*h));
+	ASSERT_TRUE(want && got && h);
+
+	for (i = 0; i < n; i++) {
+		ASSERT_GE(a[i].phys, pool_phys) TH_LOG("%s: chunk %zu", when, i);
+		h[i].off = a[i].phys - pool_phys;
+		h[i].size = a[i].size_out;
+		ASSERT_LE(h[i].off + h[i].size, pool) TH_LOG("%s: chunk %zu", when, i);
+	}
+	qsort(h, n, sizeof(*h), held_cmp);
+	for (i = 0; i < n; i++) {
+		ASSERT_GE(h[i].off, cur) TH_LOG("%s: chunks overlap", when);
+		if (h[i].off > cur) {
+			want[nwant].offset = cur;
+			want[nwant++].length = h[i].off - cur;
+		}
+		cur = h[i].off + h[i].size;
+	}
+	if (cur < pool) {
+		want[nwant].offset = cur;
+		want[nwant++].length = pool - cur;
+	}
+	for (i = 0; i < nwant; i++) {
+		sum += want[i].length;
+		if (want[i].length > max)
+			max = want[i].length;
+	}
+
+	ret = kheap_sysfs_free_extents(got, MAX_EXTENTS, &ngot, &truncated,
+				       &bytes);
+	ASSERT_EQ(0, ret) TH_LOG("%s: reading free_extents: %s", when,
+				 kheap_errname(ret));
+	EXPECT_LT(bytes, pg) TH_LOG("%s: %zu bytes", when, bytes);
+	if (truncated) {
+		/* Cut where the next line and "...\n" did not fit. */
+		EXPECT_LT(ngot, nwant) TH_LOG("%s: \"...\" after all extents", when);
+		if (ngot < nwant) {
+			EXPECT_GE(bytes - 4 + extent_line_len(&want[ngot]) +
+				  (ngot + 1 < nwant ? 4 : 0), pg)
+				TH_LOG("%s: truncated after %zu lines, %zu bytes, but more fit",
+				       when, ngot, bytes);
+		}
+	} else {
+		EXPECT_EQ(nwant, ngot) TH_LOG("%s: extents", when);
+	}
+	for (i = 0; i < ngot && i < nwant; i++) {
+		EXPECT_EQ(want[i].offset, got[i].offset)
+			TH_LOG("%s: extent %zu offset", when, i);
+		EXPECT_EQ(want[i].length, got[i].length)
+			TH_LOG("%s: extent %zu length", when, i);
+	}
+	TH_LOG("%s: %zu chunks, %zu free extents, %zu listed%s (%zu bytes)",
+	       when, n, nwant, ngot, truncated ? " and \"...\"" : "", bytes);
+
+	ASSERT_EQ(0, kheap_info(fd, &info));
+	EXPECT_EQ(info.free_bytes, sum) TH_LOG("%s: sum of lengths", when);
+	EXPECT_EQ(info.largest_free, max) TH_LOG("%s: largest length", when);
+	if (!truncated) {
+		uint64_t s = 0, m = 0, v;
+
+		for (i = 0; i < ngot; i++) {
+			s += got[i].length;
+			m = got[i].length > m ? got[i].length : m;
+		}
+		ASSERT_EQ(0, kheap_sysfs_u64("free_bytes", &v));
+		EXPECT_EQ(v, s) TH_LOG("%s: listed lengths vs sysfs free_bytes", when);
+		ASSERT_EQ(0, kheap_sysfs_u64("largest_free", &v));
+		EXPECT_EQ(v, m) TH_LOG("%s: listed lengths vs sysfs largest_free", when);
+	}
+	free(want);
+	free(got);
+	free(h);
+}
+
+TEST_F(kheap, free_extents_exact)
+{
+	struct kheap_alloc a[5];
+	mode_t mode;
+	int i;
+
+	ASSERT_EQ(0, kheap_sysfs_mode("free_extents", &mode));
+	EXPECT_EQ(0444ULL, mode & 07777) TH_LOG("free_extents mode %o", mode);
+	if (!self->pool_phys)
+		SKIP(return, "the pool's physical base is hidden from us");
+
+	expect_free_extents(_metadata, self->fd, self->pool, self->pool_phys,
+			    NULL, 0, "idle");
+
+	/* Three chunks, then a hole in the middle. */
+	ASSERT_ALLOC(self->fd, 3 * self->pg, 0, &a[0]);
+	ASSERT_ALLOC(self->fd, 5 * self->pg, 0, &a[1]);
+	ASSERT_ALLOC(self->fd, 2 * self->pg, 0, &a[2]);
+	expect_free_extents(_metadata, self->fd, self->pool, self->pool_phys,
+			    a, 3, "three chunks");
+	ASSERT_EQ(0, kheap_free(self->fd, a[1].token));
+	a[1] = a[2];
+	expect_free_extents(_metadata, self->fd, self->pool, self->pool_phys,
+			    a, 2, "a hole in the middle");
+
+	/* One page into the hole, and an aligned chunk that leaves a gap. */
+	ASSERT_ALLOC(self->fd, self->pg, 0, &a[2]);
+	ASSERT_ALLOC(self->fd, self->pg, 16 * self->pg, &a[3]);
+	ASSERT_ALLOC(self->fd, 2 * self->pg, 0, &a[4]);
+	expect_free_extents(_metadata, self->fd, self->pool, self->pool_phys,
+			    a, 5, "five chunks");
+
+	for (i = 0; i < 5; i++)
+		ASSERT_EQ(0, kheap_free(self->fd, a[i].token));
+	expect_free_extents(_metadata, self->fd, self->pool, self->pool_phys,
+			    NULL, 0, "all freed");
+}
+
+TEST_F_TIMEOUT(kheap, free_extents_many, 120)
+{
+	uint64_t i, npages = min_u64(self->pool / self->pg, 1024), nheld = 0;
+	struct kheap_alloc *a;
+
+	if (!self->pool_phys)
+		SKIP(return, "the pool's physical base is hidden from us");
+	a = calloc(npages, sizeof(*a));
+	ASSERT_NE(NULL, a);
+
+	/* Single pages, every other one freed: one extent per free page. */
+	for (i = 0; i < npages; i++)
+		ASSERT_ALLOC(self->fd, self->pg, 0, &a[i]);
+	for (i = 0; i < npages; i++) {
+		if (i % 2) {
+			ASSERT_EQ(0, kheap_free(self->fd, a[i].token));
+		} else {
+			a[nheld++] = a[i];
+		}
+	}
+	expect_free_extents(_metadata, self->fd, self->pool, self->pool_phys,
+			    a, nheld, "every other page");
+
+	for (i = 0; i < nheld; i++)
+		ASSERT_EQ(0, kheap_free(self->fd, a[i].token));
+	free(a);
+}
+
 /* ALLOC, mmap, physical addresses */
 
 TEST_F(kheap, alloc_map_rw)
