@@ -2,9 +2,10 @@
 /*
  * kheapctl status: is the module loaded, with which parameters, and what
  * does its pool look like.  Sources: libkmod for the module's state,
- * /sys/module/kheap/parameters, the misc device's sysfs attributes and,
- * when the device can be opened, KHEAP_IOC_INFO (ABI version, page size,
- * and the physical base for users who may see it).
+ * /sys/module/kheap/parameters, the misc device's sysfs attributes (among
+ * them free_extents, where the free pages are, which the occupancy bar is
+ * drawn from) and, when the device can be opened, KHEAP_IOC_INFO (ABI
+ * version, page size, and the physical base for users who may see it).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,6 +27,12 @@
 
 #define BAR_CELLS	64
 #define MAX_PARAMS	16
+/* free_extents is one sysfs page: this is more than any page size. */
+#define EXTENTS_TEXT	65536
+
+struct extent {
+	uint64_t offset, length;
+};
 
 struct status {
 	int state;
@@ -39,6 +46,11 @@ struct status {
 	char source[32];
 	bool have_phys;
 	uint64_t phys;
+
+	/* free_extents: missing (have_extents false), complete or truncated. */
+	bool have_extents, extents_truncated;
+	size_t nextents;
+	struct extent *extents;
 
 	bool have_info;
 	struct kheap_info info;
@@ -84,6 +96,85 @@ static void read_params(struct status *st)
 	}
 	if (n >= 0)
 		free(names);
+}
+
+/* One number of free_extents: "0x" and lower-case hexadecimal digits. */
+static bool parse_hex(const char *s, const char **end, uint64_t *value)
+{
+	unsigned long long v;
+	char *e;
+
+	if (strncmp(s, "0x", 2) || !s[2] || !strchr("0123456789abcdef", s[2]))
+		return false;
+	errno = 0;
+	v = strtoull(s + 2, &e, 16);
+	if (errno)
+		return false;
+	*end = e;
+	*value = v;
+	return true;
+}
+
+/*
+ * KHEAP_SYSFS/free_extents: "<offset> <length>" lines in ascending order,
+ * possibly ending with "..." when the list did not fit into a sysfs page.
+ * Anything malformed, out of order or outside the pool counts as missing.
+ */
+static void read_extents(struct status *st)
+{
+	char *text = malloc(EXTENTS_TEXT);
+	size_t len = 0, cap = 0;
+	const char *p, *end;
+	uint64_t next = 0;
+	ssize_t n = 0;
+	int fd;
+
+	if (!text)
+		return;
+	fd = open(KHEAP_SYSFS "/free_extents", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		while (len < EXTENTS_TEXT - 1 &&
+		       (n = read(fd, text + len, EXTENTS_TEXT - 1 - len)) > 0)
+			len += (size_t)n;
+		close(fd);
+	}
+	if (fd < 0 || n < 0 || len == EXTENTS_TEXT - 1)
+		goto bad;
+	text[len] = '\0';
+
+	for (p = text; *p; p = end + 1) {
+		struct extent e;
+
+		if (!strcmp(p, "...\n")) {
+			st->extents_truncated = true;
+			break;
+		}
+		if (!parse_hex(p, &end, &e.offset) || *end != ' ' ||
+		    !parse_hex(end + 1, &end, &e.length) || *end != '\n' ||
+		    !e.length || e.offset < next || e.offset > st->pool_size ||
+		    e.length > st->pool_size - e.offset)
+			goto bad;
+		next = e.offset + e.length;
+		if (st->nextents == cap) {
+			struct extent *more;
+
+			cap = cap ? 2 * cap : 64;
+			more = realloc(st->extents, cap * sizeof(*more));
+			if (!more)
+				goto bad;
+			st->extents = more;
+		}
+		st->extents[st->nextents++] = e;
+	}
+	st->have_extents = true;
+	free(text);
+	return;
+bad:
+	free(st->extents);
+	st->extents = NULL;
+	st->nextents = 0;
+	st->extents_truncated = false;
+	free(text);
 }
 
 static void gather(struct status *st)
@@ -132,11 +223,59 @@ static void gather(struct status *st)
 	close(fd);
 }
 
-/* '#' for used, '.' for free, by amount: the ABI does not say where. */
+/* Called last, so that the pool size is known, from INFO or sysfs. */
+static void gather_extents(struct status *st)
+{
+	if (st->have_pool && st->pool_size)
+		read_extents(st);
+}
+
+/*
+ * Does the bar show where chunks sit?  Only with the complete free_extents
+ * list; otherwise it shows how much is used, filled from the left.
+ */
+static bool bar_positional(const struct status *st)
+{
+	return st->have_extents && !st->extents_truncated;
+}
+
+/* Cell @i of the bar covers bytes [cell_start(i), cell_start(i + 1)). */
+static uint64_t cell_start(const struct status *st, unsigned int i)
+{
+	return (uint64_t)((unsigned __int128)st->pool_size * i / BAR_CELLS);
+}
+
+/*
+ * Positionally: '#' for a cell whose bytes are all used, '.' for one that
+ * is all free, '+' for one partly used.  By amount: '#' for used, '.' for
+ * free, the used cells first.
+ */
 static void occupancy_bar(const struct status *st, char *bar)
 {
 	unsigned int used = 0;
 
+	if (bar_positional(st)) {
+		size_t e = 0;
+
+		for (unsigned int i = 0; i < BAR_CELLS; i++) {
+			uint64_t lo = cell_start(st, i), hi = cell_start(st, i + 1);
+			uint64_t free_in_cell = 0;
+
+			/* Extents are in ascending order and do not overlap. */
+			while (e < st->nextents &&
+			       st->extents[e].offset + st->extents[e].length <= lo)
+				e++;
+			for (size_t k = e; k < st->nextents && st->extents[k].offset < hi; k++) {
+				uint64_t a = st->extents[k].offset;
+				uint64_t b = a + st->extents[k].length;
+
+				free_in_cell += (b < hi ? b : hi) - (a > lo ? a : lo);
+			}
+			bar[i] = free_in_cell == 0 ? '#' : free_in_cell == hi - lo ? '.' : '+';
+		}
+		bar[BAR_CELLS] = '\0';
+		return;
+	}
 	if (st->pool_size) {
 		uint64_t u = st->pool_size - st->free_bytes;
 
@@ -220,9 +359,14 @@ static void print_text(const struct status *st)
 	printf("  occupancy   [%s] %.1f%% used\n", bar,
 	       st->pool_size ? 100.0 * (double)(st->pool_size - st->free_bytes) /
 			       (double)st->pool_size : 0.0);
-	printf("              one cell = %s, # used, . free (by amount; where each chunk\n"
-	       "              sits is shown by kheapctl map for its own buffers)\n",
-	       fmt_size(st->pool_size / BAR_CELLS, a, sizeof(a)));
+	if (bar_positional(st))
+		printf("              one cell = %s: # all used, + partly used, . all free\n",
+		       fmt_size(st->pool_size / BAR_CELLS, a, sizeof(a)));
+	else
+		printf("              one cell = %s: # used, . free, by amount only (%s)\n",
+		       fmt_size(st->pool_size / BAR_CELLS, a, sizeof(a)),
+		       st->have_extents ? "free_extents is truncated" :
+					  "no free_extents in sysfs");
 }
 
 static void print_json(const struct status *st)
@@ -279,6 +423,20 @@ static void print_json(const struct status *st)
 		json_u64(&j, "chunks_in_use", st->chunks_in_use);
 		occupancy_bar(st, bar);
 		json_string(&j, "occupancy", bar);
+		json_string(&j, "occupancy_by", bar_positional(st) ? "position" : "amount");
+		if (st->have_extents) {
+			json_array_begin(&j, "free_extents");
+			for (size_t i = 0; i < st->nextents; i++) {
+				json_object_begin(&j, NULL);
+				json_u64(&j, "offset", st->extents[i].offset);
+				json_u64(&j, "length", st->extents[i].length);
+				json_object_end(&j);
+			}
+			json_array_end(&j);
+		} else {
+			json_null(&j, "free_extents");
+		}
+		json_bool(&j, "free_extents_truncated", st->extents_truncated);
 		json_object_end(&j);
 	}
 	if (st->have_info) {
@@ -303,9 +461,11 @@ int cmd_status(int argc, char **argv)
 		}
 	}
 	gather(&st);
+	gather_extents(&st);
 	if (json)
 		print_json(&st);
 	else
 		print_text(&st);
+	free(st.extents);
 	return KC_OK;
 }

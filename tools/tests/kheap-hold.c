@@ -1,18 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * kheap-hold: keep the kheap module busy until SIGTERM, for the test of
- * `kheapctl unload` naming who holds it.
+ * `kheapctl unload` naming who holds it, and hold chunks at known places
+ * for the test of `kheapctl status`'s occupancy bar.
  *
  *   kheap-hold fd  READYFILE   keep /dev/kheap open
  *   kheap-hold map READYFILE   map one chunk, then close the descriptor,
  *                              so that only the mapping pins the module
+ *   kheap-hold chunks READYFILE SIZE...
+ *                              ALLOC one chunk of each SIZE bytes, in
+ *                              order; a SIZE written -SIZE is freed again
+ *                              once all are allocated (leaving a hole)
  *
- * Writes its pid to READYFILE once it holds the device.
+ * Writes its pid to READYFILE once it holds the device, and in chunks
+ * mode then one line "PHYS SIZE" (decimal, from ALLOC) per chunk it holds.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -31,12 +39,21 @@ static void on_term(int sig)
 int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_term };
+	bool chunks = argc >= 4 && !strcmp(argv[1], "chunks");
+	struct kheap_alloc held[16];
+	char text[1024];
+	size_t len = 0;
 	sigset_t block, old;
 	FILE *ready;
 	int fd;
 
-	if (argc != 3 || (strcmp(argv[1], "fd") && strcmp(argv[1], "map"))) {
-		fprintf(stderr, "usage: kheap-hold fd|map READYFILE\n");
+	if (!chunks && (argc != 3 || (strcmp(argv[1], "fd") && strcmp(argv[1], "map")))) {
+		fprintf(stderr, "usage: kheap-hold fd|map READYFILE\n"
+			"       kheap-hold chunks READYFILE [-]SIZE...\n");
+		return 2;
+	}
+	if (chunks && argc - 3 > 16) {
+		fprintf(stderr, "kheap-hold: at most 16 chunks\n");
 		return 2;
 	}
 	sigaction(SIGTERM, &sa, NULL);
@@ -65,8 +82,37 @@ int main(int argc, char **argv)
 		}
 		close(fd);	/* the mapping alone keeps the module busy */
 	}
+	len += snprintf(text + len, sizeof(text) - len, "%d\n", (int)getpid());
+	if (chunks) {
+		for (int i = 3; i < argc; i++) {
+			struct kheap_alloc *a = &held[i - 3];
+			const char *size = argv[i][0] == '-' ? argv[i] + 1 : argv[i];
+
+			memset(a, 0, sizeof(*a));
+			a->size = strtoull(size, NULL, 0);
+			if (ioctl(fd, KHEAP_IOC_ALLOC, a)) {
+				fprintf(stderr, "kheap-hold: ALLOC %s: %s\n", size, strerror(errno));
+				return 1;
+			}
+		}
+		for (int i = 3; i < argc; i++) {
+			struct kheap_alloc *a = &held[i - 3];
+
+			if (argv[i][0] == '-') {
+				if (ioctl(fd, KHEAP_IOC_FREE, &(struct kheap_free){ .token = a->token })) {
+					fprintf(stderr, "kheap-hold: FREE: %s\n", strerror(errno));
+					return 1;
+				}
+				continue;
+			}
+			len += snprintf(text + len, sizeof(text) - len, "%llu %llu\n",
+					(unsigned long long)a->phys,
+					(unsigned long long)a->size_out);
+		}
+	}
+	/* One write, so that a reader never sees half of it. */
 	ready = fopen(argv[2], "w");
-	if (!ready || fprintf(ready, "%d\n", (int)getpid()) < 0 || fclose(ready)) {
+	if (!ready || fputs(text, ready) < 0 || fclose(ready)) {
 		fprintf(stderr, "kheap-hold: %s: %s\n", argv[2], strerror(errno));
 		return 1;
 	}

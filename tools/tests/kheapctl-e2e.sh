@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0-only
 #
 # kheapctl end to end, in a guest, as root: load, status (text and JSON,
-# the JSON checked against KHEAP_IOC_INFO and sysfs), map (text and JSON:
+# the JSON checked against KHEAP_IOC_INFO and sysfs; the free extents and
+# the occupancy bar checked for an idle pool and for chunks held at known
+# places), map (text and JSON:
 # every page's physical address agrees with /proc/self/pagemap, lies inside
 # the pool that INFO reports, and pages of a buffer are consecutive), the
 # pool empty again after map exits, unload.
@@ -17,7 +19,7 @@ args=${KHEAPCTL_LOAD_ARGS:-size=64M}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 
-ktap_plan 22
+ktap_plan 25
 echo "# load arguments: $args${KHEAPCTL_MODULE:+ --module $KHEAPCTL_MODULE}"
 
 # A previous program may have left the module loaded.
@@ -83,6 +85,88 @@ json-check "$T/status.json" .parameters.size > /dev/null &&
 	[ "$(json-check "$T/status.json" .loaded)" = true ] &&
 	[ "$(json-check "$T/status.json" .state)" = live ]
 ktap_result $? "status --json shows state and parameters"
+
+# free_extents as decimal "offset length" lines, "..." kept.
+sysfs_extents() {
+	while read -r o l; do
+		if [ "$o" = ... ]; then echo ...; else echo "$((o)) $((l))"; fi
+	done < /sys/class/misc/kheap/free_extents
+}
+# The same from status --json.
+json_extents() { # FILE
+	json-check "$1" '.pool.free_extents[*].offset' > "$T/jo"
+	json-check "$1" '.pool.free_extents[*].length' > "$T/jl"
+	awk 'NR == FNR { o[FNR] = $1; next } { print o[FNR], $1 }' "$T/jo" "$T/jl"
+}
+# The occupancy bar of status's text output.
+text_bar() { # FILE
+	sed -n 's/^ *occupancy *\[\([^]]*\)\].*/\1/p' "$1"
+}
+dots=................................................................
+
+ok=0
+sysfs_extents > "$T/ext0"
+json_extents "$T/status.json" > "$T/jext0"
+[ "$(cat "$T/ext0")" = "0 $(info_get "$T/info" pool_size)" ] ||
+	{ echo "# idle free_extents: $(cat "$T/ext0")"; ok=1; }
+cmp -s "$T/ext0" "$T/jext0" || { echo "# status --json free_extents: $(cat "$T/jext0")"; ok=1; }
+[ "$(json-check "$T/status.json" .pool.free_extents_truncated)" = false ] &&
+	[ "$(json-check "$T/status.json" .pool.occupancy_by)" = position ] &&
+	[ "$(json-check "$T/status.json" .pool.occupancy)" = "$dots" ] &&
+	[ "$(text_bar "$T/status.txt")" = "$dots" ] &&
+	grep -q '# all used, + partly used, . all free' "$T/status.txt" || ok=1
+ktap_result $ok "idle pool: one free extent, in sysfs and status --json; empty bar"
+
+# Chunks of 2.5 cells, 1 cell (freed again: a hole) and 3 cells, first
+# fit from the base of the idle pool: ##++##+ then free cells.
+cell=$(($(info_get "$T/info" pool_size) / 64))
+rm -f "$T/held"
+kheap-hold chunks "$T/held" $((cell * 5 / 2)) -$cell $((cell * 3)) 2> "$T/held.err" &
+holder=$!
+ok=0
+wait_file "$T/held" 5 || { ktap_diag "$T/held.err"; ok=1; }
+# The complement of the held chunks, from ALLOC's physical addresses.
+awk -v base="$(info_get "$T/info" pool_phys)" -v size="$(info_get "$T/info" pool_size)" '
+	NR > 1 { o[NR] = $1 - base; l[NR] = $2 }
+	END {
+		cur = 0
+		for (i = 2; i <= NR; i++) {
+			if (o[i] > cur) print cur, o[i] - cur
+			cur = o[i] + l[i]
+		}
+		if (cur < size) print cur, size - cur
+	}' "$T/held" > "$T/want"
+sysfs_extents > "$T/ext1"
+cmp -s "$T/want" "$T/ext1" || { echo "# want $(cat "$T/want") got $(cat "$T/ext1")"; ok=1; }
+[ "$(wc -l < "$T/ext1")" = 2 ] || ok=1
+ktap_result $ok "free_extents is the complement of chunks held at known places"
+
+ok=0
+"$K" status --json > "$T/status2.json" 2>&1 && "$K" status > "$T/status2.txt" 2>&1 || ok=1
+json_extents "$T/status2.json" > "$T/jext1"
+cmp -s "$T/ext1" "$T/jext1" || { echo "# status --json free_extents: $(cat "$T/jext1")"; ok=1; }
+want_bar=$(awk -v base="$(info_get "$T/info" pool_phys)" -v size="$(info_get "$T/info" pool_size)" '
+	NR > 1 { o[NR] = $1 - base; l[NR] = $2 }
+	END {
+		for (c = 0; c < 64; c++) {
+			lo = int(size * c / 64); hi = int(size * (c + 1) / 64); used = 0
+			for (i = 2; i <= NR; i++) {
+				a = o[i] > lo ? o[i] : lo; b = o[i] + l[i] < hi ? o[i] + l[i] : hi
+				if (b > a) used += b - a
+			}
+			printf "%s", used == hi - lo ? "#" : used ? "+" : "."
+		}
+	}' "$T/held")
+lit_bar="##++##+$(echo "$dots" | cut -c8-)"
+jbar=$(json-check "$T/status2.json" .pool.occupancy)
+tbar=$(text_bar "$T/status2.txt")
+echo "# chunks held: $(tail -n +2 "$T/held" | tr '\n' ' ')"
+echo "# bar: $tbar"
+[ "$want_bar" = "$lit_bar" ] && [ "$jbar" = "$want_bar" ] && [ "$tbar" = "$want_bar" ] ||
+	{ echo "# want $want_bar (literally $lit_bar), JSON $jbar, text $tbar"; ok=1; }
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+ktap_result $ok "status bar marks the held chunks' cells (text and JSON)"
 
 "$K" map > "$T/map.txt" 2>&1
 rc=$?
