@@ -263,7 +263,25 @@ static double w_realloc_doubling(struct allocator *a)
 	return (now() - t) / (double)ops;
 }
 
-static size_t al_align, al_size;
+static size_t al_align, al_size, huge_size;
+
+/* A block too big for an arena (a dedicated chunk in kheap), touched at
+ * both ends: what kheap's chunk cache saves is the kernel's zero fill and
+ * mapping of a fresh chunk per round. */
+static double w_huge_pair(struct allocator *a)
+{
+	long n = (long)(2000 * scale);
+	double t = now();
+
+	for (long i = 0; i < n; i++) {
+		char *p = a->malloc(huge_size);
+
+		p[0] = 1;
+		p[huge_size - 1] = 1;
+		a->free(p);
+	}
+	return (now() - t) / (double)n;
+}
 
 static double w_aligned(struct allocator *a)
 {
@@ -407,7 +425,8 @@ static const char *const workloads[] = {
 	"hot_pair_16", "hot_pair_64", "hot_pair_256", "hot_pair_1024",
 	"hot_pair_4096", "hot_pair_16384", "hot_pair_65536",
 	"random_free_1000", "churn_10k", "prodcons_2thr", "realloc_doubling",
-	"aligned_4k", "aligned_2m", "calloc_1m", "utilisation", "phys_lookup",
+	"aligned_4k", "aligned_2m", "calloc_1m", "huge_pair", "utilisation",
+	"phys_lookup",
 };
 
 /* One workload in this process: all four allocators side by side. */
@@ -451,6 +470,13 @@ static int run_one(const char *w, int device)
 		run(w, w_aligned);
 	} else if (!strcmp(w, "calloc_1m")) {
 		run(w, w_calloc_large);
+	} else if (!strcmp(w, "huge_pair")) {
+		struct kheap_stats st;
+
+		if (kheap_stats(&st))
+			return 1;
+		huge_size = st.arena_size / 4 * 3;	/* above half an arena */
+		run(w, w_huge_pair);
 	} else if (!strcmp(w, "utilisation")) {
 		static const size_t hi[2] = { 8192, 256 << 10 };
 

@@ -360,6 +360,9 @@ static void cache_release(struct chunk *ch)
 	struct kheap_chunk c = ch->c;
 
 	cache_unlink(ch);
+	for (size_t g = gran_of(ch->start), e = g + (c.size >> GRANULE_SHIFT);
+	     g < e; g++)
+		kh.owner[g] = NULL;
 	kh.held -= c.size;
 	kh.nchunks--;
 	kh.prov->free(&c);
@@ -371,14 +374,11 @@ static void cache_release_all(void)
 		cache_release(kh.cached);
 }
 
-static void set_granules(struct chunk *ch, struct chunk *owner, uint8_t k)
+/* Cached chunks keep their owner entries (the chunk's own descriptor);
+ * only the kind bytes change, one memset. */
+static void set_kind(struct chunk *ch, uint8_t k)
 {
-	size_t g0 = gran_of(ch->start), n = ch->c.size >> GRANULE_SHIFT;
-
-	for (size_t g = g0; g < g0 + n; g++) {
-		kh.owner[g] = owner;
-		khm.kind[g] = k;
-	}
+	memset(&khm.kind[gran_of(ch->start)], k, ch->c.size >> GRANULE_SHIFT);
 }
 
 static void *cache_take(size_t size, size_t align, uintptr_t *dirty_before)
@@ -398,7 +398,7 @@ static void *cache_take(size_t size, size_t align, uintptr_t *dirty_before)
 	if (kh.huges)
 		kh.huges->prev = best;
 	kh.huges = best;
-	set_granules(best, best, K_HUGE);
+	set_kind(best, K_HUGE);
 	best->uend = best->start + size;
 	if (dirty_before)
 		*dirty_before = best->dirty_end;
@@ -468,7 +468,7 @@ void heap_free_huge(struct chunk *c)
 		kh.huges = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	set_granules(c, NULL, K_NONE);
+	set_kind(c, K_NONE);
 	c->prev = NULL;
 	c->next = kh.cached;
 	if (kh.cached)

@@ -180,7 +180,7 @@ int kheap__check(void)
 				       (void *)h->start);
 			for (size_t g = g0;
 			     g < g0 + (h->c.size >> GRANULE_SHIFT); g++)
-				if (khm.kind[g] != K_NONE || kh.owner[g])
+				if (khm.kind[g] != K_NONE || kh.owner[g] != h)
 					report(&c, "granule %zu of a cached "
 					       "chunk is mapped", g);
 			cb += h->c.size;

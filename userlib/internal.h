@@ -90,7 +90,7 @@ struct heap {
 	struct slab_class cls[NCLASS];
 
 	/* Freed dedicated chunks kept for reuse (most recent first); their
-	 * granules are K_NONE with no owner, as if not held. */
+	 * granules are K_NONE (owner still the chunk), as if not held. */
 	struct chunk *cached;
 	uint64_t cached_bytes, ncached, cache_reuses;
 	size_t cache_limit;	/* bytes */
