@@ -33,8 +33,6 @@
 #include "device.h"
 #include "extent.h"
 
-#define WINDOW_ALIGN	((size_t)1 << 30)
-
 static struct {
 	int fd;			/* -1 when closed */
 	int warned;
@@ -80,8 +78,8 @@ static int dev_fd(void)
 static int device_open(struct kheap_pool *pool)
 {
 	struct kheap_info info;
-	uintptr_t raw, base;
-	size_t span, len;
+	uintptr_t base;
+	size_t span;
 	int fd = dev_fd();
 
 	if (fd < 0)
@@ -103,17 +101,12 @@ static int device_open(struct kheap_pool *pool)
 	dev.restricted = info.pool_phys == 0;
 	span = dev.restricted ? 4 * (size_t)info.pool_size :
 				(size_t)info.pool_size;
-	len = span + WINDOW_ALIGN;
-	dev.map = mmap(NULL, len, PROT_NONE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (dev.map == MAP_FAILED)
+	base = window_reserve(span, info.pool_phys, &dev.map, &dev.map_len);
+	if (!base)
 		return -ENOMEM;
-	dev.map_len = len;
-	raw = (uintptr_t)dev.map;
-	base = raw + ((info.pool_phys - raw) & (WINDOW_ALIGN - 1));
 	if (dev.restricted &&
 	    extent_init(&dev.va, span / info.page_size)) {
-		munmap(dev.map, len);
+		munmap(dev.map, dev.map_len);
 		return -ENOMEM;
 	}
 	dev.pool.phys = info.pool_phys;

@@ -52,6 +52,14 @@ struct kheap_provider {
 	void (*close)(void);
 };
 
+/*
+ * Reserve (PROT_NONE) a window of span bytes whose base is congruent to
+ * phys modulo 1 GiB; *map and *map_len describe the whole reservation for
+ * munmap().  Returns the base, or 0 when the address space is exhausted.
+ */
+uintptr_t window_reserve(size_t span, uint64_t phys, void **map,
+			 size_t *map_len);
+
 extern const struct kheap_provider kheap_device_provider;
 /* Region provider: configure before first use. */
 const struct kheap_provider *kheap_region_provider(size_t pool_size,

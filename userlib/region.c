@@ -17,7 +17,6 @@
 #include "provider.h"
 
 #define REGION_PAGE	4096u
-#define WINDOW_ALIGN	((size_t)1 << 30)
 
 static struct {
 	size_t size;
@@ -30,23 +29,16 @@ static struct {
 
 static int region_open(struct kheap_pool *pool)
 {
-	uintptr_t raw, base;
-	size_t len;
+	uintptr_t base;
 
 	if (!rg.size)
 		return -ENODEV;
-	len = rg.size + WINDOW_ALIGN;
-	rg.map = mmap(NULL, len, PROT_NONE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (rg.map == MAP_FAILED)
+	base = window_reserve(rg.size, rg.phys, &rg.map, &rg.map_len);
+	if (!base)
 		return -ENOMEM;
-	rg.map_len = len;
-	raw = (uintptr_t)rg.map;
-	/* base == phys modulo 1 GiB, so virtual alignment is physical. */
-	base = raw + ((rg.phys - raw) & (WINDOW_ALIGN - 1));
 	if (mprotect((void *)base, rg.size, PROT_READ | PROT_WRITE) ||
 	    extent_init(&rg.pages, rg.size / REGION_PAGE)) {
-		munmap(rg.map, len);
+		munmap(rg.map, rg.map_len);
 		return -ENOMEM;
 	}
 	rg.base = base;
