@@ -19,11 +19,15 @@ static void set_range(struct extent_map *m, size_t i, size_t n, int on)
 				     : m->bits[i / 64] & ~(1ull << (i % 64));
 }
 
-/* First used page in [i, end), or end. */
-static size_t next_used(const struct extent_map *m, size_t i, size_t end)
+/*
+ * First page in [i, end) whose bit, XORed with @flip, is set: @flip 0 finds
+ * a used page, ~0 a free one.  Returns end when there is none.
+ */
+static size_t next_bit(const struct extent_map *m, size_t i, size_t end,
+		       uint64_t flip)
 {
 	while (i < end) {
-		uint64_t w = m->bits[i / 64] >> (i % 64);
+		uint64_t w = (m->bits[i / 64] ^ flip) >> (i % 64);
 
 		if (w)
 			i += (size_t)__builtin_ctzll(w);
@@ -35,20 +39,16 @@ static size_t next_used(const struct extent_map *m, size_t i, size_t end)
 	return end;
 }
 
+/* First used page in [i, end), or end. */
+static size_t next_used(const struct extent_map *m, size_t i, size_t end)
+{
+	return next_bit(m, i, end, 0);
+}
+
 /* First free page in [i, end), or end. */
 static size_t next_free(const struct extent_map *m, size_t i, size_t end)
 {
-	while (i < end) {
-		uint64_t w = ~m->bits[i / 64] >> (i % 64);
-
-		if (w)
-			i += (size_t)__builtin_ctzll(w);
-		else
-			i = (i | 63) + 1;
-		if (w || i >= end)
-			return i < end ? i : end;
-	}
-	return end;
+	return next_bit(m, i, end, ~0ull);
 }
 
 int extent_init(struct extent_map *m, size_t npages)
