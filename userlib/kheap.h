@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 #define KHEAP_VERSION_MAJOR 1
-#define KHEAP_VERSION_MINOR 0
+#define KHEAP_VERSION_MINOR 1
 
 struct kheap_stats {
 	uint64_t bytes_in_use;	/* usable bytes of live allocations */
@@ -80,6 +80,43 @@ void *kheap_phys_to_virt(uint64_t phys);
 
 /* 0, or -1 with errno (ENODEV when there is no device). */
 int kheap_stats(struct kheap_stats *st);
+
+/*
+ * Device addresses (since 1.1).  A device behind an IOMMU (VT-d, AMD-Vi)
+ * does not see physical addresses: give it kheap_dma_addr() instead.
+ *
+ * kheap_attach() names a device as /sys/bus/pci/devices/ does
+ * ("0000:00:03.0"), or "platform:NAME".  From then on every block of this
+ * process, old and new, is mapped for that device, and
+ *	kheap_dma_addr(p + i, h) == kheap_dma_addr(p, h) + i
+ * for every byte of an allocation, without a system call.  Returns a
+ * handle (>= 1), or -1 with errno: ENODEV (no such device, or no kheap),
+ * EBUSY (the device is owned by vfio-pci: use kheap_vfio_map()), ERANGE
+ * (memory already held is beyond the device's reach without an IOMMU),
+ * ENOSPC (KHEAP_MAX_DEVICES attached), EEXIST (already attached).
+ * kheap_attach_bits() also tells how many address bits the device drives
+ * (0 = what its driver set; a device without a driver gets that mask).
+ * Thread-safe.  After fork() the child has no attachments.
+ */
+#define KHEAP_MAX_DEVICES 8
+int kheap_attach(const char *device);
+int kheap_attach_bits(const char *device, unsigned int dma_bits);
+/* 0, or -1 with errno EBADF for a handle that is not attached. */
+int kheap_detach(int handle);
+/* Device address of that byte; 0 with errno EINVAL (not kheap memory of
+ * this process), EBADF (bad handle) or ENODEV (the device went away). */
+uint64_t kheap_dma_addr(const void *ptr, int handle);
+
+/*
+ * VFIO (user-space drivers, the DPDK way): map all of this process's kheap
+ * memory, now and later, into a VFIO type1 container with IOVA equal to
+ * the physical address, so kheap_phys() is the device address there too.
+ * container_fd has a group attached and VFIO_TYPE1v2_IOMMU (or TYPE1) set.
+ * 0, or -1 with errno: EPERM (physical addresses withheld), ENOSPC (too
+ * many containers), or what VFIO_IOMMU_MAP_DMA said.
+ */
+int kheap_vfio_map(int container_fd);
+int kheap_vfio_unmap(int container_fd);
 
 #ifdef __cplusplus
 }

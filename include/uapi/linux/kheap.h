@@ -29,7 +29,7 @@
  * else -E2BIG.  The ABI grows by new commands and by giving reserved fields
  * a meaning, never by changing a field.  KHEAP_IOC_INFO reports the version.
  */
-#define KHEAP_ABI_VERSION	1
+#define KHEAP_ABI_VERSION	2	/* 2: ATTACH, DETACH, DMA_ADDR, max_phys */
 
 /**
  * enum kheap_pool_source - where the pool came from
@@ -66,6 +66,11 @@ enum kheap_pool_source {
  * @pool_source: one of &enum kheap_pool_source
  * @file_chunks: chunks owned by this file
  * @file_bytes: bytes owned by this file
+ * @max_phys: (ABI 2) the pool was placed below this physical address
+ *	(the max_phys= module parameter); 0 when no limit was asked.
+ *	Reported even when physical addresses are restricted: it is the
+ *	administrator's setting, not a property of any chunk.
+ * @attachments: (ABI 2) devices this file has attached (KHEAP_IOC_ATTACH)
  * @reserved: must be zero on input; zero on output
  */
 struct kheap_info {
@@ -79,7 +84,9 @@ struct kheap_info {
 	__u64 pool_source;
 	__u64 file_chunks;
 	__u64 file_bytes;
-	__u64 reserved[6];
+	__u64 max_phys;
+	__u64 attachments;
+	__u64 reserved[4];
 };
 
 /* No allocation flags are defined yet: flags must be zero. */
@@ -114,18 +121,37 @@ struct kheap_alloc {
 	__u64 reserved[2];
 };
 
+/*
+ * FREE flags (ABI 2).  KHEAP_FREE_DEVICES: the caller guarantees that no
+ * attached device still accesses the chunk, so its device mappings go
+ * with it (see struct kheap_free).
+ */
+#define KHEAP_FREE_DEVICES	(1ULL << 0)
+#define KHEAP_FREE_FLAGS_VALID	KHEAP_FREE_DEVICES
+
 /**
  * struct kheap_free - KHEAP_IOC_FREE: give a chunk back
  * @token: in: a token that ALLOC returned to this same file
+ * @flags: in: (ABI 2; reserved, so zero, before) KHEAP_FREE_FLAGS_VALID bits
  * @reserved: must be zero
  *
  * -EINVAL for a token this file does not own: unknown, another file's, or
  * already freed; nothing changes then.  A chunk freed while still mapped
  * keeps its pages (and its data) until the last mapping of it is gone.
+ *
+ * Devices: a chunk that is mapped for attached devices (KHEAP_IOC_ATTACH)
+ * stays mapped for them after FREE, with its pages and data, and no one
+ * else is given those pages, until the device is detached, the file is
+ * closed or the device goes away: a device still writing into a freed
+ * buffer can only reach that buffer.  With KHEAP_FREE_DEVICES the device
+ * mappings are torn down at once instead (behind an IOMMU the device can
+ * then reach nothing of the chunk) and the pages go back to the pool as
+ * soon as no CPU mapping remains.
  */
 struct kheap_free {
 	__u64 token;
-	__u64 reserved[3];
+	__u64 flags;
+	__u64 reserved[2];
 };
 
 /**
@@ -170,8 +196,9 @@ struct kheap_query {
  *	KHEAP_SYNC_READ and KHEAP_SYNC_WRITE
  * @reserved: must be zero
  *
- * On cache-coherent systems (x86) this only validates; elsewhere it calls
- * the DMA sync API for the range.
+ * The range is synced for every device attached to this file (ABI 2)
+ * with the DMA sync API; on cache-coherent systems (x86) that costs
+ * nothing.  Without attached devices it only validates.
  */
 struct kheap_sync {
 	__u64 token;
@@ -181,6 +208,101 @@ struct kheap_sync {
 	__u64 reserved[2];
 };
 
+/* Longest device name ATTACH accepts, including the terminating NUL. */
+#define KHEAP_DEVICE_NAME_MAX	128
+
+/* struct kheap_attach.mode: how the device reaches memory */
+#define KHEAP_DMA_DIRECT	1	/* no translation: device address = physical */
+#define KHEAP_DMA_IOMMU		2	/* a translating IOMMU: addresses are IOVAs */
+
+/**
+ * struct kheap_attach - KHEAP_IOC_ATTACH: map this file's chunks for a device
+ * @name: in: user pointer to the device's name, NUL-terminated, at most
+ *	KHEAP_DEVICE_NAME_MAX bytes: a PCI address ("0000:00:03.0"), or
+ *	"BUS:NAME" with BUS "pci" or "platform" (the names under
+ *	/sys/bus/BUS/devices/)
+ * @dma_bits: in: how many address bits the device drives, 1 to 64, or 0
+ *	to take the device's DMA mask as its driver set it.  For a device
+ *	with no driver bound (one driven from user space) the device's DMA
+ *	mask is set to this width, as a driver's probe would; for a device
+ *	with a driver, the mask stays the driver's and addresses are also
+ *	checked against @dma_bits.
+ * @flags: in: must be zero
+ * @handle: out: names the attachment in DMA_ADDR and DETACH; never 0,
+ *	never reused by the same file
+ * @dma_mask: out: the highest device address the attachment may use
+ * @mode: out: %KHEAP_DMA_DIRECT or %KHEAP_DMA_IOMMU
+ * @reserved: must be zero
+ *
+ * From a successful ATTACH until DETACH or close(), every chunk the file
+ * owns, now and later, is mapped for the device through the kernel's DMA
+ * API, one mapping per chunk: behind an IOMMU the device can reach exactly
+ * the chunks of the files that attached it, and each chunk is contiguous
+ * in the device's address space too (KHEAP_IOC_DMA_ADDR reports where).
+ *
+ * kheap never lets the DMA API bounce a chunk through swiotlb: a chunk the
+ * device cannot reach directly is refused with -ERANGE and one kernel log
+ * line naming the device.  ALLOC on a file with attached devices places
+ * new chunks where all of them can reach (else -ENOMEM).
+ *
+ * Errors: -EFAULT (bad @name pointer), -EINVAL (empty or unterminated
+ * @name, bad @dma_bits, flags, output or reserved fields), -ENODEV (no
+ * such device), -EBUSY (the device's DMA is owned elsewhere: bound to
+ * vfio-pci or blocked; use the VFIO route), -ERANGE (an existing chunk is
+ * beyond the device's reach), -EEXIST (this file already attached that
+ * device), -ENOSPC (more than KHEAP_MAX_ATTACH devices), -ENOMEM.  On any
+ * error nothing stays mapped.
+ *
+ * When the device is unbound from its driver, bound to one, or removed,
+ * its mappings are torn down; the attachment stays until DETACH, and
+ * DMA_ADDR then gives -ENODEV.
+ */
+struct kheap_attach {
+	__u64 name;
+	__u64 dma_bits;
+	__u64 flags;
+	__u64 handle;
+	__u64 dma_mask;
+	__u64 mode;
+	__u64 reserved[2];
+};
+
+/* Devices one file may attach at a time. */
+#define KHEAP_MAX_ATTACH	16
+
+/**
+ * struct kheap_detach - KHEAP_IOC_DETACH: stop mapping for a device
+ * @handle: in: from ATTACH on this file
+ * @reserved: must be zero
+ *
+ * Unmaps every chunk of the file from the device, freed ones included
+ * (their pages then return to the pool).  -EINVAL for an unknown handle.
+ */
+struct kheap_detach {
+	__u64 handle;
+	__u64 reserved[3];
+};
+
+/**
+ * struct kheap_dma_addr - KHEAP_IOC_DMA_ADDR: a chunk's device address
+ * @token: in: a chunk this file owns
+ * @handle: in: an attachment of this file
+ * @flags: in: must be zero
+ * @dma_addr: out: the device address of the chunk's first byte; byte i
+ *	of the chunk is at @dma_addr + i for every i below its size
+ * @reserved: must be zero
+ *
+ * Errors: -EINVAL (unknown token or handle, bad flags, output or reserved
+ * fields), -ENODEV (the device went away or changed drivers).
+ */
+struct kheap_dma_addr {
+	__u64 token;
+	__u64 handle;
+	__u64 flags;
+	__u64 dma_addr;
+	__u64 reserved[4];
+};
+
 #define KHEAP_IOC_MAGIC		0xD8
 
 #define KHEAP_IOC_INFO	_IOWR(KHEAP_IOC_MAGIC, 0x00, struct kheap_info)
@@ -188,5 +310,8 @@ struct kheap_sync {
 #define KHEAP_IOC_FREE	_IOW(KHEAP_IOC_MAGIC, 0x02, struct kheap_free)
 #define KHEAP_IOC_QUERY	_IOWR(KHEAP_IOC_MAGIC, 0x03, struct kheap_query)
 #define KHEAP_IOC_SYNC	_IOW(KHEAP_IOC_MAGIC, 0x04, struct kheap_sync)
+#define KHEAP_IOC_ATTACH	_IOWR(KHEAP_IOC_MAGIC, 0x05, struct kheap_attach)
+#define KHEAP_IOC_DETACH	_IOW(KHEAP_IOC_MAGIC, 0x06, struct kheap_detach)
+#define KHEAP_IOC_DMA_ADDR	_IOWR(KHEAP_IOC_MAGIC, 0x07, struct kheap_dma_addr)
 
 #endif /* _UAPI_LINUX_KHEAP_H */
