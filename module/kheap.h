@@ -15,7 +15,8 @@
  *
  * Lock ordering (outermost first)
  * -------------------------------
- *   mm->mmap_lock  ->  kheap_file.lock  ->  kheap_dev.lock
+ *   device_lock  ->  mm->mmap_lock  ->  kheap_file.lock  ->
+ *   kheap_dev.dma_lock  ->  kheap_dev.lock
  *
  * mmap() runs with mmap_lock held and takes kheap_file.lock, so nothing may
  * touch user memory (copy_*_user(), get_user_pages()) while holding
@@ -30,7 +31,9 @@
 #include <linux/maple_tree.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
+#include <linux/dma-direction.h>
 #include <linux/mutex.h>
+#include <linux/notifier.h>
 #include <linux/types.h>
 #include <linux/workqueue.h>
 
@@ -46,12 +49,14 @@ struct gen_pool;
  * @size: pool size in bytes, as given (not yet rounded)
  * @phys: physical base address of a boot-time reservation
  * @has_phys: @phys was given
+ * @max_phys: the pool must lie below this physical address (0: anywhere)
  * @source: %KHEAP_SOURCE_AUTO or one of &enum kheap_pool_source
  */
 struct kheap_pool_params {
 	u64 size;
 	u64 phys;
 	bool has_phys;
+	u64 max_phys;
 	int source;
 };
 
@@ -88,6 +93,11 @@ struct kheap_pool {
  * @quarantine: released chunks whose pages are still referenced by someone
  *	else (a get_user_pages() pin, for instance)
  * @reap_work: re-checks @quarantine while it is not empty
+ * @max_phys: the max_phys= parameter (0: none)
+ * @dma_lock: see below
+ * @attachments: every file's device attachments (kheap_dma.c)
+ * @dma_nb: PCI bus notifier: attached devices changing hands or leaving
+ * @dma_pnb: the same for the platform bus
  */
 struct kheap_dev {
 	struct miscdevice misc;
@@ -106,6 +116,15 @@ struct kheap_dev {
 	u64 next_token;
 	struct list_head quarantine;
 	struct delayed_work reap_work;
+	u64 max_phys;
+	/*
+	 * Protects @attachments, every file's &kheap_file.attachments,
+	 * nr_attach and last_handle, and every attachment's mappings.
+	 */
+	struct mutex dma_lock;
+	struct list_head attachments;
+	struct notifier_block dma_nb;
+	struct notifier_block dma_pnb;
 };
 
 /**
@@ -138,6 +157,9 @@ struct kheap_chunk {
  * @chunks: owned chunks, indexed by the page offsets their tokens cover
  * @nr_chunks: number of chunks in @chunks
  * @nr_bytes: bytes in @chunks
+ * @attachments: devices attached by this file, under &kheap_dev.dma_lock
+ * @nr_attach: entries in @attachments, under &kheap_dev.dma_lock
+ * @last_handle: the handle last given to an attachment, likewise
  */
 struct kheap_file {
 	struct kheap_dev *kd;
@@ -151,6 +173,9 @@ struct kheap_file {
 	struct maple_tree chunks;
 	u64 nr_chunks;
 	u64 nr_bytes;
+	struct list_head attachments;
+	unsigned int nr_attach;
+	u64 last_handle;
 };
 
 /**
@@ -238,7 +263,7 @@ unsigned int kheap_heap_free_extents(struct kheap_dev *kd,
 void kheap_file_init(struct kheap_file *kf, struct kheap_dev *kd,
 		     bool show_phys);
 void kheap_file_release(struct kheap_file *kf);
-int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align,
+int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align, u64 limit,
 		      u64 *token, phys_addr_t *phys, size_t *chunk_size);
 int kheap_chunk_free(struct kheap_file *kf, u64 token);
 struct kheap_chunk *kheap_chunk_find(struct kheap_file *kf, u64 token);
@@ -247,6 +272,22 @@ struct kheap_chunk *kheap_chunk_find_range(struct kheap_file *kf,
 					   unsigned long nr_pages);
 void kheap_chunk_get(struct kheap_chunk *chunk);
 void kheap_chunk_put(struct kheap_chunk *chunk);
+
+/* kheap_dma.c */
+int kheap_dma_init(struct kheap_dev *kd);
+void kheap_dma_fini(struct kheap_dev *kd);
+int kheap_dma_attach(struct kheap_file *kf, const char *name, u64 dma_bits,
+		     struct kheap_attach *out);
+int kheap_dma_detach(struct kheap_file *kf, u64 handle);
+void kheap_dma_file_release(struct kheap_file *kf);
+int kheap_dma_map_new(struct kheap_file *kf, struct kheap_chunk *chunk);
+void kheap_dma_unmap_chunk(struct kheap_file *kf, unsigned long pgoff);
+u64 kheap_dma_limit(struct kheap_file *kf);
+int kheap_dma_addr(struct kheap_file *kf, struct kheap_chunk *chunk,
+		   u64 handle, u64 *addr);
+void kheap_dma_sync(struct kheap_file *kf, struct kheap_chunk *chunk,
+		    u64 offset, u64 len, enum dma_data_direction dir, bool end);
+u64 kheap_dma_nr_attached(struct kheap_file *kf);
 
 /* kheap_ioctl.c */
 long kheap_ioctl(struct file *file, unsigned int cmd, unsigned long arg);

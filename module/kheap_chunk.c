@@ -163,24 +163,45 @@ void kheap_chunk_put(struct kheap_chunk *chunk)
 	kref_put_mutex(&chunk->ref, kheap_chunk_release, &chunk->kd->lock);
 }
 
+/**
+ * struct kheap_fit - what kheap_fit_aligned() looks for
+ * @align: physical alignment, a power of two of at least one page
+ * @limit: highest physical address the chunk's last byte may have
+ */
+struct kheap_fit {
+	u64 align;
+	u64 limit;
+};
+
 /*
- * genalloc algorithm: first fit at a physical address aligned to *@data
- * bytes (a power of two, at least one page).  Pool addresses are physical
- * addresses, so aligning the bitmap index with the pool's own offset from
- * that alignment gives physical alignment even when the pool base is less
- * aligned.  This is what gen_pool_first_fit_align() computes, but that one
- * keeps the alignment in an int and cannot express 2 GiB or more.
+ * genalloc algorithm: first fit at a physical address aligned to
+ * &kheap_fit.align bytes, ending at or below &kheap_fit.limit.  Pool
+ * addresses are physical addresses, so aligning the bitmap index with the
+ * pool's own offset from that alignment gives physical alignment even when
+ * the pool base is less aligned.  This is what gen_pool_first_fit_align()
+ * computes, but that one keeps the alignment in an int and cannot express
+ * 2 GiB or more, and knows no limit.
  */
 static unsigned long kheap_fit_aligned(unsigned long *map, unsigned long size,
 				       unsigned long start, unsigned int nr,
 				       void *data, struct gen_pool *gp,
 				       unsigned long start_addr)
 {
-	unsigned long mask = (*(u64 *)data >> gp->min_alloc_order) - 1;
+	const struct kheap_fit *fit = data;
+	unsigned long mask = (fit->align >> gp->min_alloc_order) - 1;
 	unsigned long offset = (start_addr >> gp->min_alloc_order) & mask;
+	unsigned long end = size, found;
 
-	return bitmap_find_next_zero_area_off(map, size, start, nr, mask,
-					      offset);
+	/* Search only the bits whose pages lie below the limit. */
+	if (fit->limit < start_addr)
+		return size;
+	if (fit->limit - start_addr < ((u64)size << gp->min_alloc_order))
+		end = (fit->limit - start_addr + 1) >> gp->min_alloc_order;
+
+	found = bitmap_find_next_zero_area_off(map, end, start, nr, mask,
+					       offset);
+	/* genalloc reads anything below @size as success. */
+	return found + nr > end ? size : found;
 }
 
 /* gen_pool_for_each_chunk() callback: largest run of free pages, in bytes. */
@@ -367,6 +388,7 @@ void kheap_file_init(struct kheap_file *kf, struct kheap_dev *kd,
 	kf->show_phys = show_phys;
 	mutex_init(&kf->lock);
 	mt_init(&kf->chunks);
+	INIT_LIST_HEAD(&kf->attachments);
 	kf->nr_chunks = 0;
 	kf->nr_bytes = 0;
 }
@@ -408,6 +430,7 @@ static struct kheap_chunk *kheap_chunk_lookup(struct kheap_file *kf, u64 token)
  * @kf: the file that will own the chunk
  * @size: bytes, a non-zero multiple of PAGE_SIZE
  * @align: physical alignment, a power of two of at least PAGE_SIZE
+ * @limit: highest physical address the chunk's last byte may have
  * @token: the chunk's token on success
  * @phys: the chunk's physical address on success
  * @chunk_size: the chunk's size on success
@@ -417,10 +440,11 @@ static struct kheap_chunk *kheap_chunk_lookup(struct kheap_file *kf, u64 token)
  * Return: 0, or -ENOMEM when no free extent fits, leaving the pool as it
  * was.
  */
-int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align,
+int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align, u64 limit,
 		      u64 *token, phys_addr_t *phys, size_t *chunk_size)
 {
 	struct kheap_dev *kd = kf->kd;
+	struct kheap_fit fit = { .align = align, .limit = limit };
 	struct kheap_chunk *chunk;
 	unsigned long addr;
 	pgoff_t pgoff;
@@ -440,9 +464,9 @@ int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align,
 	if (check_add_overflow(kd->next_token, size, &token_end) ||
 	    token_end > kheap_token_limit())
 		goto err_unlock;
-	if (align > PAGE_SIZE)
+	if (align > PAGE_SIZE || limit < kd->pool.phys + kd->pool.size - 1)
 		addr = gen_pool_alloc_algo(kd->gp, size, kheap_fit_aligned,
-					   &align);
+					   &fit);
 	else
 		addr = gen_pool_alloc_algo(kd->gp, size, gen_pool_best_fit,
 					   NULL);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * The ioctl interface: argument handling and the five commands.
+ * The ioctl interface: argument handling and the commands.
  *
  * Arguments are copied in and out by kheap_ioctl() following the rules in
  * include/uapi/linux/kheap.h: the caller's struct may be shorter (missing
@@ -11,13 +11,12 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
-#include <linux/dma-direct.h>
-#include <linux/dma-map-ops.h>
 #include <linux/dma-mapping.h>
 #include <linux/fs.h>
 #include <linux/minmax.h>
 #include <linux/nospec.h>
 #include <linux/overflow.h>
+#include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
 
@@ -29,6 +28,9 @@ union kheap_ioctl_arg {
 	struct kheap_free free;
 	struct kheap_query query;
 	struct kheap_sync sync;
+	struct kheap_attach attach;
+	struct kheap_detach detach;
+	struct kheap_dma_addr dma_addr;
 };
 
 /**
@@ -37,9 +39,12 @@ union kheap_ioctl_arg {
  * @handler: carries the command out on the kernel copy of the argument
  * @undo: reverts a successful @handler when the result cannot be copied
  *	back to user space; NULL when there is nothing to revert
+ * @min_size: smallest caller struct accepted (the first published
+ *	version's size; 0 for the commands of ABI 1, which take any)
  */
 struct kheap_ioctl_desc {
 	unsigned int cmd;
+	size_t min_size;
 	int (*handler)(struct file *file, union kheap_ioctl_arg *arg);
 	void (*undo)(struct file *file, const union kheap_ioctl_arg *arg);
 };
@@ -73,6 +78,8 @@ static int kheap_ioctl_info(struct file *file, union kheap_ioctl_arg *arg)
 	info->file_chunks = kf->nr_chunks;
 	info->file_bytes = kf->nr_bytes;
 	mutex_unlock(&kf->lock);
+	info->max_phys = kd->max_phys;
+	info->attachments = kheap_dma_nr_attached(kf);
 	return 0;
 }
 
@@ -80,6 +87,7 @@ static int kheap_ioctl_alloc(struct file *file, union kheap_ioctl_arg *arg)
 {
 	struct kheap_file *kf = file->private_data;
 	struct kheap_alloc *alloc = &arg->alloc;
+	struct kheap_chunk *chunk;
 	phys_addr_t phys;
 	size_t chunk_size;
 	u64 size, align;
@@ -100,9 +108,21 @@ static int kheap_ioctl_alloc(struct file *file, union kheap_ioctl_arg *arg)
 		return -EINVAL;
 	align = max_t(u64, align, PAGE_SIZE);
 
-	ret = kheap_chunk_alloc(kf, size, align, &token, &phys, &chunk_size);
+	/* Where every device attached without an IOMMU can reach. */
+	ret = kheap_chunk_alloc(kf, size, align, kheap_dma_limit(kf), &token,
+				&phys, &chunk_size);
 	if (ret)
 		return ret;
+
+	chunk = kheap_chunk_find(kf, token);
+	if (!chunk)	/* another thread guessed the token and freed it */
+		return -ENOMEM;
+	ret = kheap_dma_map_new(kf, chunk);
+	kheap_chunk_put(chunk);
+	if (ret) {
+		kheap_chunk_free(kf, token);
+		return ret;
+	}
 
 	alloc->token = token;
 	alloc->phys = kf->show_phys ? phys : 0;
@@ -114,15 +134,26 @@ static void kheap_ioctl_alloc_undo(struct file *file,
 				   const union kheap_ioctl_arg *arg)
 {
 	/* Fails only if another thread guessed the token and freed it. */
-	kheap_chunk_free(file->private_data, arg->alloc.token);
+	if (!kheap_chunk_free(file->private_data, arg->alloc.token))
+		kheap_dma_unmap_chunk(file->private_data,
+				      arg->alloc.token >> PAGE_SHIFT);
 }
 
 static int kheap_ioctl_free(struct file *file, union kheap_ioctl_arg *arg)
 {
-	if (kheap_reserved_set(arg->free.reserved))
+	struct kheap_free *fr = &arg->free;
+	int ret;
+
+	if (fr->flags & ~KHEAP_FREE_FLAGS_VALID ||
+	    kheap_reserved_set(fr->reserved))
 		return -EINVAL;
 
-	return kheap_chunk_free(file->private_data, arg->free.token);
+	ret = kheap_chunk_free(file->private_data, fr->token);
+	/* Tokens are never reused, so the page offset names only this chunk. */
+	if (!ret && fr->flags & KHEAP_FREE_DEVICES)
+		kheap_dma_unmap_chunk(file->private_data,
+				      fr->token >> PAGE_SHIFT);
+	return ret;
 }
 
 static int kheap_ioctl_query(struct file *file, union kheap_ioctl_arg *arg)
@@ -165,7 +196,6 @@ static int kheap_ioctl_sync(struct file *file, union kheap_ioctl_arg *arg)
 {
 	struct kheap_file *kf = file->private_data;
 	struct kheap_sync *sync = &arg->sync;
-	struct device *dev = kf->kd->misc.this_device;
 	struct kheap_chunk *chunk;
 	int ret = 0;
 	u64 end;
@@ -186,17 +216,70 @@ static int kheap_ioctl_sync(struct file *file, union kheap_ioctl_arg *arg)
 		goto out;
 	}
 
-	/* Cache maintenance only where DMA does not snoop the CPU caches. */
-	if (!dev_is_dma_coherent(dev)) {
-		dma_addr_t addr = phys_to_dma(dev, chunk->phys + sync->offset);
-		enum dma_data_direction dir = kheap_sync_direction(sync->flags);
-
-		if (sync->flags & KHEAP_SYNC_END)
-			dma_sync_single_for_device(dev, addr, sync->length, dir);
-		else
-			dma_sync_single_for_cpu(dev, addr, sync->length, dir);
-	}
+	/* The DMA API knows which devices need cache maintenance. */
+	kheap_dma_sync(kf, chunk, sync->offset, sync->length,
+		       kheap_sync_direction(sync->flags),
+		       sync->flags & KHEAP_SYNC_END);
 out:
+	kheap_chunk_put(chunk);
+	return ret;
+}
+
+static int kheap_ioctl_attach(struct file *file, union kheap_ioctl_arg *arg)
+{
+	struct kheap_attach *at = &arg->attach;
+	char *name;
+	long len;
+	int ret;
+
+	if (at->flags || at->handle || at->dma_mask || at->mode ||
+	    at->dma_bits > 64 || kheap_reserved_set(at->reserved))
+		return -EINVAL;
+
+	name = kmalloc(KHEAP_DEVICE_NAME_MAX, GFP_KERNEL);
+	if (!name)
+		return -ENOMEM;
+	len = strncpy_from_user(name, u64_to_user_ptr(at->name),
+				KHEAP_DEVICE_NAME_MAX);
+	if (len < 0)
+		ret = -EFAULT;
+	else if (!len || len == KHEAP_DEVICE_NAME_MAX)
+		ret = -EINVAL;	/* empty, or no NUL within the limit */
+	else
+		ret = kheap_dma_attach(file->private_data, name, at->dma_bits,
+				       at);
+	kfree(name);
+	return ret;
+}
+
+static void kheap_ioctl_attach_undo(struct file *file,
+				    const union kheap_ioctl_arg *arg)
+{
+	kheap_dma_detach(file->private_data, arg->attach.handle);
+}
+
+static int kheap_ioctl_detach(struct file *file, union kheap_ioctl_arg *arg)
+{
+	if (kheap_reserved_set(arg->detach.reserved))
+		return -EINVAL;
+
+	return kheap_dma_detach(file->private_data, arg->detach.handle);
+}
+
+static int kheap_ioctl_dma_addr(struct file *file, union kheap_ioctl_arg *arg)
+{
+	struct kheap_file *kf = file->private_data;
+	struct kheap_dma_addr *da = &arg->dma_addr;
+	struct kheap_chunk *chunk;
+	int ret;
+
+	if (da->flags || da->dma_addr || kheap_reserved_set(da->reserved))
+		return -EINVAL;
+
+	chunk = kheap_chunk_find(kf, da->token);
+	if (!chunk)
+		return -EINVAL;
+	ret = kheap_dma_addr(kf, chunk, da->handle, &da->dma_addr);
 	kheap_chunk_put(chunk);
 	return ret;
 }
@@ -223,6 +306,22 @@ static const struct kheap_ioctl_desc kheap_ioctls[] = {
 	[_IOC_NR(KHEAP_IOC_SYNC)] = {
 		.cmd = KHEAP_IOC_SYNC,
 		.handler = kheap_ioctl_sync,
+	},
+	[_IOC_NR(KHEAP_IOC_ATTACH)] = {
+		.cmd = KHEAP_IOC_ATTACH,
+		.handler = kheap_ioctl_attach,
+		.min_size = KHEAP_ATTACH_SIZE_VER0,
+		.undo = kheap_ioctl_attach_undo,
+	},
+	[_IOC_NR(KHEAP_IOC_DETACH)] = {
+		.cmd = KHEAP_IOC_DETACH,
+		.handler = kheap_ioctl_detach,
+		.min_size = KHEAP_DETACH_SIZE_VER0,
+	},
+	[_IOC_NR(KHEAP_IOC_DMA_ADDR)] = {
+		.cmd = KHEAP_IOC_DMA_ADDR,
+		.handler = kheap_ioctl_dma_addr,
+		.min_size = KHEAP_DMA_ADDR_SIZE_VER0,
 	},
 };
 
@@ -254,6 +353,8 @@ long kheap_ioctl(struct file *file, unsigned int ucmd, unsigned long uarg)
 	if (!desc->handler || _IOC_DIR(ucmd) != _IOC_DIR(desc->cmd))
 		return -ENOTTY;
 	ksize = _IOC_SIZE(desc->cmd);
+	if (usize < desc->min_size)
+		return -EINVAL;
 
 	/* Every command has input: INFO's is "all zero" (see the uapi header). */
 	ret = copy_struct_from_user(&arg, ksize, argp, usize);

@@ -36,6 +36,11 @@ module_param_named(source, kheap_param_source, charp, 0444);
 MODULE_PARM_DESC(source,
 		 "Where the pool comes from: auto, reserved, contig or buddy (default: auto = reserved if phys is given, else contig, then buddy)");
 
+static char *kheap_param_max_phys;
+module_param_named(max_phys, kheap_param_max_phys, charp, 0444);
+MODULE_PARM_DESC(max_phys,
+		 "Place the pool below this physical address, for devices with a narrow DMA mask and no IOMMU, e.g. 4G or 256M (default: anywhere)");
+
 static bool kheap_param_restrict_phys;
 module_param_named(restrict_phys, kheap_param_restrict_phys, bool, 0444);
 MODULE_PARM_DESC(restrict_phys,
@@ -62,6 +67,7 @@ static int kheap_release(struct inode *inode, struct file *file)
 {
 	struct kheap_file *kf = file->private_data;
 
+	kheap_dma_file_release(kf);
 	kheap_file_release(kf);
 	kfree(kf);
 	return 0;
@@ -119,6 +125,17 @@ static int kheap_parse_params(struct kheap_pool_params *params)
 		params->has_phys = true;
 	}
 
+	if (kheap_param_max_phys && *kheap_param_max_phys) {
+		ret = kheap_parse_number("max_phys", kheap_param_max_phys,
+					 &params->max_phys);
+		if (ret)
+			return ret;
+		if (!params->max_phys) {
+			pr_err("max_phys=0 leaves no memory\n");
+			return -EINVAL;
+		}
+	}
+
 	ret = kheap_pool_parse_source(source);
 	if (ret < 0) {
 		pr_err("source=%s is not one of auto, reserved, contig, buddy\n",
@@ -148,18 +165,25 @@ static int __init kheap_init(void)
 		goto err_pool;
 
 	kd->restrict_phys = kheap_param_restrict_phys;
+	kd->max_phys = params.max_phys;
+
+	ret = kheap_dma_init(kd);
+	if (ret)
+		goto err_heap;
 
 	/* Last: from here on user space can open the device. */
 	ret = misc_register(&kd->misc);
 	if (ret) {
 		pr_err("cannot register /dev/%s: %d\n", kd->misc.name, ret);
-		goto err_heap;
+		goto err_dma;
 	}
 
 	pr_info("%zu KiB pool from %s\n", kd->pool.size / SZ_1K,
 		kheap_pool_source_name(kd->pool.source));
 	return 0;
 
+err_dma:
+	kheap_dma_fini(kd);
 err_heap:
 	kheap_heap_fini(kd);
 err_pool:
@@ -172,6 +196,7 @@ static void __exit kheap_exit(void)
 	struct kheap_dev *kd = &kheap_dev;
 
 	misc_deregister(&kd->misc);
+	kheap_dma_fini(kd);
 	/* Should chunks somehow remain, leak the pool rather than free it. */
 	if (kheap_heap_fini(kd))
 		return;

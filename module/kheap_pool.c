@@ -208,9 +208,9 @@ static int kheap_contig_grab(unsigned long start, unsigned long nr,
  * than by the pool size keeps large pools findable.
  */
 static int kheap_contig_scan_zone(struct kheap_pool *pool, struct zone *zone,
-				  unsigned long nr)
+				  unsigned long nr, unsigned long limit_pfn)
 {
-	unsigned long zone_end = zone_end_pfn(zone);
+	unsigned long zone_end = min(zone_end_pfn(zone), limit_pfn);
 	/* Skip pfn 0: genalloc uses address 0 to report failure. */
 	unsigned long run = ALIGN(max(zone->zone_start_pfn, 1UL),
 				  pageblock_nr_pages);
@@ -271,7 +271,16 @@ static int kheap_zone_rank(const struct zone *zone)
 	}
 }
 
-static int kheap_pool_alloc_contig(struct kheap_pool *pool, size_t size)
+/* First pfn at or above @max_phys (0: no limit), for the scans. */
+static unsigned long kheap_limit_pfn(u64 max_phys)
+{
+	if (!max_phys || PHYS_PFN(max_phys) > ULONG_MAX)
+		return ULONG_MAX;
+	return PHYS_PFN(max_phys);
+}
+
+static int kheap_pool_alloc_contig(struct kheap_pool *pool, size_t size,
+				   u64 max_phys)
 {
 	unsigned long nr = size >> PAGE_SHIFT;
 	int rank, nid, ret;
@@ -287,7 +296,8 @@ static int kheap_pool_alloc_contig(struct kheap_pool *pool, size_t size)
 				if (!populated_zone(zone) ||
 				    kheap_zone_rank(zone) != rank)
 					continue;
-				ret = kheap_contig_scan_zone(pool, zone, nr);
+				ret = kheap_contig_scan_zone(pool, zone, nr,
+							     kheap_limit_pfn(max_phys));
 				if (ret != -ENOMEM)
 					return ret;
 			}
@@ -296,16 +306,24 @@ static int kheap_pool_alloc_contig(struct kheap_pool *pool, size_t size)
 	return -ENOMEM;
 }
 
-static int kheap_pool_alloc_buddy(struct kheap_pool *pool, size_t size)
+static int kheap_pool_alloc_buddy(struct kheap_pool *pool, size_t size,
+				  u64 max_phys)
 {
+	gfp_t gfp = GFP_KERNEL | __GFP_NOWARN;
 	void *vaddr;
 
+	/* The zone that lies below the limit, where one does. */
+#ifdef CONFIG_ZONE_DMA32
+	if (max_phys && max_phys <= SZ_4G)
+		gfp |= GFP_DMA32;
+#endif
 	/* Split into order-0 pages, each with one reference. */
-	vaddr = alloc_pages_exact(size, GFP_KERNEL | __GFP_NOWARN);
+	vaddr = alloc_pages_exact(size, gfp);
 	if (!vaddr)
 		return -ENOMEM;
 	/* genalloc uses address 0 to report failure. */
-	if (!virt_to_phys(vaddr)) {
+	if (!virt_to_phys(vaddr) ||
+	    (max_phys && virt_to_phys(vaddr) + size > max_phys)) {
 		free_pages_exact(vaddr, size);
 		return -ENOMEM;
 	}
@@ -356,6 +374,13 @@ int kheap_pool_create(struct kheap_pool *pool,
 			       kheap_pool_source_name(source));
 			return -EINVAL;
 		}
+		if (params->max_phys &&
+		    (params->phys >= params->max_phys ||
+		     params->max_phys - params->phys < params->size)) {
+			pr_err("phys=%#llx size=%llu does not lie below max_phys=%#llx\n",
+			       params->phys, params->size, params->max_phys);
+			return -EINVAL;
+		}
 		return kheap_pool_adopt_reserved(pool, params->phys,
 						 params->size);
 	}
@@ -373,22 +398,26 @@ int kheap_pool_create(struct kheap_pool *pool,
 	}
 
 	if (source == KHEAP_SOURCE_AUTO || source == KHEAP_SOURCE_CONTIG) {
-		ret = kheap_pool_alloc_contig(pool, size);
+		ret = kheap_pool_alloc_contig(pool, size, params->max_phys);
 		if (ret != -ENOMEM)
 			return ret;
 		tried = "contig";
 	}
 	if (source == KHEAP_SOURCE_BUDDY ||
 	    (source == KHEAP_SOURCE_AUTO && size <= buddy_max)) {
-		ret = kheap_pool_alloc_buddy(pool, size);
+		ret = kheap_pool_alloc_buddy(pool, size, params->max_phys);
 		if (ret != -ENOMEM)
 			return ret;
 		tried = tried ? "contig, buddy" : "buddy";
 	}
 
 	kheap_format_size(sz, sizeof(sz), size);
-	pr_err("no physically contiguous range of %s bytes is free (tried %s): boot with memmap=%s$ADDR and load with phys=ADDR size=%s\n",
-	       sz, tried, sz, sz);
+	if (params->max_phys)
+		pr_err("no physically contiguous range of %s bytes is free below max_phys=%#llx (tried %s)\n",
+		       sz, params->max_phys, tried);
+	else
+		pr_err("no physically contiguous range of %s bytes is free (tried %s): boot with memmap=%s$ADDR and load with phys=ADDR size=%s\n",
+		       sz, tried, sz, sz);
 	return -ENOMEM;
 }
 

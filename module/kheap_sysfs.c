@@ -2,7 +2,7 @@
 /*
  * Read-only sysfs attributes of /dev/kheap, in /sys/class/misc/kheap/.
  * One value per file; numbers are decimal except pool_phys, which is
- * hexadecimal and readable by root only.
+ * hexadecimal and readable by root only, and max_phys (hexadecimal).
  *
  * free_extents is the one list: a line "<offset> <length>" per run of free
  * pages, both hexadecimal ("0x...") bytes relative to the pool's base, in
@@ -142,6 +142,14 @@ static ssize_t free_extents_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(free_extents);
 
+/* The max_phys= parameter, hexadecimal; 0x0 when none was given. */
+static ssize_t max_phys_show(struct device *dev,
+			     struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "0x%llx\n", kheap_dev_from(dev)->max_phys);
+}
+static DEVICE_ATTR_RO(max_phys);
+
 static struct attribute *kheap_attrs[] = {
 	&dev_attr_pool_size.attr,
 	&dev_attr_pool_phys.attr,
@@ -150,6 +158,7 @@ static struct attribute *kheap_attrs[] = {
 	&dev_attr_largest_free.attr,
 	&dev_attr_chunks_in_use.attr,
 	&dev_attr_free_extents.attr,
+	&dev_attr_max_phys.attr,
 	NULL
 };
 

@@ -303,6 +303,14 @@ struct kheap_dma_addr {
 	__u64 reserved[4];
 };
 
+/*
+ * The smallest caller struct each command of ABI 2 accepts (its size when
+ * first published); a smaller one gives -EINVAL.
+ */
+#define KHEAP_ATTACH_SIZE_VER0		64
+#define KHEAP_DETACH_SIZE_VER0		32
+#define KHEAP_DMA_ADDR_SIZE_VER0	64
+
 #define KHEAP_IOC_MAGIC		0xD8
 
 #define KHEAP_IOC_INFO	_IOWR(KHEAP_IOC_MAGIC, 0x00, struct kheap_info)
