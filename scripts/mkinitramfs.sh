@@ -4,7 +4,8 @@
 # Pack a guest initramfs for kernel KREL: busybox, scripts/guest-init.sh as
 # /init, everything in STAGEDIR under /kheap, the shared libraries that the
 # staged programs need, and the kernel's own helper modules (loop, for the
-# O_DIRECT tests), decompressed because busybox insmod wants plain .ko files.
+# O_DIRECT tests; vfio-pci, for the DMA tests), decompressed because busybox
+# insmod wants plain .ko files.
 # Usage: scripts/mkinitramfs.sh KREL STAGEDIR OUT.cpio
 set -eu
 krel=$1
@@ -25,15 +26,49 @@ echo "root:x:0:0:root:/:/bin/sh" > "$root/etc/passwd"
 echo "nobody:x:65534:65534:nobody:/:/bin/sh" >> "$root/etc/passwd"
 echo "root:x:0:" > "$root/etc/group"
 
-# Helper modules of the guest kernel itself.
+# copy_ko MODULE_FILE DEST: a module, decompressed.
+copy_ko() {
+	case "$1" in
+	*.xz) xz -dc "$1" > "$2" ;;
+	*.zst) zstd -qdc "$1" > "$2" ;;
+	*) cp "$1" "$2" ;;
+	esac
+}
+
+# Helper modules of the guest kernel itself, loaded at boot.
 for name in loop; do
 	ko=$(find "/lib/modules/$krel/kernel" -name "$name.ko*" | head -n 1)
 	[ -n "$ko" ] || continue
-	case "$ko" in
-	*.xz) xz -dc "$ko" > "$root/kheap/modules/$name.ko" ;;
-	*.zst) zstd -qdc "$ko" > "$root/kheap/modules/$name.ko" ;;
-	*) cp "$ko" "$root/kheap/modules/$name.ko" ;;
+	copy_ko "$ko" "$root/kheap/modules/$name.ko"
+done
+
+# vfio-pci and what it needs, not loaded at boot: /kheap/modules/vfio/order
+# lists the files dependencies first, for a loop of busybox insmod (the
+# guest has no modprobe database).  Built-in modules are simply left out.
+# mod_files NAME: the module files of NAME's dependencies, then NAME's own;
+# in a subshell, so the recursion keeps its variables apart.
+mod_files() (
+	file=$(modinfo -k "$krel" -n "$1" 2>/dev/null) || exit 0
+	case "$file" in
+	/*) ;;
+	*) exit 0 ;;	# "(builtin)"
 	esac
+	for dep in $(modinfo -k "$krel" -F depends "$1" | tr ',' ' '); do
+		mod_files "$dep"
+	done
+	echo "$file"
+)
+vfio_dir=$root/kheap/modules/vfio
+mkdir -p "$vfio_dir"
+# vfio_iommu_type1 is only a soft dependency of vfio: name it.
+for name in vfio vfio_iommu_type1 vfio_pci; do
+	mod_files "$name"
+done | awk '!seen[$0]++' | while read -r file; do
+	base=$(basename "$file")
+	base=${base%.xz}
+	base=${base%.zst}
+	copy_ko "$file" "$vfio_dir/$base"
+	echo "$base" >> "$vfio_dir/order"
 done
 
 # Shared libraries (and the dynamic loader) of every staged program.

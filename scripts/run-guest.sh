@@ -20,17 +20,24 @@
 #   --timeout SECS  host-side limit for the whole boot (default 600)
 #   --mem SIZE      guest RAM (default 1G)
 #   --quiet         do not echo the console to stdout
+#   --qemu ARGS     extra QEMU arguments, split at white space; may be repeated
+#                   (e.g. --qemu '-device edu,addr=10.0')
+#   --iommu         an emulated Intel IOMMU (VT-d), enabled in strict mode
 set -eu
 append=""
 timeout=600
 mem=1G
 quiet=0
+qemu_extra=""
+iommu=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--append) append="$2"; shift 2 ;;
 	--timeout) timeout="$2"; shift 2 ;;
 	--mem) mem="$2"; shift 2 ;;
 	--quiet) quiet=1; shift ;;
+	--qemu) qemu_extra="$qemu_extra $2"; shift 2 ;;
+	--iommu) iommu=1; shift ;;
 	--) shift; break ;;
 	-*) echo "run-guest.sh: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
@@ -61,20 +68,35 @@ cmdline="$cmdline rdinit=/init mitigations=off $append"
 # instead of disabling them: a real lockup still shows, and still fails.
 cmdline="$cmdline watchdog_thresh=60 rcupdate.rcu_cpu_stall_timeout=300"
 
+# VT-d must come before the PCI devices it translates.  Without interrupt
+# remapping QEMU needs no split irqchip; strict mode makes every unmap
+# take effect at once, so a test that expects a fault gets one.
+iommu_dev=""
+if [ "$iommu" -eq 1 ]; then
+	iommu_dev="-device intel-iommu,intremap=off"
+	cmdline="$cmdline intel_iommu=on iommu.strict=1"
+fi
+
 : > "$log"
 if [ "$quiet" -eq 0 ]; then
 	tail -n +1 -f "$log" --pid=$$ 2>/dev/null &
 	tailpid=$!
 fi
 set +e
+# $iommu_dev and $qemu_extra are word lists: split them, but never glob.
+set -f
+# shellcheck disable=SC2086
 timeout --foreground -k 10 "$timeout" \
 	qemu-system-x86_64 -nodefaults -no-user-config -accel tcg \
 	-machine q35 -cpu max -smp 2 -m "$mem" \
 	-display none -serial "file:$log" -no-reboot \
+	$iommu_dev \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
+	$qemu_extra \
 	-kernel "$kernel" -initrd "$work/initramfs.cpio" -append "$cmdline" \
 	</dev/null
 rc=$?
+set +f
 set -e
 if [ "$quiet" -eq 0 ]; then
 	sleep 0.3
