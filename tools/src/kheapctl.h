@@ -32,6 +32,7 @@ int cmd_load(int argc, char **argv);
 int cmd_unload(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_map(int argc, char **argv);
+int cmd_devices(int argc, char **argv);
 
 /* util.c */
 int read_text(const char *path, char *buf, size_t len);	/* 0 or -errno; trims */

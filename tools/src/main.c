@@ -30,11 +30,18 @@ static const char usage_text[] =
 "  status [--json]\n"
 "                 module state, parameters, pool source, physical base and\n"
 "                 size, free bytes, largest free extent, chunks, occupancy\n"
-"  map [--json] [N]\n"
+"  map [--json] [--device DEV] [N]\n"
 "                 allocate N buffers (default 3, at most 16) with libkheap,\n"
 "                 plus one realloc that moves, and show each byte's way from\n"
 "                 virtual address through the MMU to physical RAM, checked\n"
-"                 against /proc/self/pagemap and /proc/kcore\n"
+"                 against /proc/self/pagemap and /proc/kcore.  With --device,\n"
+"                 also attach DEV (kheap_attach) and show each buffer's device\n"
+"                 address (kheap_dma_addr), checked to be contiguous\n"
+"  devices [--json] [DEV...]\n"
+"                 for each device (a PCI address such as 0000:00:03.0, or\n"
+"                 BUS:NAME; default: every PCI device): IDs, driver, IOMMU\n"
+"                 group and domain type, DMA mask, and whether kheap_phys()\n"
+"                 addresses work for it as they are, else what to use instead\n"
 "\n"
 "Options:\n"
 "  -h, --help     this text\n"
@@ -73,6 +80,7 @@ static const struct {
 	{ "unload", cmd_unload },
 	{ "status", cmd_status },
 	{ "map", cmd_map },
+	{ "devices", cmd_devices },
 };
 
 int main(int argc, char **argv)
