@@ -21,7 +21,7 @@ static const char usage_text[] =
 "\n"
 "Commands:\n"
 "  load [--module PATH] [size=SIZE] [phys=ADDR] [source=auto|reserved|contig|buddy]\n"
-"       [restrict_phys=0|1]\n"
+"       [restrict_phys=0|1] [max_phys=ADDR]\n"
 "                 insert kheap.ko with these parameters.  The module comes from\n"
 "                 --module PATH, else ../module/kheap.ko next to this program,\n"
 "                 else the module installed for the running kernel.\n"

@@ -26,7 +26,7 @@
 
 /* The module parameters that load accepts (see kheapctl(8)). */
 static const char *const known_params[] = {
-	"size", "phys", "source", "restrict_phys", NULL,
+	"size", "phys", "source", "restrict_phys", "max_phys", NULL,
 };
 
 static void quiet_log(void *data, int priority, const char *file, int line,
@@ -230,7 +230,7 @@ static int check_param(const char *arg)
 			return 0;
 		}
 	}
-	usage_error("load: unknown parameter \"%.*s\" (known: size, phys, source, restrict_phys)",
+	usage_error("load: unknown parameter \"%.*s\" (known: size, phys, source, restrict_phys, max_phys)",
 		    (int)klen, arg);
 	return -1;
 }

@@ -205,7 +205,7 @@ ktap_result $? "36-bit mask, pool at 64 GiB: max_phys=64G"
 echo 28 > "$S/devices/pci0000:00/0000:00:09.0/dma_mask_bits"
 
 # 8. pool_phys hidden (not root): max_phys still places the pool.
-pool 67108864 "" 268435456
+pool 67108864 "" 0x10000000
 run 0000:00:09.0
 ok_run && thas "kheap pool  64.0 MiB, place hidden (pool_phys is readable by root only), below max_phys 0x10000000" &&
 	thas "  kheap_phys  yes: no IOMMU translates for it, and max_phys keeps the pool under its 28-bit DMA mask" &&
