@@ -397,15 +397,20 @@ static void verdict(struct device *d, const struct pool_place *pool)
 			 "chunks come from below the mask", d->mask_bits, limit);
 }
 
-/* What the verdict cannot see. */
+/*
+ * What the verdict cannot see: without a driver nobody has told the kernel
+ * how many address bits the device drives (QEMU's edu: 28), and the mask
+ * is the PCI default.  Whoever drives it from user space knows better.
+ */
 static void add_note(struct device *d)
 {
-	if (strcmp(d->bus, "pci") || d->driver[0] || d->mask_bits < 0 || d->phys_ok != 1)
+	if (strcmp(d->bus, "pci") || d->driver[0] || d->mask_bits < 0 ||
+	    d->reason == R_VFIO || d->reason == R_BLOCKED)
 		return;
 	snprintf(d->note, sizeof(d->note),
 		 "no driver is bound, so the %d-bit mask is the PCI default, not "
-		 "necessarily what the device drives; kheap_attach_bits() checks the "
-		 "real width", d->mask_bits);
+		 "necessarily what the device drives; give the real width to "
+		 "kheap_attach_bits()", d->mask_bits);
 }
 
 /* ---- the PCI class, in words ------------------------------------------------- */

@@ -134,7 +134,8 @@ run 0000:00:03.0
 ok_run && thas "  IOMMU       group 7, DMA-FQ (translates)" && thas "  kheap_phys  no" &&
 	thas "  warning     $(iommu_msg DMA-FQ)" &&
 	jhas 0 .iommu.group=7 .iommu.type=DMA-FQ .iommu.translates=true .iommu.name=null \
-		.phys_ok=false .reason=iommu ".message=$(iommu_msg DMA-FQ)" .driver=null
+		.phys_ok=false .reason=iommu ".message=$(iommu_msg DMA-FQ)" .driver=null &&
+	grep -q "^  note        no driver is bound, .*kheap_attach_bits()$" "$T/out"
 ktap_result $? "DMA-FQ group: physical addresses will fault, use kheap_attach()"
 
 run 0000:00:04.0
