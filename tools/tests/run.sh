@@ -44,6 +44,8 @@ echo "# kheapctl: unload while held"
 ./kheapctl-holders.sh || status=1
 echo "# kheapctl: as an unprivileged user"
 ./kheapctl-nonroot.sh || status=1
+echo "# kheapctl: devices"
+./kheapctl-devices.sh || status=1
 echo "# kheapctl: the installed module, by name"
 ./kheapctl-installed.sh || status=1
 if [ -f "$here/../../dkms/kheap.ko" ]; then
