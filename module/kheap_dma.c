@@ -311,6 +311,11 @@ int kheap_dma_attach(struct kheap_file *kf, const char *name, u64 dma_bits,
 	ret = kheap_dma_mode(dev, &att->iommu);
 	if (ret)
 		goto err_unlock_dev;
+	/* Without translation a device address is a physical address. */
+	if (!att->iommu && !kf->show_phys) {
+		ret = -EPERM;
+		goto err_unlock_dev;
+	}
 	if (!att->iommu && is_swiotlb_force_bounce(dev)) {
 		dev_warn(dev, "kheap: every DMA of this device bounces through swiotlb; refusing to attach\n");
 		ret = -ERANGE;

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "dma.h"
 #include "internal.h"
 #include "tcache.h"
 
@@ -144,6 +145,10 @@ int heap_ensure(void)
 
 /* ---- chunks ---- */
 
+static void drop_chunk(struct chunk *ch);
+
+/* Register a fresh chunk; NULL (the chunk given back) when it cannot be
+ * mapped for the process's VFIO containers. */
 static struct chunk *add_chunk(const struct kheap_chunk *c, int type)
 {
 	uintptr_t start = kh.pool.base + c->off;
@@ -169,6 +174,10 @@ static struct chunk *add_chunk(const struct kheap_chunk *c, int type)
 	kh.nchunks++;
 	if (kh.held > kh.peak_held)
 		kh.peak_held = kh.held;
+	if (dma_chunk_added(ch)) {
+		drop_chunk(ch);
+		return NULL;
+	}
 	return ch;
 }
 
@@ -190,6 +199,7 @@ static void drop_chunk(struct chunk *ch)
 	}
 	kh.held -= c.size;
 	kh.nchunks--;
+	dma_chunk_removed(ch);
 	kh.prov->free(&c);
 }
 
@@ -228,6 +238,8 @@ static int grow(size_t need)
 	if (err)
 		return err;
 	ch = add_chunk(&c, CH_ARENA);
+	if (!ch)
+		return -ENOMEM;
 	tlsf_add_region(&kh.tlsf, (void *)ch->start, c.size);
 	ch->dirty_end = ch->start + 2 * TLSF_MIN_BLOCK;
 	return 0;
@@ -365,6 +377,7 @@ static void cache_release(struct chunk *ch)
 		kh.owner[g] = NULL;
 	kh.held -= c.size;
 	kh.nchunks--;
+	dma_chunk_removed(ch);
 	kh.prov->free(&c);
 }
 
@@ -432,6 +445,10 @@ void *heap_alloc_huge(size_t n, size_t align, int *err,
 		return NULL;
 	}
 	ch = add_chunk(&c, CH_HUGE);
+	if (!ch) {
+		*err = ENOMEM;
+		return NULL;
+	}
 	if (dirty_before)
 		*dirty_before = ch->start;	/* the kernel zeroed it */
 	ch->dirty_end = ch->uend;
@@ -582,6 +599,7 @@ static void atfork_child(void)
 		memset(kh.cls, 0, sizeof(kh.cls));
 		kh.held = kh.peak_held = kh.nchunks = 0;
 		kh.out = kh.peak_out = 0;
+		dma_forget();
 		kh.prov->atfork_child();
 	}
 	tcache_atfork_child();
@@ -593,6 +611,7 @@ void kheap__reset(void)
 {
 	kheap_lock(&kh.lock);
 	tcache_discard_current();
+	dma_forget();
 	if (kh.ready) {
 		kh.prov->close();
 		munmap(kh.meta, kh.meta_len);

@@ -40,6 +40,7 @@ static struct {
 	void *map;
 	size_t map_len;
 	int restricted;
+	uint64_t abi;		/* the module's KHEAP_ABI_VERSION */
 	struct extent_map va;	/* restricted mode: window pages in use */
 } dev = { .fd = -1 };
 
@@ -99,6 +100,7 @@ static int device_open(struct kheap_pool *pool)
 		return -ENODEV;
 	}
 	dev.restricted = info.pool_phys == 0;
+	dev.abi = info.abi_version;
 	span = dev.restricted ? 4 * (size_t)info.pool_size :
 				(size_t)info.pool_size;
 	base = window_reserve(span, info.pool_phys, &dev.map, &dev.map_len);
@@ -131,6 +133,9 @@ static void release(int fd, uint64_t token)
 
 	memset(&f, 0, sizeof(f));
 	f.token = token;
+	/* Every block of the chunk is free: no device may still use it. */
+	if (dev.abi >= 2)
+		f.flags = KHEAP_FREE_DEVICES;
 	ioctl(fd, KHEAP_IOC_FREE, &f);
 }
 
@@ -232,6 +237,52 @@ static void device_close(void)
 	dev.fd = -1;
 }
 
+static int device_attach(const char *name, unsigned int dma_bits,
+			 uint64_t *handle)
+{
+	struct kheap_attach a;
+	int fd = dev_fd();
+
+	if (fd < 0)
+		return fd;
+	if (dev.abi < 2)
+		return -ENODEV;	/* a module without device attachment */
+	memset(&a, 0, sizeof(a));
+	a.name = (uintptr_t)name;
+	a.dma_bits = dma_bits;
+	if (ioctl(fd, KHEAP_IOC_ATTACH, &a))
+		return -errno;
+	*handle = a.handle;
+	return 0;
+}
+
+static int device_detach(uint64_t handle)
+{
+	struct kheap_detach d;
+
+	if (dev.fd < 0)
+		return -EBADF;
+	memset(&d, 0, sizeof(d));
+	d.handle = handle;
+	return ioctl(dev.fd, KHEAP_IOC_DETACH, &d) ? -errno : 0;
+}
+
+static int device_dma_addr(const struct kheap_chunk *c, uint64_t handle,
+			   uint64_t *addr)
+{
+	struct kheap_dma_addr d;
+
+	if (dev.fd < 0)
+		return -EBADF;
+	memset(&d, 0, sizeof(d));
+	d.token = c->token;
+	d.handle = handle;
+	if (ioctl(dev.fd, KHEAP_IOC_DMA_ADDR, &d))
+		return -errno;
+	*addr = d.dma_addr;
+	return 0;
+}
+
 const struct kheap_provider kheap_device_provider = {
 	.name = "device",
 	.open = device_open,
@@ -240,4 +291,7 @@ const struct kheap_provider kheap_device_provider = {
 	.usage = device_usage,
 	.atfork_child = device_atfork_child,
 	.close = device_close,
+	.attach = device_attach,
+	.detach = device_detach,
+	.dma_addr = device_dma_addr,
 };

@@ -27,6 +27,7 @@
 #include "tlsf.h"
 
 #define HIDDEN __attribute__((visibility("hidden")))
+#define API __attribute__((visibility("default")))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 

@@ -16,7 +16,6 @@
 #include "internal.h"
 #include "tcache.h"
 
-#define API __attribute__((visibility("default")))
 
 static void note_failure(int err)
 {

@@ -26,10 +26,16 @@ struct kheap_pool {
 	size_t span;		/* window bytes from base (>= size) */
 };
 
+/* Devices a process may attach at once (kheap.h: KHEAP_MAX_DEVICES). */
+#define PROVIDER_MAX_DEVICES	8
+
 struct kheap_chunk {
 	size_t off;		/* window offset of the first byte */
 	size_t size;		/* bytes, a multiple of the page size */
 	uint64_t token;		/* provider's handle */
+	/* Device address of the first byte per attachment slot (dma.c);
+	 * 0 when unknown (the device went away). */
+	uint64_t dma[PROVIDER_MAX_DEVICES];
 };
 
 struct kheap_pool_usage {
@@ -50,6 +56,14 @@ struct kheap_provider {
 	void (*atfork_child)(void);
 	/* Give everything back and unmap the window (tests). */
 	void (*close)(void);
+	/* Devices: from attach on, every chunk (held or new) is mapped
+	 * for the device; 0 or -errno. */
+	int (*attach)(const char *name, unsigned int dma_bits,
+		      uint64_t *handle);
+	int (*detach)(uint64_t handle);
+	/* Device address of the chunk's first byte; 0 or -errno. */
+	int (*dma_addr)(const struct kheap_chunk *c, uint64_t handle,
+			uint64_t *addr);
 };
 
 /*

@@ -10,6 +10,7 @@
  * gets its own copy (unlike the device, whose chunks stay shared).
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -94,6 +95,39 @@ static void region_close(void)
 	rg.base = 0;
 }
 
+/*
+ * Devices, made up: each attachment sees the pool at its own fake I/O
+ * virtual base, so host tests can tell device from physical addresses
+ * and check the per-chunk bookkeeping.  A name starting with "missing"
+ * does not exist.
+ */
+static int region_attach(const char *name, unsigned int dma_bits,
+			 uint64_t *handle)
+{
+	static uint64_t last;
+
+	(void)dma_bits;
+	if (!strncmp(name, "missing", 7))
+		return -ENODEV;
+	*handle = ++last;
+	return 0;
+}
+
+static int region_detach(uint64_t handle)
+{
+	(void)handle;
+	return 0;
+}
+
+/* Chunk i's device base: distinct per handle, not the physical address,
+ * and not contiguous across chunks (as behind an IOMMU). */
+static int region_dma_addr(const struct kheap_chunk *c, uint64_t handle,
+			   uint64_t *addr)
+{
+	*addr = (handle << 40) + 2 * (uint64_t)c->off + REGION_PAGE;
+	return 0;
+}
+
 static const struct kheap_provider region_provider = {
 	.name = "region",
 	.open = region_open,
@@ -102,6 +136,9 @@ static const struct kheap_provider region_provider = {
 	.usage = region_usage,
 	.atfork_child = region_atfork_child,
 	.close = region_close,
+	.attach = region_attach,
+	.detach = region_detach,
+	.dma_addr = region_dma_addr,
 };
 
 const struct kheap_provider *kheap_region_provider(size_t pool_size,

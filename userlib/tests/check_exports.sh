@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # The shared library exports the public API and nothing else, under the
 # soname libkheap.so.1.  KTAP output with one Totals line.
-lib=${1:-libkheap.so.1.0.0}
+lib=${1:-libkheap.so.1}
 pass=0 fail=0 n=0
 result() {
 	n=$((n + 1))
@@ -15,7 +15,7 @@ syms=$(nm -D --defined-only "$lib" | awk '$2 != "A" { sub(/@.*/, "", $3); print 
 bad=$(echo "$syms" | grep -v '^kheap_' || true)
 [ -z "$bad" ] || echo "# unexpected exports: $bad"
 result "$([ -z "$bad" ]; echo $?)" exports_only_kheap
-want="kheap_aligned_alloc kheap_calloc kheap_free kheap_malloc kheap_malloc_usable_size kheap_phys kheap_phys_to_virt kheap_posix_memalign kheap_realloc kheap_stats"
+want="kheap_aligned_alloc kheap_attach kheap_attach_bits kheap_calloc kheap_detach kheap_dma_addr kheap_free kheap_malloc kheap_malloc_usable_size kheap_phys kheap_phys_to_virt kheap_posix_memalign kheap_realloc kheap_stats kheap_vfio_map kheap_vfio_unmap"
 have=$(echo $syms)
 [ "$have" = "$want" ] || echo "# exports: $have"
 result "$([ "$have" = "$want" ]; echo $?)" exports_whole_api

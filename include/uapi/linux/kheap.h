@@ -248,7 +248,9 @@ struct kheap_sync {
  * Errors: -EFAULT (bad @name pointer), -EINVAL (empty or unterminated
  * @name, bad @dma_bits, flags, output or reserved fields), -ENODEV (no
  * such device), -EBUSY (the device's DMA is owned elsewhere: bound to
- * vfio-pci or blocked; use the VFIO route), -ERANGE (an existing chunk is
+ * vfio-pci or blocked; use the VFIO route), -EPERM (no IOMMU translates
+ * for the device, so its addresses are physical addresses, and they are
+ * restricted for this file), -ERANGE (an existing chunk is
  * beyond the device's reach), -EEXIST (this file already attached that
  * device), -ENOSPC (more than KHEAP_MAX_ATTACH devices), -ENOMEM.  On any
  * error nothing stays mapped.

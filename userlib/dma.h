@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dma.h - hooks by which the allocator tells dma.c about its chunks.
+ * Both run under kh.lock.
+ */
+#ifndef KHEAP_DMA_H
+#define KHEAP_DMA_H
+
+struct chunk;
+
+/* A chunk arrived: learn its device addresses and map it into every VFIO
+ * container.  0, or -errno with nothing left mapped. */
+int dma_chunk_added(struct chunk *ch);
+/* A chunk is about to go back to the provider. */
+void dma_chunk_removed(const struct chunk *ch);
+/* In a fork child, or on reset: no attachments, no containers. */
+void dma_forget(void);
+
+#endif
