@@ -68,12 +68,14 @@ cmdline="$cmdline rdinit=/init mitigations=off $append"
 # instead of disabling them: a real lockup still shows, and still fails.
 cmdline="$cmdline watchdog_thresh=60 rcupdate.rcu_cpu_stall_timeout=300"
 
-# VT-d must come before the PCI devices it translates.  Without interrupt
-# remapping QEMU needs no split irqchip; strict mode makes every unmap
-# take effect at once, so a test that expects a fault gets one.
+# VT-d must come before the PCI devices it translates.  Interrupt
+# remapping on, because VFIO type1 refuses a platform without it (TCG has
+# no kernel irqchip, so QEMU needs no kernel-irqchip=split for it).
+# Strict mode makes every unmap take effect at once, so a test that
+# expects a fault gets one.
 iommu_dev=""
 if [ "$iommu" -eq 1 ]; then
-	iommu_dev="-device intel-iommu,intremap=off"
+	iommu_dev="-device intel-iommu,intremap=on"
 	cmdline="$cmdline intel_iommu=on iommu.strict=1"
 fi
 

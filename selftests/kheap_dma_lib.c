@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Helpers of the kheap device address tests, see kheap_dma_lib.h.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kheap_dma_lib.h"
+
+#define PCI_SYSFS	"/sys/bus/pci"
+
+/* Devices come and go asynchronously to the sysfs write that asked. */
+#define PCI_SETTLE_MS	5000
+
+int kheap_edu_list(struct kheap_edu_dev *devs, int max)
+{
+	const char *env = getenv("KHEAP_EDU");
+	char found[KHEAP_EDU_MAX][EDU_BDF_LEN];
+	char *list, *word, *save, *at, *end;
+	unsigned long bits;
+	int n = 0, i;
+
+	if (!env || !*env) {
+		n = edu_find(found, KHEAP_EDU_MAX);
+		if (n < 0)
+			return n;
+		if (n > max)
+			n = max;
+		if (n > KHEAP_EDU_MAX)
+			n = KHEAP_EDU_MAX;
+		for (i = 0; i < n; i++) {
+			strcpy(devs[i].bdf, found[i]);
+			devs[i].bits = 28;	/* QEMU's default dma_mask */
+		}
+		return n;
+	}
+
+	list = strdup(env);
+	if (!list)
+		return -ENOMEM;
+	for (word = strtok_r(list, " \t\n", &save); word && n < max;
+	     word = strtok_r(NULL, " \t\n", &save)) {
+		at = strchr(word, '@');
+		bits = 28;
+		if (at) {
+			*at = '\0';
+			errno = 0;
+			bits = strtoul(at + 1, &end, 10);
+			if (errno || *end || bits < 1 || bits > 64)
+				goto bad;
+		}
+		if (strlen(word) >= EDU_BDF_LEN)
+			goto bad;
+		strcpy(devs[n].bdf, word);
+		devs[n].bits = bits;
+		n++;
+	}
+	free(list);
+	return n;
+bad:
+	free(list);
+	return -EINVAL;
+}
+
+const struct kheap_edu_dev *kheap_edu_pick(const struct kheap_edu_dev *devs,
+					   int n, unsigned int bits)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (devs[i].bits >= bits)
+			return &devs[i];
+	return NULL;
+}
+
+int kheap_attach(int fd, const char *name, uint64_t dma_bits,
+		 struct kheap_attach *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->name = (uintptr_t)name;
+	out->dma_bits = dma_bits;
+	return kheap_ioctl(fd, KHEAP_IOC_ATTACH, out);
+}
+
+int kheap_detach(int fd, uint64_t handle)
+{
+	struct kheap_detach arg = { .handle = handle };
+
+	return kheap_ioctl(fd, KHEAP_IOC_DETACH, &arg);
+}
+
+int kheap_dma_addr(int fd, uint64_t token, uint64_t handle, uint64_t *addr)
+{
+	struct kheap_dma_addr arg = { .token = token, .handle = handle };
+	int ret = kheap_ioctl(fd, KHEAP_IOC_DMA_ADDR, &arg);
+
+	if (!ret)
+		*addr = arg.dma_addr;
+	return ret;
+}
+
+int kheap_free_flags(int fd, uint64_t token, uint64_t flags)
+{
+	struct kheap_free arg = { .token = token, .flags = flags };
+
+	return kheap_ioctl(fd, KHEAP_IOC_FREE, &arg);
+}
+
+bool kheap_iommu_present(void)
+{
+	struct dirent *de;
+	bool any = false;
+	DIR *dir;
+
+	dir = opendir("/sys/class/iommu");
+	if (!dir)
+		return false;
+	while ((de = readdir(dir)))
+		if (de->d_name[0] != '.')
+			any = true;
+	closedir(dir);
+	return any;
+}
+
+int kheap_iommu_expected(void)
+{
+	const char *env = getenv("KHEAP_DMA_IOMMU");
+
+	if (!env || !*env)
+		return -1;
+	return strcmp(env, "0") ? 1 : 0;
+}
+
+bool kheap_dma_required(const char *test)
+{
+	const char *env = getenv("KHEAP_DMA_REQUIRE");
+	size_t len = strlen(test);
+	const char *p;
+
+	for (p = env; p && (p = strstr(p, test)); p += len) {
+		/* whole words only */
+		if ((p == env || p[-1] == ' ') && (!p[len] || p[len] == ' '))
+			return true;
+	}
+	return false;
+}
+
+int kheap_kmsg_grep(int fd, const char *needle, int *bad, char *first,
+		    size_t len)
+{
+	static const char * const complaints[] = {
+		"WARNING:", "BUG:", "kernel BUG", "Oops", "Call Trace",
+	};
+	char rec[8192], *msg, *nl;
+	int count = 0;
+	size_t i;
+	ssize_t n;
+
+	*bad = 0;
+	if (first && len)
+		*first = '\0';
+	for (;;) {
+		n = read(fd, rec, sizeof(rec) - 1);
+		if (n < 0) {
+			/* EPIPE: records were overwritten; go on with the rest. */
+			if (errno == EINTR || errno == EPIPE)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		rec[n] = '\0';
+		/* "prio,seq,usec,flags;text\n" and " KEY=value" lines */
+		msg = strchr(rec, ';');
+		msg = msg ? msg + 1 : rec;
+		nl = strchr(msg, '\n');
+		if (nl)
+			*nl = '\0';
+		for (i = 0; i < sizeof(complaints) / sizeof(complaints[0]); i++) {
+			if (strstr(msg, complaints[i])) {
+				(*bad)++;
+				break;
+			}
+		}
+		if (strstr(msg, needle)) {
+			if (!count && first && len)
+				snprintf(first, len, "%s", msg);
+			count++;
+		}
+	}
+	return count;
+}
+
+int kheap_pci_iommu_group(const char *bdf)
+{
+	char path[128], link[PATH_MAX], *slash, *end;
+	ssize_t n;
+	long group;
+
+	snprintf(path, sizeof(path), PCI_SYSFS "/devices/%s/iommu_group", bdf);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return -errno;
+	link[n] = '\0';
+	slash = strrchr(link, '/');
+	if (!slash)
+		return -EINVAL;
+	group = strtol(slash + 1, &end, 10);
+	if (*end || group < 0 || group > INT_MAX)
+		return -EINVAL;
+	return group;
+}
+
+int kheap_pci_driver(const char *bdf, char *buf, size_t len)
+{
+	char path[128], link[PATH_MAX], *slash;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), PCI_SYSFS "/devices/%s/driver", bdf);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0) {
+		if (errno != ENOENT)
+			return -errno;
+		n = 0;
+	}
+	link[n] = '\0';
+	slash = strrchr(link, '/');
+	snprintf(buf, len, "%s", slash ? slash + 1 : link);
+	return 0;
+}
+
+bool kheap_pci_present(const char *bdf)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), PCI_SYSFS "/devices/%s", bdf);
+	return !access(path, F_OK);
+}
+
+static int write_text(const char *path, const char *text)
+{
+	size_t len = strlen(text);
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, len);
+	if (n < 0) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	close(fd);
+	return (size_t)n == len ? 0 : -EIO;
+}
+
+int kheap_pci_write(const char *bdf, const char *attr, const char *text)
+{
+	char path[160];
+
+	snprintf(path, sizeof(path), PCI_SYSFS "/devices/%s/%s", bdf, attr);
+	return write_text(path, text);
+}
+
+int kheap_pci_bind(const char *bdf, const char *driver)
+{
+	char now[64];
+	int ret;
+
+	ret = kheap_pci_write(bdf, "driver_override", driver);
+	if (ret)
+		return ret;
+	ret = write_text(PCI_SYSFS "/drivers_probe", bdf);
+	/* drivers_probe reports a probe that declined as an error too. */
+	if (!ret || ret == -EINVAL || ret == -ENODEV) {
+		ret = kheap_pci_driver(bdf, now, sizeof(now));
+		if (!ret && strcmp(now, driver))
+			ret = -ENXIO;
+	}
+	if (ret)
+		kheap_pci_write(bdf, "driver_override", "\n");
+	return ret;
+}
+
+int kheap_pci_unbind(const char *bdf)
+{
+	char drv[64];
+	int ret;
+
+	ret = kheap_pci_driver(bdf, drv, sizeof(drv));
+	if (ret)
+		return ret;
+	if (*drv) {
+		ret = kheap_pci_write(bdf, "driver/unbind", bdf);
+		if (ret)
+			return ret;
+	}
+	/* A lone newline clears the override on every kernel. */
+	return kheap_pci_write(bdf, "driver_override", "\n");
+}
+
+static int wait_present(const char *bdf, bool present)
+{
+	uint64_t deadline = kheap_now_ms() + PCI_SETTLE_MS;
+
+	while (kheap_pci_present(bdf) != present) {
+		if (kheap_now_ms() >= deadline)
+			return -ETIMEDOUT;
+		kheap_sleep_ms(10);
+	}
+	return 0;
+}
+
+int kheap_pci_remove(const char *bdf)
+{
+	int ret = kheap_pci_write(bdf, "remove", "1");
+
+	return ret ? ret : wait_present(bdf, false);
+}
+
+int kheap_pci_rescan(const char *bdf)
+{
+	int ret = write_text(PCI_SYSFS "/rescan", "1");
+
+	return ret ? ret : wait_present(bdf, true);
+}
