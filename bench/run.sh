@@ -28,4 +28,4 @@ echo "| workload | kheap | glibc | jemalloc | mimalloc | kheap/glibc |"
 echo "|---|---:|---:|---:|---:|---:|"
 sed -n 's/^workload=\([^ ]*\) kheap=\([^ ]*\) glibc=\([^ ]*\) jemalloc=\([^ ]*\) mimalloc=\([^ ]*\) ratio_glibc=\([^ ]*\)$/| \1 | \2 | \3 | \4 | \5 | \6 |/p' "$out"
 echo
-sed -n 's/^\(utilisation=.*\)$/- \1/p; s/^workload=phys_lookup \(.*\)$/- phys lookup: \1/p' "$out"
+sed -n 's/^\(utilisation=.*\)$/- \1/p; s/^workload=phys_lookup \(.*\)$/- phys lookup: \1/p; s/^workload=dma_lookup \(.*\)$/- device address lookup (ns) and attach cost: \1/p' "$out"
