@@ -5,7 +5,8 @@
 # mimalloc, twice:
 #   1. on the host, over an ordinary region (the allocator's own speed);
 #   2. in a 6.12 QEMU guest, through the real /dev/kheap (end to end; TCG
-#      emulation makes every figure slower, ratios are what carry over).
+#      emulation makes every figure slower, ratios are what carry over),
+#      with an IOMMU and QEMU's edu device, which dma_lookup attaches.
 # Prints kbench's lines and a Markdown table for each (bench/README.md keeps
 # the latest).  Never a test: nothing here passes or fails on timing.
 # Environment: BENCH_ARGS (extra kbench arguments for the host run),
@@ -54,6 +55,8 @@ cat > "$out/run.sh" <<RUN
 dmesg -n 1
 insmod /kheap/kheap.ko size=${BENCH_POOL:-256M} || exit 1
 export LD_LIBRARY_PATH=/kheap/lib
+# dma_lookup attaches the edu device, behind the guest's IOMMU.
+export KBENCH_DEVICE=0000:00:10.0
 echo KHEAP-BENCH-BEGIN
 sh /kheap/bench/run.sh --device ${GUEST_BENCH_ARGS:---quick}
 rc=\$?
@@ -62,7 +65,9 @@ rmmod kheap || rc=1
 exit \$rc
 RUN
 rc=0
-scripts/run-guest.sh --quiet --timeout 3000 "$krel" "$out/initramfs.cpio" \
+scripts/run-guest.sh --quiet --timeout 3000 --iommu \
+	--qemu '-device edu,addr=10.0,dma_mask=0xffffffff' \
+	"$krel" "$out/initramfs.cpio" \
 	"$out/run.sh" "$out/console.log" || rc=$?
 tr -d '\r' < "$out/console.log" | sed -n '/^KHEAP-BENCH-BEGIN$/,/^KHEAP-BENCH-END$/p' | sed '1d;$d'
 [ "$rc" -eq 0 ] || echo "bench: the guest run failed (console: $out/console.log)" >&2

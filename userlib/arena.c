@@ -599,7 +599,7 @@ static void atfork_child(void)
 		memset(kh.cls, 0, sizeof(kh.cls));
 		kh.held = kh.peak_held = kh.nchunks = 0;
 		kh.out = kh.peak_out = 0;
-		dma_forget();
+		dma_forget(0);
 		kh.prov->atfork_child();
 	}
 	tcache_atfork_child();
@@ -611,7 +611,7 @@ void kheap__reset(void)
 {
 	kheap_lock(&kh.lock);
 	tcache_discard_current();
-	dma_forget();
+	dma_forget(1);
 	if (kh.ready) {
 		kh.prov->close();
 		munmap(kh.meta, kh.meta_len);

@@ -4,10 +4,12 @@
  *
  * A device behind an IOMMU sees each chunk at an I/O virtual address of
  * its own, so the window arithmetic of kheap_phys() does not give device
- * addresses.  Instead every chunk descriptor carries, per attachment slot,
- * the device address of its first byte, learnt once when the chunk
- * arrives (or when the device is attached); kheap_dma_addr() is then the
- * owner lookup kheap_free() already does, plus one addition.
+ * addresses.  Instead each attachment slot has a table with one entry per
+ * 64 KiB granule of the window: the device address of the granule's first
+ * byte, learnt once per chunk when the chunk arrives (or when the device
+ * is attached).  A chunk is contiguous for the device, so its granules'
+ * entries step by 64 KiB, and kheap_dma_addr() is one load and one
+ * addition, like kheap_phys().
  *
  * VFIO containers are the other way round: the process owns the device's
  * IOMMU domain, so we map each chunk there ourselves, at IOVA = physical
@@ -21,20 +23,26 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 
 #include <linux/vfio.h>
 
 #include "dma.h"
 #include "internal.h"
 
-_Static_assert(KHEAP_MAX_DEVICES == PROVIDER_MAX_DEVICES,
-	       "one attachment slot per public device handle");
-
 #define MAX_CONTAINERS	4
 
 static struct {
-	int used[KHEAP_MAX_DEVICES];		/* atomic: read lock-free */
+	int used[KHEAP_MAX_DEVICES];
+	/* gran_dma[slot] while the slot is attached, else NULL: the one
+	 * word kheap_dma_addr() reads (atomically) to find its table. */
+	uint64_t *active[KHEAP_MAX_DEVICES];
 	uint64_t handle[KHEAP_MAX_DEVICES];	/* the provider's handle */
+	/* Per slot: device address of each granule's first byte, 0 when
+	 * unknown.  Kept for the heap's life once made, so that a racing
+	 * kheap_dma_addr() never reads freed memory. */
+	uint64_t *gran_dma[KHEAP_MAX_DEVICES];
+	size_t ngran;				/* entries per table */
 	int container[MAX_CONTAINERS];		/* VFIO container fds */
 	int ncontainers;
 } dm;
@@ -45,6 +53,31 @@ static struct {
 						      kh.cached, NULL };	\
 	     *list; list++)						\
 		for (struct chunk *ch = *list; ch; ch = ch->next)
+
+/* Record where slot's device sees ch (base: its first byte; 0 unknown). */
+static void set_chunk_dma(int slot, const struct chunk *ch, uint64_t base)
+{
+	size_t g0 = gran_of(ch->start), n = ch->c.size >> GRANULE_SHIFT;
+
+	for (size_t g = g0; g < g0 + n; g++) {
+		uintptr_t gstart = khm.lo + (g << GRANULE_SHIFT);
+
+		/* base + (gstart - start): the chunk's start is granule
+		 * aligned, but the arithmetic holds either way. */
+		dm.gran_dma[slot][g] = base ? base + (gstart - ch->start) : 0;
+	}
+}
+
+static void learn_chunk_dma(int slot, const struct chunk *ch)
+{
+	uint64_t base;
+
+	/* The kernel mapped it at ALLOC (or ATTACH); a failure (the device
+	 * went away) leaves 0, which kheap_dma_addr() reports as ENODEV. */
+	if (kh.prov->dma_addr(&ch->c, dm.handle[slot], &base))
+		base = 0;
+	set_chunk_dma(slot, ch, base);
+}
 
 static uint64_t chunk_phys(const struct chunk *ch)
 {
@@ -79,14 +112,9 @@ int dma_chunk_added(struct chunk *ch)
 {
 	int i, err;
 
-	for (i = 0; i < KHEAP_MAX_DEVICES; i++) {
-		ch->c.dma[i] = 0;
-		/* The kernel mapped it at ALLOC; a failure leaves 0, which
-		 * kheap_dma_addr() reports as ENODEV. */
-		if (dm.used[i] &&
-		    kh.prov->dma_addr(&ch->c, dm.handle[i], &ch->c.dma[i]))
-			ch->c.dma[i] = 0;
-	}
+	for (i = 0; i < KHEAP_MAX_DEVICES; i++)
+		if (dm.used[i])
+			learn_chunk_dma(i, ch);
 	for (i = 0; i < dm.ncontainers; i++) {
 		err = vfio_map_one(dm.container[i], ch);
 		if (err) {
@@ -104,13 +132,36 @@ void dma_chunk_removed(const struct chunk *ch)
 		vfio_unmap_one(dm.container[i], ch);
 }
 
-void dma_forget(void)
+void dma_forget(int reset)
 {
 	/* The attachments and containers belong to the parent's file and
 	 * chunks; the child starts with none. */
-	for (int i = 0; i < KHEAP_MAX_DEVICES; i++)
-		__atomic_store_n(&dm.used[i], 0, __ATOMIC_RELAXED);
+	for (int i = 0; i < KHEAP_MAX_DEVICES; i++) {
+		dm.used[i] = 0;
+		__atomic_store_n(&dm.active[i], NULL, __ATOMIC_RELAXED);
+		/* A new heap has a new window: tables of another size. */
+		if (reset && dm.gran_dma[i]) {
+			munmap(dm.gran_dma[i], dm.ngran * sizeof(uint64_t));
+			dm.gran_dma[i] = NULL;
+		}
+	}
 	dm.ncontainers = 0;
+}
+
+/* The slot's table, made on first use. */
+static int slot_table(int slot)
+{
+	void *m;
+
+	if (dm.gran_dma[slot])
+		return 0;
+	m = mmap(NULL, kh.ngran * sizeof(uint64_t), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return -ENOMEM;
+	dm.gran_dma[slot] = m;
+	dm.ngran = kh.ngran;
+	return 0;
 }
 
 API int kheap_attach_bits(const char *device, unsigned int dma_bits)
@@ -138,15 +189,17 @@ API int kheap_attach_bits(const char *device, unsigned int dma_bits)
 		err = -ENODEV;
 		goto out;
 	}
+	err = slot_table(slot);
+	if (err)
+		goto out;
 	err = kh.prov->attach(device, dma_bits, &handle);
 	if (err)
 		goto out;
-	for_each_held_chunk(ch, list) {
-		if (kh.prov->dma_addr(&ch->c, handle, &ch->c.dma[slot]))
-			ch->c.dma[slot] = 0;
-	}
 	dm.handle[slot] = handle;
-	__atomic_store_n(&dm.used[slot], 1, __ATOMIC_RELEASE);
+	for_each_held_chunk(ch, list)
+		learn_chunk_dma(slot, ch);
+	dm.used[slot] = 1;
+	__atomic_store_n(&dm.active[slot], dm.gran_dma[slot], __ATOMIC_RELEASE);
 out:
 	kheap_unlock(&kh.lock);
 	if (err) {
@@ -173,7 +226,8 @@ API int kheap_detach(int h)
 	if (!dm.used[h - 1]) {
 		err = -EBADF;
 	} else {
-		__atomic_store_n(&dm.used[h - 1], 0, __ATOMIC_RELEASE);
+		dm.used[h - 1] = 0;
+		__atomic_store_n(&dm.active[h - 1], NULL, __ATOMIC_RELEASE);
 		kh.prov->detach(dm.handle[h - 1]);
 	}
 	kheap_unlock(&kh.lock);
@@ -186,33 +240,32 @@ API int kheap_detach(int h)
 
 API uint64_t kheap_dma_addr(const void *p, int h)
 {
-	uintptr_t v = (uintptr_t)p;
-	const struct chunk *ch;
+	uintptr_t v = (uintptr_t)p, off = v - khm.lo;
+	const uint64_t *tab;
 	uint64_t base;
 	unsigned int k;
 
 	if (h < 1 || h > KHEAP_MAX_DEVICES ||
-	    !__atomic_load_n(&dm.used[h - 1], __ATOMIC_ACQUIRE)) {
+	    !(tab = __atomic_load_n(&dm.active[h - 1], __ATOMIC_ACQUIRE))) {
 		errno = EBADF;
 		return 0;
 	}
-	if (v - khm.lo >= __atomic_load_n(&khm.span, __ATOMIC_ACQUIRE)) {
+	if (off >= __atomic_load_n(&khm.span, __ATOMIC_ACQUIRE)) {
 		errno = EINVAL;
 		return 0;
 	}
-	k = khm.kind[gran_of(v)];
+	k = khm.kind[off >> GRANULE_SHIFT];
 	/* Foreign chunks are a fork parent's, not mapped for our devices. */
 	if (k == K_NONE || (k & K_FOREIGN)) {
 		errno = EINVAL;
 		return 0;
 	}
-	ch = kh.owner[gran_of(v)];
-	base = ch->c.dma[h - 1];
+	base = tab[off >> GRANULE_SHIFT];
 	if (!base) {
 		errno = ENODEV;
 		return 0;
 	}
-	return base + (v - ch->start);
+	return base + (off & (GRANULE - 1));
 }
 
 API int kheap_vfio_map(int container)

@@ -13,7 +13,8 @@ struct chunk;
 int dma_chunk_added(struct chunk *ch);
 /* A chunk is about to go back to the provider. */
 void dma_chunk_removed(const struct chunk *ch);
-/* In a fork child, or on reset: no attachments, no containers. */
-void dma_forget(void);
+/* In a fork child (reset 0) or for a new heap (reset 1): no attachments,
+ * no containers. */
+void dma_forget(int reset);
 
 #endif

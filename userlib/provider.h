@@ -26,16 +26,10 @@ struct kheap_pool {
 	size_t span;		/* window bytes from base (>= size) */
 };
 
-/* Devices a process may attach at once (kheap.h: KHEAP_MAX_DEVICES). */
-#define PROVIDER_MAX_DEVICES	8
-
 struct kheap_chunk {
 	size_t off;		/* window offset of the first byte */
 	size_t size;		/* bytes, a multiple of the page size */
 	uint64_t token;		/* provider's handle */
-	/* Device address of the first byte per attachment slot (dma.c);
-	 * 0 when unknown (the device went away). */
-	uint64_t dma[PROVIDER_MAX_DEVICES];
 };
 
 struct kheap_pool_usage {
