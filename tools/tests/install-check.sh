@@ -60,7 +60,11 @@ usr/share/doc/kheap/examples/kheap.modprobe.conf
 usr/share/doc/kheap/examples/kheap.modules-load.conf
 usr/share/doc/kheap/install.md
 usr/share/man/man3/kheap_aligned_alloc.3
+usr/share/man/man3/kheap_attach.3
+usr/share/man/man3/kheap_attach_bits.3
 usr/share/man/man3/kheap_calloc.3
+usr/share/man/man3/kheap_detach.3
+usr/share/man/man3/kheap_dma_addr.3
 usr/share/man/man3/kheap_free.3
 usr/share/man/man3/kheap_malloc.3
 usr/share/man/man3/kheap_malloc_usable_size.3
@@ -69,6 +73,8 @@ usr/share/man/man3/kheap_phys_to_virt.3
 usr/share/man/man3/kheap_posix_memalign.3
 usr/share/man/man3/kheap_realloc.3
 usr/share/man/man3/kheap_stats.3
+usr/share/man/man3/kheap_vfio_map.3
+usr/share/man/man3/kheap_vfio_unmap.3
 usr/share/man/man3/libkheap.3
 usr/share/man/man8/kheapctl.8
 LIST
