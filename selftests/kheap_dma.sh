@@ -5,12 +5,15 @@
 # kheap_dma_unplug_test) with QEMU edu devices, on the pools their points
 # need.  Without an IOMMU:
 #
-#   near      size=64M max_phys=256M   the pool within 28 bits
+#   near      size=64M max_phys=256M   the pool within 28 bits; and
+#             restrict_phys=1          physical addresses withheld from
+#                                      openers without CAP_SYS_RAWIO
 #   far       size=256M                a pool too large for 28 bits: a
 #                                      28-bit device gets ERANGE
 #   reserved  $KHEAP_RESERVED          when set (at 128 MiB: within 28 bits)
 #
-# Behind an IOMMU: size=64M for kheap_dma_test and kheap_vfio_test, and
+# Behind an IOMMU: size=64M restrict_phys=1 for kheap_dma_test,
+# kheap_vfio_test and (when built) kheap_vfio_libkheap_test, and
 # $KHEAP_RESERVED for kheap_dma_test.  kheap_dma_unplug_test runs last.
 #
 # The test bed describes itself: $KHEAP_EDU lists the edu devices with the
@@ -132,8 +135,8 @@ if [ "$iommu" -eq 0 ]; then
 		near=narrow_device_within_reach
 		far=narrow_device_out_of_reach
 	fi
-	require "$direct $near"
-	run near kheap_dma_test size=64M max_phys=256M
+	require "$direct $near restricted_physical_addresses"
+	run near kheap_dma_test size=64M max_phys=256M restrict_phys=1
 	require "$direct $far"
 	run far kheap_dma_test size=256M
 	if [ -n "${KHEAP_RESERVED:-}" ]; then
@@ -147,10 +150,14 @@ else
 		echo "# kheap_dma.sh: vfio-pci could not be loaded"
 		[ $described -eq 1 ] && status=1
 	fi
-	require "$iommu_tests vfio"
-	run contig kheap_dma_test size=64M
+	require "$iommu_tests restricted_physical_addresses vfio"
+	run contig kheap_dma_test size=64M restrict_phys=1
 	run vfio kheap_vfio_test size=64M
+	if [ -x "$dir/kheap_vfio_libkheap_test" ]; then
+		run libkheap kheap_vfio_libkheap_test size=64M
+	fi
 	if [ -n "${KHEAP_RESERVED:-}" ]; then
+		require "$iommu_tests"
 		# shellcheck disable=SC2086
 		run reserved kheap_dma_test $KHEAP_RESERVED source=reserved
 	fi

@@ -8,18 +8,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "kheap_dma_lib.h"
-
-#define PCI_SYSFS	"/sys/bus/pci"
-
-/* Devices come and go asynchronously to the sysfs write that asked. */
-#define PCI_SETTLE_MS	5000
 
 int kheap_edu_list(struct kheap_edu_dev *devs, int max)
 {
@@ -115,6 +109,23 @@ int kheap_free_flags(int fd, uint64_t token, uint64_t flags)
 	return kheap_ioctl(fd, KHEAP_IOC_FREE, &arg);
 }
 
+int kheap_read_text(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return 0;
+}
+
 bool kheap_iommu_present(void)
 {
 	struct dirent *de;
@@ -200,140 +211,4 @@ int kheap_kmsg_grep(int fd, const char *needle, int *bad, char *first,
 		}
 	}
 	return count;
-}
-
-int kheap_pci_iommu_group(const char *bdf)
-{
-	char path[128], link[PATH_MAX], *slash, *end;
-	ssize_t n;
-	long group;
-
-	snprintf(path, sizeof(path), PCI_SYSFS "/devices/%s/iommu_group", bdf);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0)
-		return -errno;
-	link[n] = '\0';
-	slash = strrchr(link, '/');
-	if (!slash)
-		return -EINVAL;
-	group = strtol(slash + 1, &end, 10);
-	if (*end || group < 0 || group > INT_MAX)
-		return -EINVAL;
-	return group;
-}
-
-int kheap_pci_driver(const char *bdf, char *buf, size_t len)
-{
-	char path[128], link[PATH_MAX], *slash;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), PCI_SYSFS "/devices/%s/driver", bdf);
-	n = readlink(path, link, sizeof(link) - 1);
-	if (n < 0) {
-		if (errno != ENOENT)
-			return -errno;
-		n = 0;
-	}
-	link[n] = '\0';
-	slash = strrchr(link, '/');
-	snprintf(buf, len, "%s", slash ? slash + 1 : link);
-	return 0;
-}
-
-bool kheap_pci_present(const char *bdf)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), PCI_SYSFS "/devices/%s", bdf);
-	return !access(path, F_OK);
-}
-
-static int write_text(const char *path, const char *text)
-{
-	size_t len = strlen(text);
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, text, len);
-	if (n < 0) {
-		n = -errno;
-		close(fd);
-		return n;
-	}
-	close(fd);
-	return (size_t)n == len ? 0 : -EIO;
-}
-
-int kheap_pci_write(const char *bdf, const char *attr, const char *text)
-{
-	char path[160];
-
-	snprintf(path, sizeof(path), PCI_SYSFS "/devices/%s/%s", bdf, attr);
-	return write_text(path, text);
-}
-
-int kheap_pci_bind(const char *bdf, const char *driver)
-{
-	char now[64];
-	int ret;
-
-	ret = kheap_pci_write(bdf, "driver_override", driver);
-	if (ret)
-		return ret;
-	ret = write_text(PCI_SYSFS "/drivers_probe", bdf);
-	/* drivers_probe reports a probe that declined as an error too. */
-	if (!ret || ret == -EINVAL || ret == -ENODEV) {
-		ret = kheap_pci_driver(bdf, now, sizeof(now));
-		if (!ret && strcmp(now, driver))
-			ret = -ENXIO;
-	}
-	if (ret)
-		kheap_pci_write(bdf, "driver_override", "\n");
-	return ret;
-}
-
-int kheap_pci_unbind(const char *bdf)
-{
-	char drv[64];
-	int ret;
-
-	ret = kheap_pci_driver(bdf, drv, sizeof(drv));
-	if (ret)
-		return ret;
-	if (*drv) {
-		ret = kheap_pci_write(bdf, "driver/unbind", bdf);
-		if (ret)
-			return ret;
-	}
-	/* A lone newline clears the override on every kernel. */
-	return kheap_pci_write(bdf, "driver_override", "\n");
-}
-
-static int wait_present(const char *bdf, bool present)
-{
-	uint64_t deadline = kheap_now_ms() + PCI_SETTLE_MS;
-
-	while (kheap_pci_present(bdf) != present) {
-		if (kheap_now_ms() >= deadline)
-			return -ETIMEDOUT;
-		kheap_sleep_ms(10);
-	}
-	return 0;
-}
-
-int kheap_pci_remove(const char *bdf)
-{
-	int ret = kheap_pci_write(bdf, "remove", "1");
-
-	return ret ? ret : wait_present(bdf, false);
-}
-
-int kheap_pci_rescan(const char *bdf)
-{
-	int ret = write_text(PCI_SYSFS "/rescan", "1");
-
-	return ret ? ret : wait_present(bdf, true);
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Helpers of the kheap device address tests: the ABI 2 ioctls as -errno
- * wrappers, the edu devices a test bed offers, and PCI driver binding,
- * removal and rescans through sysfs.  No kselftest harness in here.
+ * wrappers, the edu devices a test bed offers and what the test bed
+ * promised, and a kernel log reader.  No kselftest harness in here.
  *
  * The test bed describes its edu devices in $KHEAP_EDU, a list of
  * "BDF@BITS" words ("0000:00:10.0@28 0000:00:11.0@32"): BITS is the
@@ -19,6 +19,7 @@
 
 #include "kheap_edu.h"
 #include "kheap_lib.h"
+#include "kheap_pci.h"
 
 #define KHEAP_EDU_MAX	8
 
@@ -50,6 +51,9 @@ int kheap_detach(int fd, uint64_t handle);
 int kheap_dma_addr(int fd, uint64_t token, uint64_t handle, uint64_t *addr);
 int kheap_free_flags(int fd, uint64_t token, uint64_t flags);
 
+/* Read a small text file whole, without the trailing newline. */
+int kheap_read_text(const char *path, char *buf, size_t len);
+
 /* A translating IOMMU is registered (/sys/class/iommu is not empty). */
 bool kheap_iommu_present(void);
 
@@ -70,26 +74,5 @@ bool kheap_dma_required(const char *test);
  */
 int kheap_kmsg_grep(int fd, const char *needle, int *bad, char *first,
 		    size_t len);
-
-/* The device's IOMMU group number, or -errno (-ENOENT: none). */
-int kheap_pci_iommu_group(const char *bdf);
-/* Name of the driver bound to the device ("" for none), or -errno. */
-int kheap_pci_driver(const char *bdf, char *buf, size_t len);
-/* The device is present in /sys/bus/pci/devices. */
-bool kheap_pci_present(const char *bdf);
-/* Write @text to /sys/bus/pci/devices/@bdf/@attr: 0 or -errno. */
-int kheap_pci_write(const char *bdf, const char *attr, const char *text);
-
-/*
- * Bind the device to @driver through driver_override and drivers_probe,
- * and check that it took: 0, or -errno (-ENXIO: the driver declined).
- */
-int kheap_pci_bind(const char *bdf, const char *driver);
-/* Unbind whatever driver the device has and clear driver_override. */
-int kheap_pci_unbind(const char *bdf);
-/* Hot-unplug the device (sysfs "remove"), waiting until it is gone. */
-int kheap_pci_remove(const char *bdf);
-/* Rescan every PCI bus and wait for @bdf to come back. */
-int kheap_pci_rescan(const char *bdf);
 
 #endif /* KHEAP_DMA_LIB_H */

@@ -20,11 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#include <linux/vfio.h>
 
 /* See kheap_test.c: the harness is not -Wextra clean. */
 #pragma GCC diagnostic ignored "-Wclobbered"
@@ -59,9 +56,7 @@ FIXTURE(vfio) {
 	uint64_t pg;
 	char bdf[EDU_BDF_LEN];
 	bool bound;
-	int container, group, device;
-	void *bar;
-	size_t bar_len;
+	struct vfio_dev v;
 	struct edu e;
 	bool edu_up;
 	const char *why;	/* set up for nothing, and why */
@@ -82,21 +77,13 @@ FIXTURE(vfio) {
 		SKIP(return, "%s", self->why);				\
 } while (0)
 
-static int xioctl(int fd, unsigned long cmd, void *arg)
-{
-	return ioctl(fd, cmd, arg) < 0 ? -errno : 0;
-}
-
 FIXTURE_SETUP(vfio)
 {
-	struct vfio_group_status gstatus = { .argsz = sizeof(gstatus) };
-	struct vfio_region_info bar = { .argsz = sizeof(bar) };
-	struct vfio_region_info cfg = { .argsz = sizeof(cfg) };
 	struct kheap_edu_dev edu[KHEAP_EDU_MAX];
-	char path[64];
-	int n, ret, group, type = VFIO_TYPE1v2_IOMMU;
+	const char *step = "";
+	int n, ret;
 
-	self->container = self->group = self->device = self->kfd = -1;
+	self->v.container = self->v.group = self->v.device = self->kfd = -1;
 	self->pg = getpagesize();
 	self->why = "no IOMMU: VFIO type1 needs one";
 	if (!kheap_iommu_present())
@@ -122,40 +109,12 @@ FIXTURE_SETUP(vfio)
 	ASSERT_EQ(0, ret) TH_LOG("binding %s to vfio-pci: %s", self->bdf,
 				 kheap_errname(ret));
 	self->bound = true;
-	group = kheap_pci_iommu_group(self->bdf);
-	ASSERT_LE(0, group);
-
-	self->container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, self->container) TH_LOG("/dev/vfio/vfio: %s",
-					     strerror(errno));
-	ASSERT_EQ(VFIO_API_VERSION, ioctl(self->container, VFIO_GET_API_VERSION));
-	ASSERT_LT(0, ioctl(self->container, VFIO_CHECK_EXTENSION, type));
-	snprintf(path, sizeof(path), "/dev/vfio/%d", group);
-	self->group = open(path, O_RDWR | O_CLOEXEC);
-	ASSERT_LE(0, self->group) TH_LOG("%s: %s", path, strerror(errno));
-	ASSERT_EQ(0, xioctl(self->group, VFIO_GROUP_GET_STATUS, &gstatus));
-	ASSERT_TRUE(!!(gstatus.flags & VFIO_GROUP_FLAGS_VIABLE))
-		TH_LOG("group %d has devices outside vfio-pci", group);
-	ASSERT_EQ(0, xioctl(self->group, VFIO_GROUP_SET_CONTAINER,
-			    &self->container));
-	ret = ioctl(self->container, VFIO_SET_IOMMU, type);
-	ASSERT_EQ(0, ret) TH_LOG("VFIO_SET_IOMMU: %s", strerror(errno));
-	self->device = ioctl(self->group, VFIO_GROUP_GET_DEVICE_FD, self->bdf);
-	ASSERT_LE(0, self->device) TH_LOG("device fd: %s", strerror(errno));
-
-	bar.index = VFIO_PCI_BAR0_REGION_INDEX;
-	ASSERT_EQ(0, xioctl(self->device, VFIO_DEVICE_GET_REGION_INFO, &bar));
-	ASSERT_TRUE(!!(bar.flags & VFIO_REGION_INFO_FLAG_MMAP));
-	self->bar = mmap(NULL, bar.size, PROT_READ | PROT_WRITE, MAP_SHARED,
-			 self->device, bar.offset);
-	ASSERT_NE(MAP_FAILED, self->bar) TH_LOG("BAR0: %s", strerror(errno));
-	self->bar_len = bar.size;
-
-	cfg.index = VFIO_PCI_CONFIG_REGION_INDEX;
-	ASSERT_EQ(0, xioctl(self->device, VFIO_DEVICE_GET_REGION_INFO, &cfg));
-	ret = edu_cfg_enable(self->device, cfg.offset, NULL);
+	ret = vfio_dev_open(&self->v, self->bdf, &step);
+	ASSERT_EQ(0, ret) TH_LOG("VFIO %s: %s: %s", self->bdf, step,
+				 kheap_errname(ret));
+	ret = edu_cfg_enable(self->v.device, self->v.cfg_off, NULL);
 	ASSERT_EQ(0, ret) TH_LOG("bus mastering: %s", kheap_errname(ret));
-	ret = edu_attach_bar(&self->e, self->bar, self->bar_len);
+	ret = edu_attach_bar(&self->e, self->v.bar0, self->v.bar0_len);
 	ASSERT_EQ(0, ret) TH_LOG("edu through VFIO: %s", kheap_errname(ret));
 	edu_set_mask(&self->e, kheap_bits_mask(edu[n - 1].bits));
 	self->edu_up = true;
@@ -165,14 +124,7 @@ FIXTURE_TEARDOWN(vfio)
 {
 	if (self->edu_up)
 		edu_close(&self->e);
-	if (self->bar && self->bar != MAP_FAILED)
-		munmap(self->bar, self->bar_len);
-	if (self->device >= 0)
-		close(self->device);
-	if (self->group >= 0)
-		close(self->group);
-	if (self->container >= 0)
-		close(self->container);
+	vfio_dev_close(&self->v);
 	if (self->bound)
 		kheap_pci_unbind(self->bdf);
 	if (self->kfd >= 0)
@@ -196,28 +148,14 @@ static void chunk_new(struct __test_metadata *_metadata, int fd,
 }
 
 /* Map a whole chunk for the container at IOVA = its physical address. */
-static int map_dma(int container, const struct chunk *c)
+static int map_dma(struct vfio_dev *v, const struct chunk *c)
 {
-	struct vfio_iommu_type1_dma_map map = {
-		.argsz = sizeof(map),
-		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
-		.vaddr = (uintptr_t)c->p,
-		.iova = c->a.phys,
-		.size = c->a.size_out,
-	};
-
-	return xioctl(container, VFIO_IOMMU_MAP_DMA, &map);
+	return vfio_dev_map(v, c->p, c->a.phys, c->a.size_out);
 }
 
-static int unmap_dma(int container, const struct chunk *c)
+static int unmap_dma(struct vfio_dev *v, const struct chunk *c)
 {
-	struct vfio_iommu_type1_dma_unmap unmap = {
-		.argsz = sizeof(unmap),
-		.iova = c->a.phys,
-		.size = c->a.size_out,
-	};
-
-	return xioctl(container, VFIO_IOMMU_UNMAP_DMA, &unmap);
+	return vfio_dev_unmap(v, c->a.phys, c->a.size_out);
 }
 
 /* Mapped at their physical addresses, chunks are reached there. */
@@ -230,9 +168,9 @@ TEST_F(vfio, chunk_at_physical_address)
 	NEED_SETUP();
 	chunk_new(_metadata, self->kfd, 3 * pg, &a);
 	chunk_new(_metadata, self->kfd, 3 * pg, &b);
-	ret = map_dma(self->container, &a);
+	ret = map_dma(&self->v, &a);
 	ASSERT_EQ(0, ret) TH_LOG("MAP_DMA: %s", kheap_errname(ret));
-	ret = map_dma(self->container, &b);
+	ret = map_dma(&self->v, &b);
 	ASSERT_EQ(0, ret) TH_LOG("MAP_DMA: %s", kheap_errname(ret));
 
 	/* a -> device -> b, straddling a page boundary of each. */
@@ -247,12 +185,12 @@ TEST_F(vfio, chunk_at_physical_address)
 	EXPECT_EQ(-1, kheap_check_zero(b.p + 2 * pg + 2000, pg - 2000));
 
 	/* Unmapped again, b is out of reach. */
-	ASSERT_EQ(0, unmap_dma(self->container, &b));
+	ASSERT_EQ(0, unmap_dma(&self->v, &b));
 	memset(b.p, 0, b.a.size_out);
 	ASSERT_EQ(0, edu_dma_from_dev(&self->e, 0, b.a.phys, 3000));
 	EXPECT_EQ(-1, kheap_check_zero(b.p, b.a.size_out))
 		TH_LOG("the device wrote an unmapped chunk");
-	ASSERT_EQ(0, unmap_dma(self->container, &a));
+	ASSERT_EQ(0, unmap_dma(&self->v, &a));
 	munmap(a.p, a.a.size_out);
 	munmap(b.p, b.a.size_out);
 }
@@ -266,7 +204,7 @@ TEST_F(vfio, unmapped_chunk_unreachable)
 	NEED_SETUP();
 	chunk_new(_metadata, self->kfd, 2 * pg, &a);
 	chunk_new(_metadata, self->kfd, 2 * pg, &c);
-	ASSERT_EQ(0, map_dma(self->container, &a));
+	ASSERT_EQ(0, map_dma(&self->v, &a));
 
 	/* Writes at c's physical address do not land... */
 	kheap_fill(c.p, c.a.size_out, 0x5eed0002ULL ^ getpid());
@@ -281,7 +219,7 @@ TEST_F(vfio, unmapped_chunk_unreachable)
 	ASSERT_EQ(0, edu_dma_from_dev(&self->e, 0, a.a.phys, 4000));
 	EXPECT_NE(0, memcmp(a.p, c.p, 4000))
 		TH_LOG("the device read a chunk not in its container");
-	ASSERT_EQ(0, unmap_dma(self->container, &a));
+	ASSERT_EQ(0, unmap_dma(&self->v, &a));
 	munmap(a.p, a.a.size_out);
 	munmap(c.p, c.a.size_out);
 }
@@ -301,11 +239,8 @@ TEST_F(vfio, attach_refused)
 }
 
 /*
- * LIBKHEAP VARIANT: once userlib implements kheap_vfio_map(container),
- * add a test here that maps this process's libkheap memory into
- * self->container with it and moves data through the edu at
- * kheap_phys(ptr), linking libkheap.a.  (It is declared in userlib's
- * kheap.h but not implemented yet, so nothing links against it here.)
+ * The same through libkheap's kheap_vfio_map() is kheap_vfio_libkheap_test,
+ * built when the selftests are given a libkheap (KHEAP_USERLIB=).
  */
 
 static void report_kmsg(const char *msg, void *arg)
