@@ -17,6 +17,14 @@
  *      not go through our mapping at all (or, where kcore cannot see the
  *      pool, through kheap_phys_to_virt).
  *
+ * With --device DEV, map first attaches DEV (kheap_attach() for libkheap's
+ * buffers, KHEAP_IOC_ATTACH for the device chunk), so that every chunk is
+ * placed where DEV reaches, and adds a fourth view: each buffer's device
+ * address (kheap_dma_addr(), or DMA_ADDR at QUERY's token and offset),
+ * checked to be contiguous at a few offsets up to the last byte and to lie
+ * under the device's DMA mask.  Behind an IOMMU these are IOVAs, not
+ * physical addresses: they are what the device must be given.
+ *
  * Any disagreement, a buffer outside the pool, a physically discontiguous
  * buffer or a byte that does not read back makes the command fail (exit 1).
  * Without root, pagemap and kcore hide physical addresses: those checks
@@ -67,6 +75,14 @@ struct buf {
 	/* physical RAM read-back of the text */
 	const char *ram_source;	/* "kcore", "kheap_phys_to_virt" or NULL */
 	bool ram_match;
+	/* the device's view, with --device */
+	uint64_t dma;		/* device address of the first byte; 0 = none */
+	int dma_errno;		/* why there is none */
+	unsigned int dma_probes;	/* offsets checked */
+	bool dma_contiguous;	/* dma(p + i) == dma(p) + i at each of them */
+	bool dma_reachable;	/* the last byte lies under the DMA mask */
+	uintptr_t dma_bad_off;	/* first offset that disagreed */
+	uint64_t dma_bad_got;
 };
 
 struct mapview {
@@ -88,6 +104,11 @@ struct mapview {
 	void *chunk;
 	size_t chunk_size;
 	uint64_t chunk_token;
+	/* --device: libkheap's attachment and the device chunk's */
+	const char *device;
+	int lib_handle;		/* from kheap_attach(); 0 = none */
+	struct kheap_attach att;	/* KHEAP_IOC_ATTACH on devfd */
+	unsigned int n_dma_bad;
 	/* libkheap's own account, after all allocations */
 	struct kheap_stats stats;
 	bool have_stats;
@@ -353,6 +374,124 @@ static int check_buf(struct mapview *mv, struct buf *b)
 	return 0;
 }
 
+/* ---- the device's view (--device) ------------------------------------------ */
+
+/* What a refused ATTACH usually means, in the terms of kheapctl devices. */
+static const char *attach_hint(int err)
+{
+	switch (err) {
+	case ENODEV: return " (kheapctl devices lists the devices there are)";
+	case EBUSY: return " (its DMA is owned by vfio-pci or blocked by the IOMMU: "
+			   "use kheap_vfio_map(); see kheapctl devices)";
+	case ERANGE: return " (memory already held lies beyond its reach: load kheap "
+			    "with max_phys=, see kheapctl devices)";
+	case ENOTTY: return " (this kheap module has no KHEAP_IOC_ATTACH: ABI 2 is needed)";
+	case EINVAL: return " (give a PCI address such as 0000:00:03.0, or BUS:NAME)";
+	}
+	return "";
+}
+
+/*
+ * Before any allocation, so that every chunk is placed where the device
+ * reaches: libkheap's file through kheap_attach(), and our own file, which
+ * holds the device chunk, through the ioctl (which also tells the mode
+ * and the mask).
+ */
+static int attach_device(struct mapview *mv)
+{
+	int err;
+
+	if (strlen(mv->device) >= KHEAP_DEVICE_NAME_MAX) {
+		errmsg("map: device name \"%s\" is too long", mv->device);
+		return -1;
+	}
+	mv->att.name = (uintptr_t)mv->device;
+	if (ioctl(mv->devfd, KHEAP_IOC_ATTACH, &mv->att)) {
+		err = errno;
+		errmsg("map: KHEAP_IOC_ATTACH %s: %s%s", mv->device, strerror(err),
+		       attach_hint(err));
+		return -1;
+	}
+	mv->lib_handle = kheap_attach(mv->device);
+	if (mv->lib_handle <= 0) {
+		err = errno;
+		mv->lib_handle = 0;
+		errmsg("map: kheap_attach(\"%s\"): %s%s", mv->device, strerror(err),
+		       attach_hint(err));
+		return -1;
+	}
+	return 0;
+}
+
+/* Device address of the byte at @addr of @b; 0 with errno on failure. */
+static uint64_t dma_of(struct mapview *mv, const struct buf *b, uintptr_t addr)
+{
+	if (b->via[0] == 'Q') {
+		struct kheap_query q = { .addr = addr };
+		struct kheap_dma_addr d = { .handle = mv->att.handle };
+
+		if (ioctl(mv->devfd, KHEAP_IOC_QUERY, &q))
+			return 0;
+		d.token = q.token;
+		if (ioctl(mv->devfd, KHEAP_IOC_DMA_ADDR, &d))
+			return 0;
+		return d.dma_addr + q.offset;
+	}
+	return kheap_dma_addr((const void *)addr, mv->lib_handle);
+}
+
+/*
+ * The promise of kheap_dma_addr(): dma(p + i) == dma(p) + i for every byte.
+ * Checked at the second byte, both sides of the first page edge, the middle
+ * and the last byte; and the last byte must lie under the device's mask.
+ */
+static void check_dma(struct mapview *mv, struct buf *b)
+{
+	size_t to_edge = (size_t)mv->page - ((uintptr_t)b->p & ((uintptr_t)mv->page - 1));
+	size_t off[] = { 1, to_edge - 1, to_edge, b->usable / 2, b->usable - 1 };
+
+	errno = 0;
+	b->dma = dma_of(mv, b, (uintptr_t)b->p);
+	if (!b->dma) {
+		b->dma_errno = errno ? errno : EINVAL;
+		mv->n_dma_bad++;
+		mv->ok = false;
+		return;
+	}
+	b->dma_contiguous = true;
+	for (size_t k = 0; k < sizeof(off) / sizeof(off[0]); k++) {
+		bool seen = off[k] == 0 || off[k] >= b->usable;
+		uint64_t got;
+
+		for (size_t m = 0; m < k && !seen; m++)
+			seen = off[m] == off[k];
+		if (seen)
+			continue;
+		got = dma_of(mv, b, (uintptr_t)b->p + off[k]);
+		b->dma_probes++;
+		if (got != b->dma + off[k]) {
+			b->dma_contiguous = false;
+			b->dma_bad_off = off[k];
+			b->dma_bad_got = got;
+			break;
+		}
+	}
+	b->dma_reachable = b->dma + (b->usable - 1) <= mv->att.dma_mask;
+	if (!b->dma_contiguous || !b->dma_reachable) {
+		mv->n_dma_bad++;
+		mv->ok = false;
+	}
+}
+
+static const char *dma_mode_name(uint64_t mode)
+{
+	switch (mode) {
+	case KHEAP_DMA_IOMMU: return "iommu";
+	case KHEAP_DMA_DIRECT: return "direct";
+	}
+	return "unknown";
+}
+
 /* ---- text output ----------------------------------------------------------- */
 
 static void print_hex(const unsigned char *p, size_t n)
@@ -565,6 +704,54 @@ static void print_ram_view(const struct mapview *mv)
 	}
 }
 
+static void print_device_view(const struct mapview *mv)
+{
+	bool all_phys = true;
+
+	printf("\nDevice view: %s, ", mv->device);
+	if (mv->att.mode == KHEAP_DMA_IOMMU)
+		printf("behind a translating IOMMU: device addresses are IOVAs\n");
+	else if (mv->att.mode == KHEAP_DMA_DIRECT)
+		printf("no IOMMU translation: device addresses are bus addresses\n");
+	else
+		printf("mode %llu unknown to kheapctl\n", (unsigned long long)mv->att.mode);
+	printf("  DMA mask %#llx, kheap_attach() handle %d\n",
+	       (unsigned long long)mv->att.dma_mask, mv->lib_handle);
+	printf("  %-1s  %-12s  %-12s  %-12s  %s\n", "", "virtual", "physical", "device",
+	       "dma(p + i) == dma(p) + i");
+	for (unsigned int i = 0; i < mv->nbufs; i++) {
+		const struct buf *b = &mv->bufs[i];
+
+		printf("  %c  %012" PRIxPTR "  ", b->name, (uintptr_t)b->p);
+		if (b->phys)
+			printf("%012" PRIx64 "  ", b->phys);
+		else
+			printf("%-12s  ", "hidden");
+		if (!b->dma) {
+			printf("%-12s  ✗ %s: %s\n", "-",
+			       b->via[0] == 'Q' ? "DMA_ADDR" : "kheap_dma_addr",
+			       strerror(b->dma_errno));
+			all_phys = false;
+			continue;
+		}
+		if (b->dma != b->phys)
+			all_phys = false;
+		printf("%012" PRIx64 "  ", b->dma);
+		if (b->dma_contiguous)
+			printf("✓ at %u offset%s up to the last byte", b->dma_probes,
+			       b->dma_probes == 1 ? "" : "s");
+		else
+			printf("✗ at +%#" PRIxPTR " it is %#" PRIx64 ", not %#" PRIx64,
+			       b->dma_bad_off, b->dma_bad_got, b->dma + b->dma_bad_off);
+		printf("%s\n", b->dma_reachable ? "" : "; ✗ ENDS ABOVE THE DMA MASK");
+	}
+	if (mv->att.mode == KHEAP_DMA_IOMMU)
+		printf("  give the device these addresses, not the physical ones: the IOMMU "
+		       "maps exactly\n  this process's chunks for it\n");
+	else if (all_phys)
+		printf("  here the device address of every buffer is its physical address\n");
+}
+
 /* ---- JSON output ----------------------------------------------------------- */
 
 static void json_opt_u64(struct json *j, const char *key, bool known, uint64_t v)
@@ -589,6 +776,17 @@ static void print_json(const struct mapview *mv)
 	json_u64(&j, "size", mv->info.pool_size);
 	json_string(&j, "source", pool_source_name(mv->info.pool_source));
 	json_object_end(&j);
+	if (mv->device) {
+		json_object_begin(&j, "device");
+		json_string(&j, "name", mv->device);
+		json_u64(&j, "handle", (uint64_t)mv->lib_handle);
+		json_string(&j, "mode", dma_mode_name(mv->att.mode));
+		json_u64(&j, "dma_mask", mv->att.dma_mask);
+		json_u64(&j, "bad", mv->n_dma_bad);
+		json_object_end(&j);
+	} else {
+		json_null(&j, "device");
+	}
 
 	json_array_begin(&j, "buffers");
 	for (unsigned int i = 0; i < mv->nbufs; i++) {
@@ -607,6 +805,17 @@ static void print_json(const struct mapview *mv)
 			     b->phys - mv->info.pool_phys);
 		json_bool(&j, "contiguous", b->contiguous);
 		json_bool(&j, "in_pool", b->in_pool);
+		if (mv->device) {
+			json_object_begin(&j, "dma");
+			json_opt_u64(&j, "addr", b->dma != 0, b->dma);
+			json_string(&j, "error", b->dma ? NULL : strerror(b->dma_errno));
+			json_u64(&j, "offsets_checked", b->dma_probes);
+			json_bool(&j, "contiguous", b->dma && b->dma_contiguous);
+			json_bool(&j, "reachable", b->dma && b->dma_reachable);
+			json_object_end(&j);
+		} else {
+			json_null(&j, "dma");
+		}
 		if (b->text) {
 			json_string(&j, "text", b->text);
 			json_string(&j, "read_via", b->ram_source);
@@ -667,6 +876,7 @@ static void print_json(const struct mapview *mv)
 int cmd_map(int argc, char **argv)
 {
 	struct mapview *mv;
+	const char *device = NULL;
 	void *blocker = NULL;
 	unsigned int n = 3;
 	bool json = false;
@@ -677,11 +887,17 @@ int cmd_map(int argc, char **argv)
 
 		if (!strcmp(argv[i], "--json")) {
 			json = true;
+		} else if (!strcmp(argv[i], "--device") || !strncmp(argv[i], "--device=", 9)) {
+			device = argv[i][8] ? argv[i] + 9 : i + 1 < argc ? argv[++i] : "";
+			if (!*device) {
+				usage_error("map: --device needs a device name (0000:00:03.0)");
+				return KC_USAGE;
+			}
 		} else if (parse_u64(argv[i], &v) == 0 && v >= 1 && v <= MAX_BUFS) {
 			n = (unsigned int)v;
 		} else {
-			usage_error("map: expected --json or a buffer count from 1 to %d, not \"%s\"",
-				    MAX_BUFS, argv[i]);
+			usage_error("map: expected --json, --device DEV or a buffer count from 1 "
+				    "to %d, not \"%s\"", MAX_BUFS, argv[i]);
 			return KC_USAGE;
 		}
 	}
@@ -692,6 +908,7 @@ int cmd_map(int argc, char **argv)
 		return KC_FAIL;
 	}
 	mv->ok = true;
+	mv->device = device;
 	mv->page = sysconf(_SC_PAGESIZE);
 	mv->pagemap_fd = pagemap_open();
 	mv->kcore = kcore_open(&mv->kcore_err);
@@ -708,6 +925,8 @@ int cmd_map(int argc, char **argv)
 	}
 	mv->have_info = true;
 
+	if (mv->device && attach_device(mv))
+		goto out;
 	if (alloc_lib_buffers(mv, n) || realloc_that_moves(mv, &blocker) ||
 	    device_chunk(mv))
 		goto out;
@@ -716,6 +935,8 @@ int cmd_map(int argc, char **argv)
 			errmsg("map: out of memory");
 			goto out;
 		}
+		if (mv->device)
+			check_dma(mv, &mv->bufs[i]);
 	}
 	if (mv->n_mismatch || mv->n_absent || !mv->realloc_kept)
 		mv->ok = false;
@@ -727,6 +948,8 @@ int cmd_map(int argc, char **argv)
 		print_process_view(mv);
 		print_mmu_view(mv);
 		print_ram_view(mv);
+		if (mv->device)
+			print_device_view(mv);
 		if (!mv->ok)
 			printf("\nmap: FAILED, see the marks above\n");
 		else if (mv->n_agree)
@@ -745,6 +968,8 @@ out:
 			kheap_free(b->p);
 	}
 	kheap_free(blocker);
+	if (mv->lib_handle)
+		kheap_detach(mv->lib_handle);
 	if (mv->chunk)
 		munmap(mv->chunk, mv->chunk_size);
 	if (mv->devfd >= 0)
