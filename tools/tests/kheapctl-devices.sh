@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0-only
 #
-# kheapctl devices on the machine's real PCI devices, as
+# kheapctl devices and map --device on the machine's real PCI devices, as
 # root (in a guest, or on a host with `make check HOST=1`):
 #   - devices lists every PCI device, text and JSON, and reports what sysfs
 #     says of each (IDs, driver, IOMMU group and type, DMA mask);
@@ -9,7 +9,14 @@
 #   - the verdict of each device whose IOMMU state sysfs tells (no group,
 #     or a group of type identity, DMA or DMA-FQ) is recomputed here from
 #     sysfs and the pool's place and must match;
-#   - a missing device exits 1.
+#   - a missing device exits 1;
+#   - map --device on an edu device: every buffer's device address is
+#     contiguous and under the mask, equal to the physical address without
+#     an IOMMU; the mode matches the device's group;
+#   - an edu device behind an IOMMU, bound to vfio-pci (when vfio-pci is
+#     loaded): devices says to use kheap_vfio_map(); map --device fails, as
+#     ATTACH must refuse (EBUSY), with that advice.  The device is given
+#     back afterwards.
 #
 # Environment: KHEAPCTL (default ../kheapctl), KHEAPCTL_MODULE (--module).
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,7 +28,7 @@ trap '"$K" unload >/dev/null 2>&1; rm -rf "$T"' EXIT
 M=${KHEAPCTL_MODULE:+--module $KHEAPCTL_MODULE}
 PCI=/sys/bus/pci/devices
 
-ktap_plan 7
+ktap_plan 13
 "$K" unload >/dev/null 2>&1
 # shellcheck disable=SC2086
 "$K" load size=16M $M > "$T/load" 2>&1
@@ -138,5 +145,90 @@ fi
 "$K" devices 0000:ff:1f.7 > "$T/none" 2>&1
 [ $? -eq 1 ] && grep -q 'no device "0000:ff:1f.7"' "$T/none"
 ktap_result $? "a missing device: exit 1 and says so"
+
+"$K" map --device 0000:ff:1f.7 > "$T/none" 2>&1
+[ $? -eq 1 ] && grep -qi 'no such device' "$T/none"
+ktap_result $? "map --device on a missing device: exit 1, no such device"
+
+# map --device on the first edu device.
+edu=${edus# }
+edu=${edu%% *}
+if [ -z "$edu" ]; then
+	for n in "map --device: text" "map --device --json: every buffer contiguous for the device" \
+		"map --device: the mode is the group's" "devices: an edu device bound to vfio-pci" \
+		"map --device: an edu device bound to vfio-pci"; do
+		ktap_skip "$n" "no edu device (1234:11e8)"
+	done
+	ktap_done
+	exit
+fi
+grp=$(linkbase "$PCI/$edu/iommu_group")
+type=none
+[ "$grp" != null ] && type=$(cat "/sys/kernel/iommu_groups/$grp/type")
+echo "# map --device $edu (IOMMU group $grp, $type)"
+
+"$K" map --device "$edu" > "$T/map.txt" 2>&1
+rc=$?
+ktap_diag "$T/map.txt"
+[ $rc -eq 0 ] && grep -q "^Device view: $edu, " "$T/map.txt" &&
+	[ "$(grep -c '✓ at [0-9]* offsets* up to the last byte' "$T/map.txt")" -ge 5 ] &&
+	! grep -q '✗' "$T/map.txt"
+ktap_result $? "map --device: text"
+
+"$K" map --json --device "$edu" 6 > "$T/map.json" 2> "$T/map.err"
+rc=$?
+ktap_diag "$T/map.err"
+nbuf=$(json-check "$T/map.json" .buffers#)
+[ $rc -eq 0 ] && [ "$(json-check "$T/map.json" .ok)" = true ] && [ "$nbuf" = 8 ] &&
+	[ "$(json-check "$T/map.json" .device.name)" = "$edu" ] &&
+	[ "$(json-check "$T/map.json" '.buffers[*].dma.contiguous' '.buffers[*].dma.reachable' |
+		grep -cx true)" = $((2 * nbuf)) ] &&
+	[ -z "$(json-check "$T/map.json" '.buffers[*].dma.offsets_checked' | grep -vx '[1-5]')" ]
+ktap_result $? "map --device --json: every buffer contiguous for the device ($nbuf buffers)"
+
+mode=$(json-check "$T/map.json" .device.mode)
+ok=0
+case $type in
+DMA | DMA-FQ) [ "$mode" = iommu ] || ok=1 ;;
+none | identity)
+	[ "$mode" = direct ] || ok=1
+	# Without translation the device address is the physical one (x86).
+	json-check "$T/map.json" '.buffers[*].phys' > "$T/phys"
+	json-check "$T/map.json" '.buffers[*].dma.addr' > "$T/dma"
+	cmp -s "$T/phys" "$T/dma" || { echo "# phys and dma differ"; ok=1; } ;;
+*) echo "# group type $type: mode not checked" ;;
+esac
+ktap_result $ok "map --device: mode $mode for group type $type"
+
+# The same device bound to vfio-pci, then given back.
+vfio=/sys/bus/pci/drivers/vfio-pci
+case $type in
+DMA | DMA-FQ) why= ;;
+*) why="$edu is in no translating IOMMU group" ;;
+esac
+[ -d "$vfio" ] || why=${why:-"vfio-pci is not loaded"}
+[ "$(linkbase "$PCI/$edu/driver")" = null ] || why=${why:-"$edu has a driver"}
+if [ -n "$why" ]; then
+	ktap_skip "devices: an edu device bound to vfio-pci" "$why"
+	ktap_skip "map --device: an edu device bound to vfio-pci" "$why"
+	ktap_done
+	exit
+fi
+echo vfio-pci > "$PCI/$edu/driver_override" && echo "$edu" > "$vfio/bind"
+ok=$?
+"$K" devices --json "$edu" > "$T/vfio.json" 2>&1 || ok=1
+"$K" map --device "$edu" > "$T/vfio.map" 2>&1
+rc=$?
+[ -e "$PCI/$edu/driver" ] && echo "$edu" > "$PCI/$edu/driver/unbind"
+echo > "$PCI/$edu/driver_override"
+[ ! -e "$PCI/$edu/driver" ] || { echo "# $edu still has a driver"; ok=1; }
+[ "$(json-check "$T/vfio.json" .devices[0].driver .devices[0].reason | tr '\n' ' ')" = "vfio-pci vfio " ] &&
+	grep -qF "owned by vfio-pci: use kheap_vfio_map(); then kheap_phys() is its IOVA" "$T/vfio.json" || ok=1
+[ $ok -eq 0 ] || ktap_diag "$T/vfio.json"
+ktap_result $ok "devices: an edu device bound to vfio-pci: use kheap_vfio_map()"
+[ $rc -eq 1 ] && grep -qF "use kheap_vfio_map()" "$T/vfio.map"
+ok=$?
+[ $ok -eq 0 ] || { echo "# map --device exit $rc:"; tail -n 3 "$T/vfio.map" | sed 's/^/# /'; }
+ktap_result $ok "map --device: an edu device bound to vfio-pci is refused (EBUSY), kheap_vfio_map() advised"
 
 ktap_done

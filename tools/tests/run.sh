@@ -44,7 +44,7 @@ echo "# kheapctl: unload while held"
 ./kheapctl-holders.sh || status=1
 echo "# kheapctl: as an unprivileged user"
 ./kheapctl-nonroot.sh || status=1
-echo "# kheapctl: devices"
+echo "# kheapctl: devices, and map --device"
 ./kheapctl-devices.sh || status=1
 echo "# kheapctl: the installed module, by name"
 ./kheapctl-installed.sh || status=1
