@@ -227,6 +227,23 @@ static void kheap_dma_destroy(struct kheap_attachment *att)
 }
 
 /*
+ * Is @dev's driver one that does its own DMA through the IOMMU API, as
+ * vfio-pci does?  Its IOMMU domain is then the driver's (from the moment a
+ * program opens the VFIO group), whatever it is right now.  The caller
+ * holds the device lock, so the driver cannot change under us.
+ */
+static bool kheap_dma_driver_managed(struct device *dev)
+{
+	if (!dev->driver)
+		return false;
+	if (dev_is_pci(dev))
+		return to_pci_driver(dev->driver)->driver_managed_dma;
+	if (dev->bus == &platform_bus_type)
+		return to_platform_driver(dev->driver)->driver_managed_dma;
+	return false;
+}
+
+/*
  * How @dev reaches memory: through a DMA-API IOMMU domain (translating),
  * directly (no IOMMU or an identity domain), or not at all for us
  * (-EBUSY: blocked, or owned by a user-space driver such as vfio-pci).
@@ -308,6 +325,9 @@ int kheap_dma_attach(struct kheap_file *kf, const char *name, u64 dma_bits,
 		ret = -ENODEV;
 		goto err_unlock_dev;
 	}
+	ret = -EBUSY;
+	if (kheap_dma_driver_managed(dev))
+		goto err_unlock_dev;
 	ret = kheap_dma_mode(dev, &att->iommu);
 	if (ret)
 		goto err_unlock_dev;
