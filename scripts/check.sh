@@ -9,7 +9,10 @@
 #   4. for each kernel (Debian's newest 6.1 and 6.12): build kheap.ko and the
 #      selftests against that kernel, pack an initramfs and run everything in
 #      a QEMU guest booted with a reserved memmap= range (so the suite runs
-#      with a runtime contiguous pool, a reserved pool and a buddy pool).
+#      with a runtime contiguous pool, a reserved pool and a buddy pool) and
+#      two edu DMA engines (28 and 32 address bits, no IOMMU); then boot it
+#      again with an Intel IOMMU and two 32-bit edu devices for the device
+#      address tests alone (selftests/kheap_dma.sh, libkheap's guest_dma).
 # All KTAP goes to stdout; the last line sums every "# Totals:" line as
 # "N passed, N failed".  Exit status is non-zero on any failure.
 #
@@ -29,6 +32,14 @@ log=$build/check.log
 # free for the large runtime pool test.
 reserved_phys=0x08000000
 reserved_size=64M
+
+# QEMU's edu DMA engines, at fixed slots so the guest can be told which
+# is which: the address bits each drives cannot be read from the device.
+# dma_mask defaults to 28 bits.
+edu_direct="-device edu,addr=10.0 -device edu,addr=11.0,dma_mask=0xffffffff"
+edu_direct_env="0000:00:10.0@28 0000:00:11.0@32"
+edu_iommu="-device edu,addr=10.0,dma_mask=0xffffffff -device edu,addr=11.0,dma_mask=0xffffffff"
+edu_iommu_env="0000:00:10.0@32 0000:00:11.0@32"
 
 say() { printf '%s\n' "$*"; }
 
@@ -96,8 +107,13 @@ for s in $series; do
 	rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/selftests"
 	cp "$out/src/module/kheap.ko" "$stage/kheap.ko"
 	gcc -O2 -static -Wall -Wextra -Werror -o "$stage/bin/guest-exit" scripts/guest-exit.c
+	# libkheap first: the selftests build their libkheap VFIO test on it.
+	userlib_ok=0
+	make -s -C userlib all guest-tests > "$out/userlib-build.txt" 2>&1 && userlib_ok=1
 	if ! make -s -C selftests KSFT_DIR="$ksrc/tools/testing/selftests" \
-		OUTPUT="$out/selftests" > "$out/selftests-build.txt" 2>&1; then
+		OUTPUT="$out/selftests" \
+		KHEAP_USERLIB="$([ $userlib_ok -eq 1 ] && echo "$top/userlib")" \
+		> "$out/selftests-build.txt" 2>&1; then
 		cat "$out/selftests-build.txt"
 		check_result "selftests build for $krel" 1
 		continue
@@ -105,11 +121,13 @@ for s in $series; do
 	check_result "selftests build for $krel" 0
 	cp -a "$out/selftests/." "$stage/selftests/"
 	cp selftests/*.sh "$stage/selftests/"
-	# libkheap's guest tests: the static one, and the shared one that finds
-	# libkheap.so.1 one directory above itself ($ORIGIN/..).
-	if make -s -C userlib all guest-tests > "$out/userlib-build.txt" 2>&1; then
+	# libkheap's guest tests: the static one, the shared one that finds
+	# libkheap.so.1 one directory above itself ($ORIGIN/..), and the one
+	# driving edu at libkheap's device addresses.
+	if [ $userlib_ok -eq 1 ]; then
 		mkdir -p "$stage/userlib/tests"
-		cp userlib/tests/guest_kheap userlib/tests/guest_kheap_shared "$stage/userlib/tests/"
+		cp userlib/tests/guest_kheap userlib/tests/guest_kheap_shared \
+			userlib/tests/guest_dma "$stage/userlib/tests/"
 		cp -a userlib/libkheap.so.1* "$stage/userlib/"
 	else
 		cat "$out/userlib-build.txt"
@@ -148,12 +166,16 @@ for s in $series; do
 	cat > "$out/run.sh" <<RUN
 export KHEAP_KO=/kheap/kheap.ko
 export KHEAP_RESERVED="phys=$reserved_phys size=$reserved_size"
+export KHEAP_EDU="$edu_direct_env" KHEAP_DMA_IOMMU=0
+export KHEAP_VFIO_MODULES=/kheap/modules/vfio
 status=0
 cd /kheap/selftests && ./kheap.sh || status=1
+./kheap_dma.sh || status=1
 if [ -d /kheap/userlib/tests ]; then
 	/kheap/selftests/kheap_modload unload 2>/dev/null
 	/kheap/selftests/kheap_modload load size=256M || status=1
-	for t in /kheap/userlib/tests/guest_kheap /kheap/userlib/tests/guest_kheap_shared; do
+	for t in /kheap/userlib/tests/guest_kheap /kheap/userlib/tests/guest_kheap_shared \
+		/kheap/userlib/tests/guest_dma; do
 		\$t || status=1
 	done
 	/kheap/selftests/kheap_modload unload || status=1
@@ -166,11 +188,36 @@ RUN
 	say "# guest $krel"
 	scripts/run-guest.sh --quiet --timeout 900 \
 		--append "nokaslr memmap=$reserved_size\$$reserved_phys" \
+		--qemu "$edu_direct" \
 		"$krel" "$out/initramfs.cpio" "$out/run.sh" "$out/console.log"
 	rc=$?
 	# The guest's KTAP, without the kernel's own console lines.
 	grep -v '^\[ *[0-9]*\.[0-9]*\]' "$out/console.log" | tr -d '\r'
 	check_result "guest run on $krel" "$rc"
+
+	# The same initramfs behind an IOMMU: the device address tests only.
+	cat > "$out/run-iommu.sh" <<RUN
+export KHEAP_KO=/kheap/kheap.ko
+export KHEAP_RESERVED="phys=$reserved_phys size=$reserved_size"
+export KHEAP_EDU="$edu_iommu_env" KHEAP_DMA_IOMMU=1
+export KHEAP_VFIO_MODULES=/kheap/modules/vfio
+status=0
+cd /kheap/selftests && ./kheap_dma.sh || status=1
+if [ -x /kheap/userlib/tests/guest_dma ]; then
+	/kheap/selftests/kheap_modload load size=64M || status=1
+	/kheap/userlib/tests/guest_dma || status=1
+	/kheap/selftests/kheap_modload unload || status=1
+fi
+exit \$status
+RUN
+	say "# guest $krel, IOMMU"
+	scripts/run-guest.sh --quiet --timeout 900 --iommu \
+		--append "nokaslr memmap=$reserved_size\$$reserved_phys" \
+		--qemu "$edu_iommu" \
+		"$krel" "$out/initramfs.cpio" "$out/run-iommu.sh" "$out/console-iommu.log"
+	rc=$?
+	grep -v '^\[ *[0-9]*\.[0-9]*\]' "$out/console-iommu.log" | tr -d '\r'
+	check_result "guest run with IOMMU on $krel" "$rc"
 done
 
 # --- our own checks, as one more KTAP block ---------------------------------
