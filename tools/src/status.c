@@ -46,6 +46,8 @@ struct status {
 	char source[32];
 	bool have_phys;
 	uint64_t phys;
+	bool have_max_phys;	/* the module has max_phys (ABI 2) */
+	uint64_t max_phys;	/* 0: the pool may lie anywhere */
 
 	/* free_extents: missing (have_extents false), complete or truncated. */
 	bool have_extents, extents_truncated;
@@ -194,6 +196,7 @@ static void gather(struct status *st)
 	if (read_text(KHEAP_SYSFS "/pool_source", st->source, sizeof(st->source)))
 		st->source[0] = '\0';
 	st->have_phys = !read_u64(KHEAP_SYSFS "/pool_phys", &st->phys);
+	st->have_max_phys = !read_u64(KHEAP_SYSFS "/max_phys", &st->max_phys);
 	st->have_devnum = !kheap_devnum(&st->devnum);
 	st->have_node = !stat(KHEAP_DEVNODE, &st->node);
 
@@ -350,6 +353,12 @@ static void print_text(const struct status *st)
 	       fmt_size(st->free_bytes, a, sizeof(a)),
 	       st->pool_size ? 100.0 * (double)st->free_bytes / (double)st->pool_size : 0.0,
 	       fmt_size(st->largest_free, b, sizeof(b)));
+	if (st->have_max_phys && st->max_phys)
+		printf("  limit       pool placed below physical 0x%" PRIx64
+		       " (max_phys), for devices with a narrow DMA mask\n",
+		       st->max_phys);
+	else if (st->have_max_phys)
+		printf("  limit       none (max_phys not set)\n");
 	printf("  chunks      %" PRIu64 " in use\n", st->chunks_in_use);
 	if (st->have_info)
 		printf("  abi         version %llu, page size %llu\n",
@@ -417,6 +426,10 @@ static void print_json(const struct status *st)
 		else
 			json_null(&j, "phys");
 		json_u64(&j, "size", st->pool_size);
+		if (st->have_max_phys && st->max_phys)
+			json_u64(&j, "max_phys", st->max_phys);
+		else
+			json_null(&j, "max_phys");
 		json_u64(&j, "free_bytes", st->free_bytes);
 		json_u64(&j, "used_bytes", st->pool_size - st->free_bytes);
 		json_u64(&j, "largest_free", st->largest_free);

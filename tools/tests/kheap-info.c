@@ -36,6 +36,7 @@ int main(int argc, char **argv)
 	printf("largest_free %llu\n", (unsigned long long)in.largest_free);
 	printf("chunks_in_use %llu\n", (unsigned long long)in.chunks_in_use);
 	printf("pool_source %llu\n", (unsigned long long)in.pool_source);
+	printf("max_phys %llu\n", (unsigned long long)in.max_phys);
 	close(fd);
 	return 0;
 }

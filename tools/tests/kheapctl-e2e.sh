@@ -19,7 +19,7 @@ args=${KHEAPCTL_LOAD_ARGS:-size=64M}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 
-ktap_plan 25
+ktap_plan 27
 echo "# load arguments: $args${KHEAPCTL_MODULE:+ --module $KHEAPCTL_MODULE}"
 
 # A previous program may have left the module loaded.
@@ -264,5 +264,25 @@ ktap_result $? "unload"
 
 "$K" status > "$T/s1.txt" 2>&1 && grep -qx 'kheap: not loaded' "$T/s1.txt"
 ktap_result $? "status after unload says not loaded"
+
+# max_phys: the pool below a limit, in status text and JSON as in INFO.
+ok=1
+if "$K" load size=16M max_phys=512M > "$T/lm.out" 2>&1; then
+	kheap-info > "$T/info3" 2>/dev/null
+	"$K" status > "$T/lm.txt" 2>&1
+	"$K" status --json > "$T/lm.json" 2>&1
+	grep -q 'pool placed below physical 0x20000000 (max_phys)' "$T/lm.txt" &&
+		[ "$(json-check "$T/lm.json" .pool.max_phys)" = 536870912 ] &&
+		[ "$(info_get "$T/info3" max_phys)" = 536870912 ] &&
+		[ $(($(info_get "$T/info3" pool_phys) + $(info_get "$T/info3" pool_size))) -le 536870912 ]
+	ok=$?
+	[ $ok -eq 0 ] || { ktap_diag "$T/lm.txt"; ktap_diag "$T/lm.json"; }
+else
+	ktap_diag "$T/lm.out"
+fi
+ktap_result $ok "load max_phys=512M: the pool lies below, status shows the limit"
+"$K" unload > /dev/null 2>&1
+"$K" status > "$T/s2.txt" 2>&1 && grep -qx 'kheap: not loaded' "$T/s2.txt"
+ktap_result $? "unload after max_phys"
 
 ktap_done
