@@ -1402,10 +1402,14 @@ TEST_F(dma, iommu_free_and_devices)
 	expect_unreached(_metadata, &e, &b, db, 0, "its address after FREE_DEVICES");
 	chunk_unmap(&b);
 
-	/* ...until DETACH gives the freed chunk back. */
+	/* ...until DETACH gives the freed chunk back... */
 	EXPECT_EQ(0, kheap_detach(self->fd, att.handle));
 	EXPECT_EQ(0, kheap_wait_idle(self->fd, KHEAP_SETTLE_MS, &info))
 		TH_LOG("%s", kheap_state_str(&info, buf, sizeof(buf)));
+	/* ...out of the device's reach, whoever gets its pages next. */
+	chunk_new(_metadata, self->fd, 2 * self->pg, &a);
+	expect_unreached(_metadata, &e, &a, da, 0, "a detached, freed chunk's address");
+	chunk_unmap(&a);
 	edu_close(&e);
 }
 
