@@ -65,17 +65,6 @@ bad:
 	return -EINVAL;
 }
 
-const struct kheap_edu_dev *kheap_edu_pick(const struct kheap_edu_dev *devs,
-					   int n, unsigned int bits)
-{
-	int i;
-
-	for (i = 0; i < n; i++)
-		if (devs[i].bits >= bits)
-			return &devs[i];
-	return NULL;
-}
-
 int kheap_attach(int fd, const char *name, uint64_t dma_bits,
 		 struct kheap_attach *out)
 {

@@ -31,10 +31,6 @@ struct kheap_edu_dev {
 /* The test bed's edu devices: how many (at most @max), or -errno. */
 int kheap_edu_list(struct kheap_edu_dev *devs, int max);
 
-/* The first device of the list driving at least @bits bits, or NULL. */
-const struct kheap_edu_dev *kheap_edu_pick(const struct kheap_edu_dev *devs,
-					   int n, unsigned int bits);
-
 /* Highest address of a @bits-bit device. */
 static inline uint64_t kheap_bits_mask(unsigned int bits)
 {
