@@ -41,6 +41,19 @@ if [ ! -r "$KHEAP_KO" ]; then
 	exit $ksft_skip
 fi
 
+# Without a DMA engine to drive there is nothing to test.
+have_edu=0
+for d in /sys/bus/pci/devices/*; do
+	if [ "$(cat "$d/vendor" 2>/dev/null)" = 0x1234 ] &&
+		[ "$(cat "$d/device" 2>/dev/null)" = 0x11e8 ]; then
+		have_edu=1
+	fi
+done
+if [ $have_edu -eq 0 ] && [ -z "${KHEAP_EDU:-}" ]; then
+	echo "# kheap_dma.sh: no QEMU edu device (-device edu)"
+	exit $ksft_skip
+fi
+
 # What the test bed promised.
 described=0
 narrow=0
