@@ -246,8 +246,10 @@ TEST_F(kheap, info_sane)
 	EXPECT_EQ(0ULL, i->file_bytes);
 	EXPECT_GE(i->pool_source, (__u64)KHEAP_SOURCE_RESERVED);
 	EXPECT_LE(i->pool_source, (__u64)KHEAP_SOURCE_BUDDY);
-	for (k = 0; k < 6; k++)
+	for (k = 0; k < (int)ARRAY_SIZE(i->reserved); k++)
 		EXPECT_EQ(0ULL, i->reserved[k]) TH_LOG("reserved[%d]", k);
+	/* A fresh file has attached no device (ABI 2). */
+	EXPECT_EQ(0ULL, i->attachments);
 	EXPECT_EQ(0ULL, i->pool_phys % self->pg);
 	/* Nothing hides the address from a CAP_SYS_RAWIO opener. */
 	if (kheap_cap_effective(CAP_SYS_RAWIO))
@@ -1909,10 +1911,10 @@ TEST_F_TIMEOUT(kheap, alloc_alignment, 120)
 TEST_F(kheap, ioctl_unknown_commands)
 {
 	const unsigned long cmds[] = {
-		/* unknown numbers */
-		_IO(KHEAP_IOC_MAGIC, 0x05),
-		_IOR(KHEAP_IOC_MAGIC, 0x05, struct kheap_info),
-		_IOWR(KHEAP_IOC_MAGIC, 0x05, struct kheap_alloc),
+		/* unknown numbers (0x05-0x07 are ABI 2's) */
+		_IO(KHEAP_IOC_MAGIC, 0x08),
+		_IOR(KHEAP_IOC_MAGIC, 0x08, struct kheap_info),
+		_IOWR(KHEAP_IOC_MAGIC, 0x08, struct kheap_alloc),
 		_IOW(KHEAP_IOC_MAGIC, 0x3f, struct kheap_free),
 		_IOWR(KHEAP_IOC_MAGIC, 0xff, struct kheap_query),
 		/* another magic */
@@ -1936,6 +1938,13 @@ TEST_F(kheap, ioctl_unknown_commands)
 		_IO(KHEAP_IOC_MAGIC, 0x04),
 		_IOR(KHEAP_IOC_MAGIC, 0x04, struct kheap_sync),
 		_IOWR(KHEAP_IOC_MAGIC, 0x04, struct kheap_sync),
+		_IO(KHEAP_IOC_MAGIC, 0x05),
+		_IOW(KHEAP_IOC_MAGIC, 0x05, struct kheap_attach),
+		_IOR(KHEAP_IOC_MAGIC, 0x05, struct kheap_attach),
+		_IOWR(KHEAP_IOC_MAGIC, 0x06, struct kheap_detach),
+		_IOR(KHEAP_IOC_MAGIC, 0x06, struct kheap_detach),
+		_IOW(KHEAP_IOC_MAGIC, 0x07, struct kheap_dma_addr),
+		_IO(KHEAP_IOC_MAGIC, 0x07),
 	};
 	uint64_t arg[64];
 	unsigned int k;
