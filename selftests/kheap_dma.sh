@@ -173,6 +173,12 @@ else
 		require "$iommu_tests"
 		# shellcheck disable=SC2086
 		run reserved kheap_dma_test $KHEAP_RESERVED source=reserved
+		if [ -x "$dir/kheap_vfio_libkheap_test" ]; then
+			require "reserved_pool_refused"
+			# shellcheck disable=SC2086
+			run libkheap-reserved kheap_vfio_libkheap_test \
+				$KHEAP_RESERVED source=reserved
+		fi
 	fi
 fi
 
