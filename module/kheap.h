@@ -11,7 +11,9 @@
  * (kheap_chunk.c).  Every open file (&struct kheap_file) owns the chunks it
  * allocated, indexed by their mmap() offset ("token").  A VMA created by
  * kheap_mmap() (kheap_mmap.c) holds a reference on the chunk it maps, so a
- * chunk outlives both FREE and close() while it is mapped.
+ * chunk outlives both FREE and close() while it is mapped.  The VMA's file
+ * is the kheap file's mapping file, not the kheap file itself, so that
+ * close() releases every chunk that is not mapped at once.
  *
  * Lock ordering (outermost first)
  * -------------------------------
@@ -153,6 +155,10 @@ struct kheap_chunk {
  * @kd: the device
  * @show_phys: physical addresses may be reported to this file (decided
  *	once, at open time)
+ * @mapfile: the file every VMA mapped through this file carries instead
+ *	of it (an anonymous inode, "anon_inode:[kheap]" in /proc/PID/maps):
+ *	a VMA must not keep the kheap file, and so every chunk it owns,
+ *	alive; it names the mappings this file created for QUERY
  * @lock: see below
  * @chunks: owned chunks, indexed by the page offsets their tokens cover
  * @nr_chunks: number of chunks in @chunks
@@ -164,6 +170,7 @@ struct kheap_chunk {
 struct kheap_file {
 	struct kheap_dev *kd;
 	bool show_phys;
+	struct file *mapfile;
 	/*
 	 * Protects @chunks, @nr_chunks and @nr_bytes: a chunk is owned by
 	 * this file exactly while it is in @chunks.  Taken under mmap_lock
@@ -246,8 +253,8 @@ static inline unsigned long kheap_chunk_pages(const struct kheap_chunk *chunk)
 int kheap_pool_create(struct kheap_pool *pool,
 		      const struct kheap_pool_params *params);
 void kheap_pool_destroy(struct kheap_pool *pool);
-void kheap_pool_zero(const struct kheap_pool *pool, phys_addr_t phys,
-		     size_t size);
+int kheap_pool_zero(const struct kheap_pool *pool, phys_addr_t phys,
+		    size_t size);
 void kheap_pool_copy(const struct kheap_pool *pool, phys_addr_t phys,
 		     void *buf, size_t len, bool write);
 const char *kheap_pool_source_name(int source);
@@ -293,6 +300,7 @@ u64 kheap_dma_nr_attached(struct kheap_file *kf);
 long kheap_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 
 /* kheap_mmap.c */
+struct file *kheap_mapfile_create(void);
 int kheap_mmap(struct file *file, struct vm_area_struct *vma);
 int kheap_mmap_translate(struct file *file, unsigned long addr,
 			 struct kheap_addr_info *info);

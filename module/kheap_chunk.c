@@ -437,8 +437,8 @@ static struct kheap_chunk *kheap_chunk_lookup(struct kheap_file *kf, u64 token)
  *
  * On success the chunk is already visible to the file (FREE, mmap).
  *
- * Return: 0, or -ENOMEM when no free extent fits, leaving the pool as it
- * was.
+ * Return: 0, -ENOMEM when no free extent fits, or -EINTR when a fatal
+ * signal interrupted the zeroing; on error the pool is as it was.
  */
 int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align, u64 limit,
 		      u64 *token, phys_addr_t *phys, size_t *chunk_size)
@@ -485,7 +485,12 @@ int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align, u64 limit,
 	INIT_LIST_HEAD(&chunk->qnode);
 
 	/* Outside any lock: clearing a large chunk takes a while. */
-	kheap_pool_zero(&kd->pool, chunk->phys, chunk->size);
+	ret = kheap_pool_zero(&kd->pool, chunk->phys, chunk->size);
+	if (ret) {
+		/* Nobody else has seen the chunk: this is its last reference. */
+		kheap_chunk_put(chunk);
+		return ret;
+	}
 
 	pgoff = kheap_chunk_pgoff(chunk);
 	mutex_lock(&kf->lock);

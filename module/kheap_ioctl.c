@@ -40,7 +40,7 @@ union kheap_ioctl_arg {
  * @undo: reverts a successful @handler when the result cannot be copied
  *	back to user space; NULL when there is nothing to revert
  * @min_size: smallest caller struct accepted (the first published
- *	version's size; 0 for the commands of ABI 1, which take any)
+ *	version's size)
  */
 struct kheap_ioctl_desc {
 	unsigned int cmd;
@@ -288,23 +288,28 @@ static int kheap_ioctl_dma_addr(struct file *file, union kheap_ioctl_arg *arg)
 static const struct kheap_ioctl_desc kheap_ioctls[] = {
 	[_IOC_NR(KHEAP_IOC_INFO)] = {
 		.cmd = KHEAP_IOC_INFO,
+		.min_size = KHEAP_INFO_SIZE_VER0,
 		.handler = kheap_ioctl_info,
 	},
 	[_IOC_NR(KHEAP_IOC_ALLOC)] = {
 		.cmd = KHEAP_IOC_ALLOC,
+		.min_size = KHEAP_ALLOC_SIZE_VER0,
 		.handler = kheap_ioctl_alloc,
 		.undo = kheap_ioctl_alloc_undo,
 	},
 	[_IOC_NR(KHEAP_IOC_FREE)] = {
 		.cmd = KHEAP_IOC_FREE,
+		.min_size = KHEAP_FREE_SIZE_VER0,
 		.handler = kheap_ioctl_free,
 	},
 	[_IOC_NR(KHEAP_IOC_QUERY)] = {
 		.cmd = KHEAP_IOC_QUERY,
+		.min_size = KHEAP_QUERY_SIZE_VER0,
 		.handler = kheap_ioctl_query,
 	},
 	[_IOC_NR(KHEAP_IOC_SYNC)] = {
 		.cmd = KHEAP_IOC_SYNC,
+		.min_size = KHEAP_SYNC_SIZE_VER0,
 		.handler = kheap_ioctl_sync,
 	},
 	[_IOC_NR(KHEAP_IOC_ATTACH)] = {

@@ -10,6 +10,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
+#include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/init.h>
 #include <linux/kernel.h>
@@ -21,10 +22,10 @@
 
 #include "kheap.h"
 
-static char *kheap_param_size = "64M";
+static char *kheap_param_size;
 module_param_named(size, kheap_param_size, charp, 0444);
 MODULE_PARM_DESC(size,
-		 "Pool size in bytes, K/M/G suffixes allowed, rounded up to whole pages (default: 64M)");
+		 "Pool size in bytes, K/M/G suffixes allowed, rounded up to whole pages (default: 64M; required with phys=)");
 
 static char *kheap_param_phys;
 module_param_named(phys, kheap_param_phys, charp, 0444);
@@ -56,6 +57,13 @@ static int kheap_open(struct inode *inode, struct file *file)
 	kf = kzalloc(sizeof(*kf), GFP_KERNEL);
 	if (!kf)
 		return -ENOMEM;
+	kf->mapfile = kheap_mapfile_create();
+	if (IS_ERR(kf->mapfile)) {
+		int ret = PTR_ERR(kf->mapfile);
+
+		kfree(kf);
+		return ret;
+	}
 
 	kheap_file_init(kf, kd,
 			!kd->restrict_phys || capable(CAP_SYS_RAWIO));
@@ -69,6 +77,8 @@ static int kheap_release(struct inode *inode, struct file *file)
 
 	kheap_dma_file_release(kf);
 	kheap_file_release(kf);
+	/* Mappings keep their own references on it. */
+	fput(kf->mapfile);
 	kfree(kf);
 	return 0;
 }
@@ -112,17 +122,24 @@ static int kheap_parse_params(struct kheap_pool_params *params)
 	const char *source = kheap_param_source ?: "";
 	int ret;
 
-	ret = kheap_parse_number("size", kheap_param_size ?: "",
-				 &params->size);
-	if (ret)
-		return ret;
-
 	if (kheap_param_phys && *kheap_param_phys) {
 		ret = kheap_parse_number("phys", kheap_param_phys,
 					 &params->phys);
 		if (ret)
 			return ret;
 		params->has_phys = true;
+	}
+
+	params->size = SZ_64M;
+	if (kheap_param_size && *kheap_param_size) {
+		ret = kheap_parse_number("size", kheap_param_size,
+					 &params->size);
+		if (ret)
+			return ret;
+	} else if (params->has_phys) {
+		/* A default could claim someone else's memory past the end. */
+		pr_err("phys= needs size=, the size of the range reserved with memmap=SIZE$ADDR\n");
+		return -EINVAL;
 	}
 
 	if (kheap_param_max_phys && *kheap_param_max_phys) {

@@ -16,9 +16,16 @@
  * a partial munmap() or mprotect(), mremap() move), and dropped by .close.
  * A chunk therefore stays allocated while any part of it is mapped, even
  * after FREE or close() of its file.
+ *
+ * A VMA does not hold the kheap file itself: mmap() swaps its vm_file for
+ * the file's mapping file (kheap_mapfile_create()), so that close() of
+ * the last descriptor releases the file, and with it every chunk that is
+ * not mapped, at once rather than at the last munmap().  The mapping file
+ * holds a module reference, as the kheap file did.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/anon_inodes.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
@@ -27,6 +34,26 @@
 
 #include "kheap.h"
 #include "kheap_compat.h"
+
+/*
+ * The mapping file: nothing can be done with it but hold mappings (an fd
+ * from /proc/PID/map_files gets no mmap, no ioctl).  Its owner keeps the
+ * module loaded while any mapping exists.
+ */
+static const struct file_operations kheap_mapfile_fops = {
+	.owner	= THIS_MODULE,
+	.llseek	= noop_llseek,
+};
+
+/**
+ * kheap_mapfile_create() - a mapping file for a newly opened kheap file
+ *
+ * Return: the file, or an ERR_PTR().
+ */
+struct file *kheap_mapfile_create(void)
+{
+	return anon_inode_getfile("[kheap]", &kheap_mapfile_fops, NULL, O_RDWR);
+}
 
 /* Pages inserted per vm_insert_pages() call when prefaulting. */
 #define KHEAP_PREFAULT_BATCH	16
@@ -188,11 +215,21 @@ int kheap_mmap(struct file *file, struct vm_area_struct *vma)
 	 * beyond the chunk.  VM_DONTDUMP: a pool can be large and its
 	 * contents belong to a device more than to the process, as for
 	 * other driver-mapped DMA buffers.
+	 *
+	 * Both VM_MIXEDMAP and VM_DONTEXPAND are also load-bearing for
+	 * safety: they are VM_SPECIAL, which the core never merges.  Chunks
+	 * of one file have consecutive tokens and share a vm_file, so
+	 * without them a new mapping of the next chunk, placed right after
+	 * a mapping of the previous one, could be merged into that VMA
+	 * without ->mmap() ever checking it, and one VMA (holding one chunk
+	 * reference) would span two chunks.
 	 */
 	vm_flags_mod(vma, VM_MIXEDMAP | VM_DONTEXPAND | VM_DONTDUMP,
 		     VM_MAYEXEC);
 	vma->vm_ops = &kheap_vm_ops;
 	vma->vm_private_data = chunk;
+	/* The core drops our reference on the old file for us. */
+	vma_set_file(vma, kf->mapfile);
 
 	kheap_mmap_prefault(vma, chunk);
 	return 0;
@@ -212,6 +249,7 @@ int kheap_mmap(struct file *file, struct vm_area_struct *vma)
 int kheap_mmap_translate(struct file *file, unsigned long addr,
 			 struct kheap_addr_info *info)
 {
+	struct kheap_file *kf = file->private_data;
 	struct mm_struct *mm = current->mm;
 	struct vm_area_struct *vma;
 	int ret = -EINVAL;
@@ -222,7 +260,8 @@ int kheap_mmap_translate(struct file *file, unsigned long addr,
 		return -EINTR;
 
 	vma = vma_lookup(mm, addr);
-	if (vma && vma->vm_ops == &kheap_vm_ops && vma->vm_file == file) {
+	if (vma && vma->vm_ops == &kheap_vm_ops &&
+	    vma->vm_file == kf->mapfile) {
 		struct kheap_chunk *chunk = vma->vm_private_data;
 
 		info->offset = kheap_vma_offset(vma, chunk, addr);

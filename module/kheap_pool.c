@@ -109,6 +109,19 @@ static int kheap_pool_adopt_reserved(struct kheap_pool *pool, u64 phys,
 		       phys, end - 1);
 		return -EINVAL;
 	}
+	/*
+	 * memmap=SIZE$ADDR makes the range "Reserved" in the firmware's
+	 * memory map.  Anything else the kernel knows there - a PCI BAR,
+	 * ACPI tables, nothing at all - is not RAM we may hand out.  (A
+	 * range that is partly Reserved and partly unlisted cannot be told
+	 * apart from a whole one: region_intersects() ignores holes.)
+	 */
+	if (region_intersects(phys, size, IORESOURCE_MEM,
+			      IORES_DESC_RESERVED) != REGION_INTERSECTS) {
+		pr_err("[%#llx-%#llx] is not RAM reserved with memmap=SIZE$ADDR (see /proc/iomem)\n",
+		       phys, end - 1);
+		return -EINVAL;
+	}
 
 	if (!request_mem_region(phys, size, KBUILD_MODNAME)) {
 		pr_err("[%#llx-%#llx] is claimed by another driver\n",
@@ -254,8 +267,17 @@ static int kheap_contig_scan_zone(struct kheap_pool *pool, struct zone *zone,
 	return -ENOMEM;
 }
 
-/* Zones in the order they are searched: ZONE_NORMAL, ZONE_DMA32, the rest. */
+/*
+ * Zones in the order they are searched: ZONE_NORMAL, ZONE_DMA32, the rest.
+ *
+ * Never ZONE_MOVABLE (movablecore=, memory onlined movable): the pool's
+ * pages are not on the LRU and cannot migrate, so a long-term pin of a
+ * chunk there (io_uring fixed buffers, VFIO, RDMA) would retry migration
+ * forever, and memory offlining would hang.  CMA pageblocks need no test
+ * of ours: alloc_contig_range(MIGRATE_MOVABLE) refuses to isolate them.
+ */
 #define KHEAP_ZONE_RANKS	3
+#define KHEAP_ZONE_NEVER	(-1)
 
 static int kheap_zone_rank(const struct zone *zone)
 {
@@ -266,6 +288,8 @@ static int kheap_zone_rank(const struct zone *zone)
 	case ZONE_DMA32:
 		return 1;
 #endif
+	case ZONE_MOVABLE:
+		return KHEAP_ZONE_NEVER;
 	default:
 		return 2;
 	}
@@ -361,12 +385,8 @@ int kheap_pool_create(struct kheap_pool *pool,
 		pr_err("size must not be zero\n");
 		return -EINVAL;
 	}
-	if (params->size > ram) {
-		pr_err("size=%llu is larger than total RAM (%llu bytes)\n",
-		       params->size, ram);
-		return -EINVAL;
-	}
 
+	/* memmap=$ memory is not in totalram: only runtime pools count. */
 	if (params->has_phys) {
 		if (source != KHEAP_SOURCE_AUTO &&
 		    source != KHEAP_SOURCE_RESERVED) {
@@ -386,6 +406,11 @@ int kheap_pool_create(struct kheap_pool *pool,
 	}
 	if (source == KHEAP_SOURCE_RESERVED) {
 		pr_err("source=reserved needs phys=ADDR of a range reserved with memmap=SIZE$ADDR\n");
+		return -EINVAL;
+	}
+	if (params->size > ram) {
+		pr_err("size=%llu is larger than the RAM the kernel manages (%llu bytes)\n",
+		       params->size, ram);
 		return -EINVAL;
 	}
 
@@ -449,14 +474,20 @@ void kheap_pool_destroy(struct kheap_pool *pool)
  * @size: bytes to clear, a multiple of PAGE_SIZE
  *
  * May sleep; reschedules between pages so that clearing a large chunk
- * does not hog the CPU.
+ * does not hog the CPU, and gives up when the caller is being killed, so
+ * that a huge ALLOC cannot hold a dying process for seconds.
+ *
+ * Return: 0, or -EINTR when a fatal signal is pending (the range is then
+ * partly cleared).
  */
-void kheap_pool_zero(const struct kheap_pool *pool, phys_addr_t phys,
-		     size_t size)
+int kheap_pool_zero(const struct kheap_pool *pool, phys_addr_t phys,
+		    size_t size)
 {
 	size_t off;
 
 	for (off = 0; off < size; off += PAGE_SIZE) {
+		if (fatal_signal_pending(current))
+			return -EINTR;
 		if (pool->vaddr)
 			memset(pool->vaddr + (phys - pool->phys) + off, 0,
 			       PAGE_SIZE);
@@ -464,6 +495,7 @@ void kheap_pool_zero(const struct kheap_pool *pool, phys_addr_t phys,
 			clear_highpage(kheap_phys_to_page(phys + off));
 		cond_resched();
 	}
+	return 0;
 }
 
 /**

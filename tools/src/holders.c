@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
  * Who holds kheap busy: every process with /dev/kheap open (from
- * /proc/PID/fd) or mapped (from /proc/PID/maps).  A device file is
+ * /proc/PID/fd) or mapped (from /proc/PID/maps, where kheap's mappings
+ * show as "anon_inode:[kheap]").  A device file is
  * recognised by its device number (from sysfs), so a node created
  * elsewhere than /dev/kheap counts too; if sysfs has no number we fall back
  * to the path.
@@ -98,9 +99,10 @@ static void scan_maps(struct holder *h, bool have_dev, dev_t devnum)
 		nl = strchr(name, '\n');
 		if (nl)
 			*nl = '\0';
-		if (*name != '/')
-			continue;
-		if (!is_kheap_node(name, have_dev, devnum))
+		/* kheap's mappings carry its mapping file (module 1.1 on),
+		 * or the device node itself (older modules). */
+		if (strcmp(name, KHEAP_MAPFILE_NAME) &&
+		    (*name != '/' || !is_kheap_node(name, have_dev, devnum)))
 			continue;
 		if (h->nmaps == 0)
 			h->first_map = start;

@@ -14,6 +14,8 @@
 
 #define KHEAP_MODNAME	"kheap"
 #define KHEAP_DEVNODE	"/dev/kheap"
+/* How /proc/PID/maps names a kheap mapping (the module's mapping file). */
+#define KHEAP_MAPFILE_NAME	"anon_inode:[kheap]"
 #define KHEAP_SYSFS	"/sys/class/misc/kheap"
 #define KHEAP_MODSYSFS	"/sys/module/kheap"
 

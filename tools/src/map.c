@@ -511,7 +511,8 @@ static void print_process_view(const struct mapview *mv)
 		char perms[8], path[256] = "";
 
 		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %255s", &s, &e, perms, &off,
-			   path) < 4 || strcmp(path, KHEAP_DEVNODE))
+			   path) < 4 ||
+		    (strcmp(path, KHEAP_DEVNODE) && strcmp(path, KHEAP_MAPFILE_NAME)))
 			continue;
 		printf("  %012llx-%012llx %s %s offset %#llx (%s)\n", s, e, perms, path, off,
 		       fmt_size(e - s, sz, sizeof(sz)));

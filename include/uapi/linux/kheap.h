@@ -26,8 +26,10 @@
  * The size encoded in the command is the caller's struct size.  The kernel
  * copies min(caller size, kernel size) and zero-fills the rest, so older
  * callers keep working; a newer, larger caller's extra bytes must be zero,
- * else -E2BIG.  The ABI grows by new commands and by giving reserved fields
- * a meaning, never by changing a field.  KHEAP_IOC_INFO reports the version.
+ * else -E2BIG.  A caller struct smaller than the command's first published
+ * size (KHEAP_*_SIZE_VER0) gives -EINVAL: no caller of any version sends
+ * less.  The ABI grows by new commands and by giving reserved fields a
+ * meaning, never by changing a field.  KHEAP_IOC_INFO reports the version.
  */
 #define KHEAP_ABI_VERSION	2	/* 2: ATTACH, DETACH, DMA_ADDR, max_phys */
 
@@ -306,9 +308,14 @@ struct kheap_dma_addr {
 };
 
 /*
- * The smallest caller struct each command of ABI 2 accepts (its size when
- * first published); a smaller one gives -EINVAL.
+ * The smallest caller struct each command accepts (its size when first
+ * published); a smaller one gives -EINVAL.
  */
+#define KHEAP_INFO_SIZE_VER0		128
+#define KHEAP_ALLOC_SIZE_VER0		64
+#define KHEAP_FREE_SIZE_VER0		32
+#define KHEAP_QUERY_SIZE_VER0		64
+#define KHEAP_SYNC_SIZE_VER0		48
 #define KHEAP_ATTACH_SIZE_VER0		64
 #define KHEAP_DETACH_SIZE_VER0		32
 #define KHEAP_DMA_ADDR_SIZE_VER0	64
