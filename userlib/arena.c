@@ -156,6 +156,8 @@ static struct chunk *add_chunk(const struct kheap_chunk *c, int type)
 	struct chunk *ch = &kh.chunks[g0];
 	struct chunk **list = type == CH_ARENA ? &kh.arenas : &kh.huges;
 
+	kh_assert(start % GRANULE == 0 && c->size % GRANULE == 0 && n > 0);
+	kh_assert(khm.kind[g0] == K_NONE && !kh.owner[g0]);
 	memset(ch, 0, sizeof(*ch));
 	ch->c = *c;
 	ch->start = start;
@@ -317,6 +319,7 @@ void heap_free_block(void *p)
 {
 	struct chunk *a, *o;
 
+	kh_assert(khm.kind[gran_of((uintptr_t)p)] == K_ARENA);
 	if (!tlsf_free(&kh.tlsf, p))
 		return;
 	/* The arena is empty: keep it only if no other arena is. */
@@ -475,6 +478,7 @@ void heap_free_huge(struct chunk *c)
 {
 	struct chunk *t;
 
+	kh_assert(c->type == CH_HUGE && khm.kind[gran_of(c->start)] == K_HUGE);
 	if (c->c.size > kh.cache_limit) {
 		drop_chunk(c);
 		return;

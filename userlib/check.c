@@ -149,6 +149,25 @@ static void check_cache(struct ctx *c, const struct tcache *tc)
 	}
 }
 
+/* The class tables: sizes ascending multiples of 16 up to SMALL_MAX, and
+ * every request maps to the smallest class that holds it. */
+static void check_classes(struct ctx *c)
+{
+	for (unsigned i = 0; i < NCLASS; i++)
+		if (kh_class_size[i] % 16 ||
+		    (i && kh_class_size[i] <= kh_class_size[i - 1]))
+			report(c, "class %u size %u", i, kh_class_size[i]);
+	if (kh_class_size[NCLASS - 1] != SMALL_MAX)
+		report(c, "largest class is not SMALL_MAX");
+	for (size_t n = 0; n <= SMALL_MAX; n++) {
+		unsigned k = size_class(n);
+
+		if (k >= NCLASS || kh_class_size[k] < n ||
+		    (k && kh_class_size[k - 1] >= n && n))
+			report(c, "request %zu maps to class %u", n, k);
+	}
+}
+
 int kheap__check(void)
 {
 	struct ctx c = { 0, 0 };
@@ -156,6 +175,7 @@ int kheap__check(void)
 
 	if (!kh.ready)
 		return 0;
+	check_classes(&c);
 	kheap_lock(&kh.lock);
 	(void)tlsf_check_lists(&kh.tlsf, &c, report);
 	for (const struct chunk *a = kh.arenas; a; a = a->next, n++) {

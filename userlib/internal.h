@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "debug.h"
 #include "kheap.h"
 #include "lock.h"
 #include "provider.h"
@@ -40,6 +41,20 @@
 #define K_FOREIGN	0x80	/* or-ed in: inherited across fork */
 
 #define MAX_ALIGN	((size_t)1 << 30)
+
+/* Layout assumptions the code relies on without checking at run time. */
+_Static_assert(sizeof(size_t) == 8 && sizeof(void *) == 8,
+	       "64-bit only: TLSF sizes and clzll on size_t");
+_Static_assert(SLAB_SIZE == GRANULE,
+	       "a slab is found as the granule of its objects");
+_Static_assert(NCLASS < K_ARENA && (K_HUGE & K_FOREIGN) == 0 &&
+	       (NCLASS & K_FOREIGN) == 0,
+	       "kind bytes: classes 1..NCLASS, arena, huge, foreign bit apart");
+_Static_assert(SLAB_OBJ_OFF >= TLSF_HDR && SLAB_OBJ_OFF % 64 == 0,
+	       "slab objects start past TLSF's header, 64-byte aligned");
+_Static_assert(SMALL_MAX < SLAB_SIZE / 32,
+	       "a slab holds a useful number of its largest objects");
+_Static_assert(GRANULE % 4096 == 0, "granules are whole pages");
 
 /* Chunk cache bounds (arena.c): min(pool / 8, CACHE_MAX_BYTES) bytes and
  * CACHE_MAX_CHUNKS chunks. */

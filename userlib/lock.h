@@ -5,15 +5,41 @@
  * While the process has a single thread (glibc's __libc_single_threaded)
  * no atomic read-modify-write is needed, as glibc's own malloc does; the
  * flag only turns false inside pthread_create, never while this thread
- * holds a lock.
+ * holds a lock.  A C library without the flag (glibc before 2.32, musl)
+ * always takes the atomic path.
  */
 #ifndef KHEAP_LOCK_H
 #define KHEAP_LOCK_H
 
 #include <linux/futex.h>
-#include <sys/single_threaded.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+/* Two #ifs: a preprocessor without __has_include must not parse the call. */
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define KHEAP_HAVE_SINGLE_THREADED 1
+#endif
+#endif
+
+#ifdef KHEAP_HAVE_SINGLE_THREADED
+#define kheap_single_threaded()	(__libc_single_threaded != 0)
+#else
+#define kheap_single_threaded()	0
+#endif
+
+/* A spin-wait hint: pause (x86), yield (arm64), else a compiler barrier. */
+static inline void kheap_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
 
 struct kheap_lock {
 	int state;	/* 0 free, 1 locked, 2 locked with waiters */
@@ -31,7 +57,7 @@ static __attribute__((noinline, unused)) void kheap_lock_slow(struct kheap_lock 
 	int c;
 
 	for (int i = 0; i < 64; i++) {
-		__builtin_ia32_pause();
+		kheap_cpu_relax();
 		c = 0;
 		if (__atomic_load_n(&l->state, __ATOMIC_RELAXED) == 0 &&
 		    __atomic_compare_exchange_n(&l->state, &c, 1, 0,
@@ -51,7 +77,7 @@ static inline void kheap_lock(struct kheap_lock *l)
 {
 	int c = 0;
 
-	if (__libc_single_threaded) {
+	if (kheap_single_threaded()) {
 		__atomic_store_n(&l->state, 1, __ATOMIC_RELAXED);
 		return;
 	}
@@ -64,7 +90,7 @@ static inline void kheap_lock(struct kheap_lock *l)
 
 static inline void kheap_unlock(struct kheap_lock *l)
 {
-	if (__libc_single_threaded) {
+	if (kheap_single_threaded()) {
 		__atomic_store_n(&l->state, 0, __ATOMIC_RELEASE);
 		return;
 	}

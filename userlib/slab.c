@@ -103,6 +103,7 @@ unsigned slab_alloc_batch(unsigned c, void **out, unsigned want)
 				break;
 			list_add(k, s);
 		}
+		kh_assert(khm.kind[s - kh.slabs] == c + 1 && s->cls == c);
 		while (got < want && s->nfree) {
 			void *p = s->free;
 
@@ -128,6 +129,13 @@ void slab_free_batch(void **objs, unsigned n)
 		struct slab *s = &kh.slabs[gran_of((uintptr_t)p)];
 		struct slab_class *k = &kh.cls[s->cls];
 
+		/* An object of this slab, on an object boundary, not free. */
+		kh_assert(khm.kind[s - kh.slabs] == s->cls + 1u);
+		kh_assert((char *)p >= slab_frame(s) + SLAB_OBJ_OFF &&
+			  (char *)p < s->bump &&
+			  ((char *)p - slab_frame(s) - SLAB_OBJ_OFF) %
+			  kh_class_size[s->cls] == 0);
+		kh_assert(s->nfree < s->nobj);
 		*(void **)p = s->free;
 		s->free = p;
 		s->nfree++;

@@ -58,12 +58,12 @@ static void init_caps(struct tcache *tc)
 	for (unsigned c = 0; c < NCLASS; c++) {
 		unsigned sz = kh_class_size[c];
 
-		tc->small[c].cap = sz <= 256 ? 64 : sz <= 512 ? 32 : 16;
+		tc->small[c].cap = TC_SMALL_CAP_FOR(sz);
 	}
 	for (unsigned b = 0; b < TC_MED_BINS; b++) {
 		size_t lo = (size_t)(8 + b % 8) << (b / 8 + 7);
 
-		tc->med[b].cap = lo < 8192 ? 16 : lo < 16384 ? 8 : lo < 65536 ? 4 : 2;
+		tc->med[b].cap = TC_MED_CAP_FOR(lo);
 	}
 	tc->med_limit = kh.pool.size / 64;
 	if (tc->med_limit > ((size_t)1 << 20))

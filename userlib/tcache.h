@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "debug.h"
 #include "slab.h"
 #include "tlsf.h"
 
@@ -31,6 +32,23 @@
 #define TC_MED_CAP	16
 #define TC_MED_MIN	((size_t)1024)
 #define TC_MED_MAX	(((size_t)128 << 10) - 1)
+
+/* Per-class stack sizes: more of the small objects, fewer of the big. */
+#define TC_SMALL_CAP_FOR(sz)	((sz) <= 256 ? 64 : (sz) <= 512 ? 32 : 16)
+/* Per-bin block counts, by the bin's lowest usable size. */
+#define TC_MED_CAP_FOR(lo)	((lo) < 8192 ? 16 : (lo) < 16384 ? 8 :	\
+				 (lo) < 65536 ? 4 : 2)
+
+_Static_assert(TC_SMALL_CAP_FOR(0) <= TC_SMALL_CAP,
+	       "a small stack fits its array");
+_Static_assert(TC_SMALL_CAP_FOR(SMALL_MAX) >= 2,
+	       "refill and flush move half a stack, at least one object");
+_Static_assert(TC_MED_CAP_FOR(0) <= TC_MED_CAP, "a medium bin fits its array");
+_Static_assert(TC_MED_MIN <= SMALL_MAX + 1,
+	       "medium bins start where the small classes end");
+_Static_assert(TC_MED_BINS % 8 == 0 && TC_MED_MIN == (size_t)1 << 10 &&
+	       TC_MED_MAX == ((size_t)1 << (10 + TC_MED_BINS / 8)) - 1,
+	       "med_bin() maps [TC_MED_MIN, TC_MED_MAX] onto the bins exactly");
 
 struct tc_bin {
 	uint32_t count, cap;
@@ -121,6 +139,7 @@ static inline int tc_med_push(struct tcache *tc, void *p, size_t u)
 
 	if (u < TC_MED_MIN || u > TC_MED_MAX)
 		return 0;
+	kh_assert(!tlsf_is_free(p) && tlsf_usable_size(p) == u);
 	m = &tc->med[med_bin(u)];
 	if (m->count >= m->cap || tc->med_bytes + u > tc->med_limit)
 		return 0;

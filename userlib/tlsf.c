@@ -11,8 +11,10 @@
  * that the rounding skipped before giving up.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <string.h>
 
+#include "debug.h"
 #include "tlsf.h"
 
 #define F_FREE		((size_t)1)
@@ -26,6 +28,17 @@ struct tlsf_block {
 	struct tlsf_block *next_free;
 	struct tlsf_block *prev_free;
 };
+
+_Static_assert(sizeof(struct tlsf_block) == TLSF_MIN_BLOCK,
+	       "a free block's header and links fill the smallest block");
+_Static_assert(offsetof(struct tlsf_block, next_free) == TLSF_HDR,
+	       "the user pointer is where a free block keeps its links");
+_Static_assert(TLSF_OVERHEAD == sizeof(size_t),
+	       "a used block costs its size word");
+_Static_assert((TLSF_ALIGN & (TLSF_ALIGN - 1)) == 0 && F_MASK < TLSF_ALIGN,
+	       "flags live in the size word's alignment bits");
+_Static_assert(TLSF_MIN_BLOCK >= 2 * TLSF_ALIGN,
+	       "two blocks' user pointers are at least TLSF_ALIGN apart");
 
 /*
  * The size word of a used block is read without the lock by its owner
@@ -107,6 +120,8 @@ static inline void insert_free(struct tlsf *t, struct tlsf_block *b)
 	unsigned fl, sl;
 	struct tlsf_block *h;
 
+	kh_assert(bfree(b) && bsize(b) >= TLSF_MIN_BLOCK &&
+		  (uintptr_t)b % TLSF_ALIGN == 0);
 	mapping(bsize(b), &fl, &sl);
 	h = t->heads[fl][sl];
 	b->next_free = h;
@@ -124,6 +139,9 @@ static inline void remove_free(struct tlsf *t, struct tlsf_block *b)
 {
 	struct tlsf_block *n = b->next_free, *p = b->prev_free;
 
+	kh_assert(bfree(b));
+	kh_assert(!n || n->prev_free == b);
+	kh_assert(!p || p->next_free == b);
 	if (n)
 		n->prev_free = p;
 	if (p) {
@@ -195,6 +213,7 @@ static void split_tail(struct tlsf *t, struct tlsf_block *b, size_t size)
 	size_t bs = bsize(b);
 	struct tlsf_block *r, *n;
 
+	kh_assert(!bfree(b) && bs >= size && size % TLSF_ALIGN == 0);
 	if (bs - size < TLSF_MIN_BLOCK)
 		return;
 	r = (struct tlsf_block *)((char *)b + size);
@@ -213,6 +232,7 @@ static void split_tail(struct tlsf *t, struct tlsf_block *b, size_t size)
 
 static inline void mark_used(struct tlsf_block *b)
 {
+	kh_assert(bfree(b));
 	clear_flags(b, F_FREE);
 	clear_flags(bnext(b), F_PREV_FREE);
 }
@@ -367,6 +387,10 @@ int tlsf_free(struct tlsf *t, void *p)
 {
 	struct tlsf_block *b = from_ptr(p), *n = bnext(b);
 
+	/* The library checks frees before they get here; a free block now
+	 * would be a double free slipping through. */
+	kh_assert((uintptr_t)p % TLSF_ALIGN == 0 && !bfree(b));
+	kh_assert(!(ld(n) & F_PREV_FREE));
 	set_flags(b, F_FREE);
 	if (ld(b) & F_PREV_FREE) {
 		struct tlsf_block *pb = bprev(b);
@@ -391,6 +415,7 @@ int tlsf_resize(struct tlsf *t, void *p, size_t n)
 	struct tlsf_block *b = from_ptr(p), *nx;
 	size_t size = tlsf_block_size(n), cur = bsize(b);
 
+	kh_assert(!bfree(b));
 	if (!size)
 		return 0;
 	if (size <= cur) {
