@@ -15,17 +15,29 @@
 #include "internal.h"
 #include "ktap.h"
 
-#define FAKE_PHYS	0x140000000ull	/* 5 GiB: 1 GiB aligned */
+/*
+ * Made-up pool addresses that are not 1 GiB aligned, so that a window not
+ * congruent to them modulo 1 GiB shows as a physical misalignment.
+ * FAKE_PHYS is 2 MiB aligned (a whole-pool chunk needs 64 KiB), ODD_PHYS
+ * only page aligned.
+ */
+#define FAKE_PHYS	0x142a00000ull	/* 5 GiB + 42 MiB */
+#define ODD_PHYS	0x147654000ull
 #define MIB		((size_t)1 << 20)
 
-static void use_region(size_t pool)
+static void use_region_at(size_t pool, uint64_t phys)
 {
-	int err = kheap__use_provider(kheap_region_provider(pool, FAKE_PHYS));
+	int err = kheap__use_provider(kheap_region_provider(pool, phys));
 
 	if (err) {
 		printf("# region provider failed: %d\n", err);
 		exit(1);
 	}
+}
+
+static void use_region(size_t pool)
+{
+	use_region_at(pool, FAKE_PHYS);
 }
 
 static int heap_ok(void)
@@ -104,20 +116,21 @@ static void test_phys(void)
 					1 << 20, 20 << 20 };
 	void *p[9];
 	int local;
-	uint64_t first;
+	uint64_t first, last;
 
-	use_region(64 * MIB);
+	use_region_at(64 * MIB, ODD_PHYS);
 	for (int i = 0; i < 9; i++) {
 		p[i] = kheap_malloc(sizes[i]);
 		CHECK(p[i] != NULL);
 		if (!p[i])
 			continue;
 		check_phys_range(p[i], kheap_malloc_usable_size(p[i]));
-		CHECK(kheap_phys(p[i]) >= FAKE_PHYS &&
-		      kheap_phys(p[i]) < FAKE_PHYS + 64 * MIB);
+		CHECK(kheap_phys(p[i]) >= ODD_PHYS &&
+		      kheap_phys(p[i]) < ODD_PHYS + 64 * MIB);
 	}
 	/* The window mirrors the pool: offsets agree. */
 	first = kheap_phys(p[0]);
+	last = kheap_phys(p[8]);
 	CHECK((uintptr_t)p[8] - (uintptr_t)p[0] == kheap_phys(p[8]) - first);
 	errno = 0;
 	CHECK(kheap_phys(&local) == 0 && errno == EINVAL);
@@ -126,13 +139,18 @@ static void test_phys(void)
 	errno = 0;
 	CHECK(kheap_phys_to_virt(0) == NULL && errno == EINVAL);
 	errno = 0;
-	CHECK(kheap_phys_to_virt(FAKE_PHYS + 64 * MIB) == NULL &&
+	CHECK(kheap_phys_to_virt(ODD_PHYS + 64 * MIB) == NULL &&
 	      errno == EINVAL);
 	for (int i = 0; i < 9; i++)
 		kheap_free(p[i]);
-	/* A dedicated chunk's memory is gone once freed. */
+	/* A dedicated chunk's memory is gone once freed (20 MiB is above
+	 * the chunk cache's bound of pool / 8, so it went straight back). */
 	errno = 0;
-	CHECK(kheap_phys_to_virt(first + 40 * MIB) == NULL || 1);
+	CHECK(kheap_phys_to_virt(last) == NULL && errno == EINVAL);
+	errno = 0;
+	CHECK(kheap_phys_to_virt(last + 20 * MIB - 1) == NULL && errno == EINVAL);
+	errno = 0;
+	CHECK(kheap_phys(p[8]) == 0 && errno == EINVAL);
 	CHECK(heap_ok());
 }
 
@@ -141,7 +159,7 @@ static void test_alignments(void)
 {
 	static const size_t sizes[] = { 1, 100, 1000, 5000, 100000, 3 << 20 };
 
-	use_region(2048 * MIB);
+	use_region_at(2048 * MIB, ODD_PHYS);
 	for (size_t al = 8; al <= ((size_t)1 << 30); al <<= 1) {
 		for (unsigned i = 0; i < 6; i++) {
 			void *p = NULL, *q;
@@ -210,13 +228,17 @@ static void test_enomem_boundaries(void)
 	CHECK(st.bytes_held == pool);
 	CHECK(st.failed_requests >= 1);
 	CHECK(heap_ok());
-	/* Even a 16-byte request fails now; every one returns. */
-	p = kheap_malloc(16);
-	if (p)
+	/* Top up with 16-byte blocks until even those fail: then the next
+	 * tiny request fails too, and every block returns. */
+	while (nv < cap && (p = kheap_malloc(16)) != NULL)
 		v[nv++] = p;
+	errno = 0;
+	CHECK(kheap_malloc(16) == NULL && errno == ENOMEM);
+	errno = 0;
+	CHECK(kheap_malloc(1) == NULL && errno == ENOMEM);
+	CHECK(heap_ok());
 	for (size_t i = 0; i < nv; i++)
-		if (v[i])
-			kheap_free(v[i]);
+		kheap_free(v[i]);
 	CHECK(heap_ok());
 	/* Full recovery: the whole pool in one block again. */
 	p = kheap_malloc(pool);

@@ -41,19 +41,27 @@ static void stamp(unsigned char *p, size_t n, unsigned long tag)
 		p[n - 1] = (unsigned char)(tag >> 8);
 }
 
-static int stamped(const unsigned char *p, size_t n, unsigned long tag)
+/* What stamp(p, n, tag) wrote within p's first keep bytes is still there
+ * (keep < n after a shrinking realloc, keep == n otherwise). */
+static int kept(const unsigned char *p, size_t keep, size_t n,
+		unsigned long tag)
 {
-	unsigned long t = 0;
+	size_t head = keep < sizeof(tag) ? keep : sizeof(tag);
+	size_t fill = n < sizeof(tag) + 64 ? n : sizeof(tag) + 64;
 
-	memcpy(&t, p, n < sizeof(t) ? n : sizeof(t));
-	if (n >= sizeof(t) && t != tag)
+	if (memcmp(p, &tag, head))
 		return 0;
-	for (size_t i = sizeof(tag); i < n && i < sizeof(tag) + 64; i++)
+	for (size_t i = sizeof(tag); i < fill && i < keep; i++)
 		if (p[i] != (unsigned char)(tag & 0xff))
 			return 0;
-	if (n > 80 && p[n - 1] != (unsigned char)(tag >> 8))
+	if (n > 80 && n - 1 < keep && p[n - 1] != (unsigned char)(tag >> 8))
 		return 0;
 	return 1;
+}
+
+static int stamped(const unsigned char *p, size_t n, unsigned long tag)
+{
+	return kept(p, n, n, tag);
 }
 
 /* ---- producer / consumer: every free is a cross-thread free ---- */
@@ -201,8 +209,9 @@ static void *random_worker(void *arg)
 
 			if (!q)
 				continue;
-			if (!stamped(q, n < mine[i].n ? n : mine[i].n,
-				     mine[i].tag) && n >= mine[i].n)
+			/* shrinking and growing alike keep the contents */
+			if (!kept(q, n < mine[i].n ? n : mine[i].n, mine[i].n,
+				  mine[i].tag))
 				__atomic_fetch_add(&random_errors, 1,
 						   __ATOMIC_RELAXED);
 			mine[i].p = q;
