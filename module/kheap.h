@@ -300,7 +300,8 @@ u64 kheap_dma_nr_attached(struct kheap_file *kf);
 long kheap_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 
 /* kheap_mmap.c */
-struct file *kheap_mapfile_create(void);
+struct file *kheap_mapfile_create(struct kheap_file *kf);
+void kheap_mapfile_release(struct kheap_file *kf);
 int kheap_mmap(struct file *file, struct vm_area_struct *vma);
 int kheap_mmap_translate(struct file *file, unsigned long addr,
 			 struct kheap_addr_info *info);

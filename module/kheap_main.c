@@ -10,7 +10,6 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/capability.h>
-#include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/init.h>
 #include <linux/kernel.h>
@@ -57,7 +56,7 @@ static int kheap_open(struct inode *inode, struct file *file)
 	kf = kzalloc(sizeof(*kf), GFP_KERNEL);
 	if (!kf)
 		return -ENOMEM;
-	kf->mapfile = kheap_mapfile_create();
+	kf->mapfile = kheap_mapfile_create(kf);
 	if (IS_ERR(kf->mapfile)) {
 		int ret = PTR_ERR(kf->mapfile);
 
@@ -78,7 +77,7 @@ static int kheap_release(struct inode *inode, struct file *file)
 	kheap_dma_file_release(kf);
 	kheap_file_release(kf);
 	/* Mappings keep their own references on it. */
-	fput(kf->mapfile);
+	kheap_mapfile_release(kf);
 	kfree(kf);
 	return 0;
 }

@@ -26,6 +26,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/anon_inodes.h>
+#include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
@@ -34,26 +35,6 @@
 
 #include "kheap.h"
 #include "kheap_compat.h"
-
-/*
- * The mapping file: nothing can be done with it but hold mappings (an fd
- * from /proc/PID/map_files gets no mmap, no ioctl).  Its owner keeps the
- * module loaded while any mapping exists.
- */
-static const struct file_operations kheap_mapfile_fops = {
-	.owner	= THIS_MODULE,
-	.llseek	= noop_llseek,
-};
-
-/**
- * kheap_mapfile_create() - a mapping file for a newly opened kheap file
- *
- * Return: the file, or an ERR_PTR().
- */
-struct file *kheap_mapfile_create(void)
-{
-	return anon_inode_getfile("[kheap]", &kheap_mapfile_fops, NULL, O_RDWR);
-}
 
 /* Pages inserted per vm_insert_pages() call when prefaulting. */
 #define KHEAP_PREFAULT_BATCH	16
@@ -179,20 +160,15 @@ static void kheap_mmap_prefault(struct vm_area_struct *vma,
 	}
 }
 
-/**
- * kheap_mmap() - map (part of) a chunk
- * @file: a /dev/kheap file
- * @vma: the new mapping; vm_pgoff is a token plus a page offset
- *
- * The range must be shared and lie inside one chunk that @file owns.
+/*
+ * Map (part of) a chunk: @vma's vm_pgoff is a token plus a page offset.
+ * The range must be shared and lie inside one chunk that @kf owns.
  * Executable mappings are refused, now and through a later mprotect().
- *
- * Return: 0, -EINVAL for a private mapping or a range that is not inside
- * one chunk of @file, -EPERM for an executable mapping.
+ * Returns 0, -EINVAL for a private mapping or a range that is not inside
+ * one chunk of @kf, -EPERM for an executable mapping.
  */
-int kheap_mmap(struct file *file, struct vm_area_struct *vma)
+static int kheap_mmap_file(struct kheap_file *kf, struct vm_area_struct *vma)
 {
-	struct kheap_file *kf = file->private_data;
 	struct kheap_chunk *chunk;
 
 	/*
@@ -233,6 +209,74 @@ int kheap_mmap(struct file *file, struct vm_area_struct *vma)
 
 	kheap_mmap_prefault(vma, chunk);
 	return 0;
+}
+
+/**
+ * kheap_mmap() - mmap() of /dev/kheap: map (part of) a chunk of the file
+ * @file: the kheap file
+ * @vma: the new mapping; vm_pgoff is a token plus a page offset
+ *
+ * Return: 0, -EINVAL (not a range of one chunk of this file, or a private
+ * mapping) or -EPERM (executable).
+ */
+int kheap_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	return kheap_mmap_file(file->private_data, vma);
+}
+
+/*
+ * Serialises mmap() through a mapping file with the release of the kheap
+ * file it stands for (which clears its private_data).  Only that rare
+ * path takes it: remap_file_pages() and mmap() of a /proc/PID/map_files
+ * descriptor.  Taken under mmap_lock, outside kheap_file.lock.
+ */
+static DEFINE_MUTEX(kheap_mapfile_lock);
+
+static int kheap_mapfile_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	int ret = -ENODEV;	/* the kheap file is closed: its chunks too */
+
+	mutex_lock(&kheap_mapfile_lock);
+	if (file->private_data)
+		ret = kheap_mmap_file(file->private_data, vma);
+	mutex_unlock(&kheap_mapfile_lock);
+	return ret;
+}
+
+/*
+ * The mapping file maps what its kheap file would, while that is open
+ * (remap_file_pages() re-mmaps a VMA's own file), and nothing else.  Its
+ * owner keeps the module loaded while any mapping exists.
+ */
+static const struct file_operations kheap_mapfile_fops = {
+	.owner	= THIS_MODULE,
+	.mmap	= kheap_mapfile_mmap,
+	.llseek	= noop_llseek,
+};
+
+/**
+ * kheap_mapfile_create() - a mapping file for a newly opened kheap file
+ * @kf: the kheap file
+ *
+ * Return: the file, or an ERR_PTR().
+ */
+struct file *kheap_mapfile_create(struct kheap_file *kf)
+{
+	return anon_inode_getfile("[kheap]", &kheap_mapfile_fops, kf, O_RDWR);
+}
+
+/**
+ * kheap_mapfile_release() - cut a mapping file loose from its kheap file
+ * @kf: the kheap file, being released
+ *
+ * The mapping file outlives @kf while mappings hold it.
+ */
+void kheap_mapfile_release(struct kheap_file *kf)
+{
+	mutex_lock(&kheap_mapfile_lock);
+	kf->mapfile->private_data = NULL;
+	mutex_unlock(&kheap_mapfile_lock);
+	fput(kf->mapfile);
 }
 
 /**
