@@ -2228,76 +2228,158 @@ TEST_F(kheap, sync_requests)
 }
 
 /*
- * Older callers pass a shorter struct: the kernel uses the prefix and
- * writes back no more than the caller's size.
+ * A caller struct smaller than the command's first published size
+ * (KHEAP_*_SIZE_VER0) is refused with EINVAL: no caller of any version
+ * sends less, so a short struct is a bug, and acting on the prefix (an
+ * ALLOC that never saw its alignment) would hide it.  Nothing is done and
+ * nothing is written back; every request below is valid but for its size.
  */
-TEST_F(kheap, abi_smaller_struct)
+TEST_F(kheap, abi_smaller_struct_refused)
 {
-	uint8_t buf[sizeof(struct kheap_info) + 64];
-	struct kheap_info full, *in = (void *)buf;
+	static const struct {
+		unsigned long cmd;
+		size_t ver0;
+		const char *name;
+	} cmds[] = {
+		{ KHEAP_IOC_INFO, KHEAP_INFO_SIZE_VER0, "INFO" },
+		{ KHEAP_IOC_ALLOC, KHEAP_ALLOC_SIZE_VER0, "ALLOC" },
+		{ KHEAP_IOC_FREE, KHEAP_FREE_SIZE_VER0, "FREE" },
+		{ KHEAP_IOC_QUERY, KHEAP_QUERY_SIZE_VER0, "QUERY" },
+		{ KHEAP_IOC_SYNC, KHEAP_SYNC_SIZE_VER0, "SYNC" },
+	};
+	uint8_t req[256], buf[256 + 64], copy[sizeof(buf)];
+	struct kheap_info before, after;
+	unsigned int c, bad = 0, tried = 0;
+	struct kheap_alloc a, b;
+	char b1[192], b2[192];
+	size_t sz;
+	char *p;
+	int ret;
+
+	ASSERT_ALLOC(self->fd, self->pg, 0, &a);
+	p = kheap_map(self->fd, a.token, self->pg);
+	ASSERT_MAPPED(p);
+	/* FREE's target: unmapped, so a FREE taken wrongly shows at once. */
+	ASSERT_ALLOC(self->fd, self->pg, 0, &b);
+
+	/* The examples of the ABI text first, for clear messages. */
+	memset(buf, 0, sizeof(buf));
+	((struct kheap_alloc *)buf)->size = self->pg;
+	EXPECT_REFUSED_MSG(self->fd, EINVAL,
+			   kheap_ioctl(self->fd, kheap_cmd_sized(KHEAP_IOC_ALLOC, 8), buf),
+			   "(8-byte ALLOC)");
+	memset(buf, 0, sizeof(buf));
+	EXPECT_REFUSED_MSG(self->fd, EINVAL,
+			   kheap_ioctl(self->fd, kheap_cmd_sized(KHEAP_IOC_INFO, 0), buf),
+			   "(0-byte INFO)");
+	memset(buf, 0, sizeof(buf));
+	((struct kheap_query *)buf)->addr = (uintptr_t)p;
+	EXPECT_REFUSED_MSG(self->fd, EINVAL,
+			   kheap_ioctl(self->fd, kheap_cmd_sized(KHEAP_IOC_QUERY, 0), buf),
+			   "(0-byte QUERY)");
+
+	for (c = 0; c < ARRAY_SIZE(cmds); c++) {
+		ASSERT_LE(cmds[c].ver0, _IOC_SIZE(cmds[c].cmd));
+		ASSERT_LE(_IOC_SIZE(cmds[c].cmd), sizeof(req));
+		memset(req, 0, sizeof(req));
+		switch (_IOC_NR(cmds[c].cmd)) {
+		case _IOC_NR(KHEAP_IOC_ALLOC):
+			((struct kheap_alloc *)req)->size = self->pg;
+			break;
+		case _IOC_NR(KHEAP_IOC_FREE):
+			((struct kheap_free *)req)->token = b.token;
+			break;
+		case _IOC_NR(KHEAP_IOC_QUERY):
+			((struct kheap_query *)req)->addr = (uintptr_t)p + 1;
+			break;
+		case _IOC_NR(KHEAP_IOC_SYNC):
+			((struct kheap_sync *)req)->token = a.token;
+			((struct kheap_sync *)req)->length = self->pg;
+			((struct kheap_sync *)req)->flags = KHEAP_SYNC_RW;
+			break;
+		}
+		/* Every size below VER0: the prefix of a valid request. */
+		for (sz = 0; sz < cmds[c].ver0; sz++) {
+			memset(buf, 0xa5, sizeof(buf));
+			memcpy(buf, req, sz);
+			memcpy(copy, buf, sizeof(buf));
+			ASSERT_EQ(0, kheap_info(self->fd, &before));
+			ret = kheap_ioctl(self->fd, kheap_cmd_sized(cmds[c].cmd, sz), buf);
+			ASSERT_EQ(0, kheap_info(self->fd, &after));
+			tried++;
+			if (ret == -EINVAL && !memcmp(buf, copy, sizeof(buf)) &&
+			    kheap_same_state(&before, &after))
+				continue;
+			if (bad++ < 6)
+				TH_LOG("%s with %zu of %zu bytes: %s (want EINVAL), %s; %s -> %s",
+				       cmds[c].name, sz, cmds[c].ver0,
+				       kheap_errname(ret),
+				       memcmp(buf, copy, sizeof(buf)) ?
+				       "wrote to the caller's buffer" : "buffer untouched",
+				       kheap_state_str(&before, b1, sizeof(b1)),
+				       kheap_state_str(&after, b2, sizeof(b2)));
+		}
+	}
+	EXPECT_EQ(0U, bad) TH_LOG("%u of %u short requests not refused cleanly",
+				  bad, tried);
+
+	munmap(p, self->pg);
+	kheap_free(self->fd, b.token);
+	kheap_free(self->fd, a.token);
+	EXPECT_EQ(0, kheap_wait_idle(self->fd, KHEAP_SETTLE_MS, NULL));
+}
+
+/*
+ * Exactly the first published sizes work: that is what a caller built
+ * against the first header passes.
+ */
+TEST_F(kheap, abi_ver0_struct)
+{
+	uint8_t buf[256];
 	struct kheap_alloc *al = (void *)buf, a;
+	struct kheap_info *in = (void *)buf;
 	struct kheap_query *q = (void *)buf;
 	struct kheap_sync *sy = (void *)buf;
 	struct kheap_free *fr = (void *)buf;
-	size_t sz, k;
 	char *p;
 
-	ASSERT_EQ(0, kheap_info(self->fd, &full));
-	for (sz = 8; sz < sizeof(full); sz += 8) {
-		memset(buf, 0xa5, sizeof(buf));
-		memset(buf, 0, sz);
-		EXPECT_EQ(0, kheap_ioctl(self->fd,
-					 kheap_cmd_sized(KHEAP_IOC_INFO, sz), in))
-			TH_LOG("INFO with %zu bytes", sz);
-		EXPECT_EQ(0, memcmp(buf, &full, sz)) TH_LOG("INFO with %zu bytes", sz);
-		for (k = sz; k < sizeof(buf); k++)
-			if (buf[k] != 0xa5)
-				break;
-		EXPECT_EQ(sizeof(buf), k)
-			TH_LOG("INFO with %zu bytes wrote byte %zu", sz, k);
-	}
+	memset(buf, 0, sizeof(buf));
+	ASSERT_EQ(0, kheap_ioctl(self->fd, kheap_cmd_sized(KHEAP_IOC_INFO,
+							   KHEAP_INFO_SIZE_VER0), in));
+	EXPECT_EQ(self->pool, in->pool_size);
+	EXPECT_EQ((__u64)KHEAP_ABI_VERSION, in->abi_version);
 
-	/* ALLOC without the reserved tail. */
-	sz = offsetof(struct kheap_alloc, reserved);
-	memset(buf, 0xa5, sizeof(buf));
-	memset(buf, 0, sz);
+	memset(buf, 0, sizeof(buf));
 	al->size = self->pg + 1;
-	ASSERT_EQ(0, kheap_ioctl(self->fd, kheap_cmd_sized(KHEAP_IOC_ALLOC, sz), al));
+	ASSERT_EQ(0, kheap_ioctl(self->fd, kheap_cmd_sized(KHEAP_IOC_ALLOC,
+							   KHEAP_ALLOC_SIZE_VER0), al));
 	a = *al;
-	memset(a.reserved, 0, sizeof(a.reserved));
 	EXPECT_EQ(2 * self->pg, a.size_out);
-	EXPECT_EQ(0ULL, a.token % self->pg);
-	EXPECT_EQ(0xa5, buf[sz]);
-	EXPECT_EQ(0xa5, buf[sizeof(struct kheap_alloc) - 1]);
 	p = kheap_map(self->fd, a.token, a.size_out);
 	ASSERT_MAPPED(p);
 
-	/* QUERY without the reserved tail. */
-	sz = offsetof(struct kheap_query, reserved);
-	memset(buf, 0xa5, sizeof(buf));
-	memset(buf, 0, sz);
+	memset(buf, 0, sizeof(buf));
 	q->addr = (uintptr_t)p + self->pg + 5;
-	ASSERT_EQ(0, kheap_ioctl(self->fd, kheap_cmd_sized(KHEAP_IOC_QUERY, sz), q));
+	ASSERT_EQ(0, kheap_ioctl(self->fd, kheap_cmd_sized(KHEAP_IOC_QUERY,
+							   KHEAP_QUERY_SIZE_VER0), q));
 	EXPECT_EQ(a.token, q->token);
 	EXPECT_EQ(self->pg + 5, q->offset);
 	EXPECT_EQ(a.phys + self->pg + 5, q->phys);
-	EXPECT_EQ(a.size_out, q->chunk_size);
-	EXPECT_EQ(0xa5, buf[sz]);
 
-	/* SYNC without the reserved tail. */
-	sz = offsetof(struct kheap_sync, reserved);
 	memset(buf, 0, sizeof(buf));
 	sy->token = a.token;
 	sy->length = a.size_out;
 	sy->flags = KHEAP_SYNC_RW;
-	EXPECT_EQ(0, kheap_ioctl(self->fd, kheap_cmd_sized(KHEAP_IOC_SYNC, sz), sy));
+	EXPECT_EQ(0, kheap_ioctl(self->fd, kheap_cmd_sized(KHEAP_IOC_SYNC,
+							   KHEAP_SYNC_SIZE_VER0), sy));
 
-	/* FREE with just the token. */
 	munmap(p, a.size_out);
 	memset(buf, 0, sizeof(buf));
 	fr->token = a.token;
-	EXPECT_EQ(0, kheap_ioctl(self->fd, kheap_cmd_sized(KHEAP_IOC_FREE, 8), fr));
+	EXPECT_EQ(0, kheap_ioctl(self->fd, kheap_cmd_sized(KHEAP_IOC_FREE,
+							   KHEAP_FREE_SIZE_VER0), fr));
 	EXPECT_REFUSED(self->fd, EINVAL, kheap_free(self->fd, a.token));
+	EXPECT_EQ(0, kheap_wait_idle(self->fd, KHEAP_SETTLE_MS, NULL));
 }
 
 /*
