@@ -397,14 +397,16 @@ TEST_F(module, rmmod_busy_while_open)
 
 TEST_F(module, rmmod_busy_while_mapped)
 {
-	uint64_t pg = getpagesize();
-	struct kheap_alloc a;
+	uint64_t pg = getpagesize(), v;
+	struct kheap_alloc a, b;
 	int ret;
 
 	load_ok(_metadata, "size=2M");
 	self->fd = kheap_open();
 	ASSERT_GE(self->fd, 0);
 	ASSERT_EQ(0, kheap_alloc(self->fd, 2 * pg, 0, &a));
+	/* Never mapped: close() gives it back at once. */
+	ASSERT_EQ(0, kheap_alloc(self->fd, 3 * pg, 0, &b));
 	self->maplen = 2 * pg;
 	self->map = kheap_map(self->fd, a.token, self->maplen);
 	ASSERT_NE(MAP_FAILED, self->map);
@@ -413,6 +415,11 @@ TEST_F(module, rmmod_busy_while_mapped)
 	/* Only the mapping is left: it still pins the module. */
 	close(self->fd);
 	self->fd = -1;
+	/* sysfs, as another open file would pin the module itself. */
+	ASSERT_EQ(0, kheap_sysfs_u64("chunks_in_use", &v));
+	EXPECT_EQ(1ULL, v) TH_LOG("chunks in use after close()");
+	ASSERT_EQ(0, kheap_sysfs_u64("free_bytes", &v));
+	EXPECT_EQ(2 * SZ_1M - 2 * pg, v) TH_LOG("free bytes after close()");
 	ret = kheap_module_unload();
 	EXPECT_TRUE(ret == -EBUSY || ret == -EAGAIN)
 		TH_LOG("rmmod with a mapping: %s", kheap_errname(ret));

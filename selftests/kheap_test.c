@@ -997,6 +997,96 @@ TEST_F(kheap, close_while_mapped)
 		TH_LOG("%s", kheap_state_str(&info, buf, sizeof(buf)));
 }
 
+/*
+ * The name /proc/self/maps gives the mapping that starts at @addr (empty
+ * for an anonymous one).  0, or -ENOENT when no mapping starts there.
+ */
+static int maps_name(const void *addr, char *name, size_t len)
+{
+	unsigned long start, end;
+	char line[512];
+	int ret = -ENOENT, pos;
+	FILE *f;
+
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		/* start-end perms offset dev inode name */
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &start, &end,
+			   &pos) < 2 || start != (uintptr_t)addr)
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(name, len, "%s", line + pos);
+		ret = 0;
+		break;
+	}
+	fclose(f);
+	return ret;
+}
+
+/*
+ * close() gives back at once every chunk of the file that is not mapped;
+ * a mapped one lives on with its mapping until munmap.  The mapping does
+ * not keep /dev/kheap's file open for that: the module maps chunks
+ * through a file of its own, which /proc/PID/maps shows as
+ * anon_inode:[kheap].
+ */
+TEST_F(kheap, close_frees_unmapped_chunks)
+{
+	const uint64_t na = 2, nb = 3, nc = 1;
+	uint64_t pg = self->pg;
+	struct kheap_info before, after;
+	struct kheap_alloc a, b, c;
+	struct kheap_query q;
+	char name[256], b1[192], b2[192];
+	int fd2, ret;
+	char *p;
+
+	ASSERT_GE(self->pool / pg, na + nb + nc);
+	fd2 = kheap_open();
+	ASSERT_GE(fd2, 0);
+	ASSERT_ALLOC(fd2, na * pg, 0, &a);
+	ASSERT_ALLOC(fd2, nb * pg, 0, &b);
+	ASSERT_ALLOC(fd2, nc * pg, 0, &c);
+	p = kheap_map(fd2, a.token, na * pg);
+	ASSERT_MAPPED(p);
+	fill_pages(p, na, pg, 0x5200);
+	/* Through the file that made it, the mapping is still queryable. */
+	expect_query(_metadata, fd2, p + pg, &a, pg);
+
+	ASSERT_EQ(0, kheap_info(self->fd, &before));
+	EXPECT_EQ(3ULL, before.chunks_in_use);
+	EXPECT_EQ(self->pool - (na + nb + nc) * pg, before.free_bytes);
+	close(fd2);
+
+	/* No waiting: the release runs before close() returns. */
+	ASSERT_EQ(0, kheap_info(self->fd, &after));
+	EXPECT_EQ(before.free_bytes + (nb + nc) * pg, after.free_bytes)
+		TH_LOG("B and C not freed by close(): %s -> %s",
+		       kheap_state_str(&before, b1, sizeof(b1)),
+		       kheap_state_str(&after, b2, sizeof(b2)));
+	EXPECT_EQ(before.chunks_in_use - 2, after.chunks_in_use);
+
+	/* A keeps its pages and data, and stays writable. */
+	EXPECT_EQ(-1, check_pages(p, 0, na, pg, 0x5200));
+	fill_pages(p, na, pg, 0x5300);
+	EXPECT_EQ(-1, check_pages(p, 0, na, pg, 0x5300));
+
+	ret = maps_name(p, name, sizeof(name));
+	ASSERT_EQ(0, ret) TH_LOG("no mapping at %p in /proc/self/maps", p);
+	EXPECT_NE(NULL, strstr(name, "[kheap]"))
+		TH_LOG("/proc/self/maps names the mapping \"%s\", want anon_inode:[kheap]",
+		       name);
+	/* Another file cannot query it. */
+	EXPECT_REFUSED(self->fd, EINVAL, kheap_query(self->fd, p, &q));
+
+	ASSERT_EQ(0, munmap(p, na * pg));
+	EXPECT_EQ(0, kheap_wait_idle(self->fd, KHEAP_SETTLE_MS, &after))
+		TH_LOG("A not returned after munmap: %s",
+		       kheap_state_str(&after, b1, sizeof(b1)));
+}
+
 TEST_F(kheap, close_frees_everything)
 {
 	uint64_t sizes[4] = { 1, 2, 3, 0 };
