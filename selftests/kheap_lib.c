@@ -659,12 +659,10 @@ static const char * const kmsg_bad[] = {
 	"Call Trace",
 };
 
-int kheap_kmsg_scan(int fd, void (*bad)(const char *msg, void *arg),
-		    void *arg)
+int kheap_kmsg_read(int fd, void (*fn)(const char *msg, void *arg), void *arg)
 {
 	char rec[8192];
 	int count = 0;
-	size_t i;
 
 	for (;;) {
 		ssize_t n = read(fd, rec, sizeof(rec) - 1);
@@ -689,14 +687,39 @@ int kheap_kmsg_scan(int fd, void (*bad)(const char *msg, void *arg),
 		nl = strchr(msg, '\n');
 		if (nl)
 			*nl = '\0';
-		for (i = 0; i < sizeof(kmsg_bad) / sizeof(kmsg_bad[0]); i++) {
-			if (strstr(msg, kmsg_bad[i])) {
-				count++;
-				if (bad)
-					bad(msg, arg);
-				break;
-			}
-		}
+		count++;
+		if (fn)
+			fn(msg, arg);
 	}
 	return count;
+}
+
+struct kmsg_bad {
+	void (*bad)(const char *msg, void *arg);
+	void *arg;
+	int count;
+};
+
+static void kmsg_check_bad(const char *msg, void *arg)
+{
+	struct kmsg_bad *kb = arg;
+	size_t i;
+
+	for (i = 0; i < sizeof(kmsg_bad) / sizeof(kmsg_bad[0]); i++) {
+		if (strstr(msg, kmsg_bad[i])) {
+			kb->count++;
+			if (kb->bad)
+				kb->bad(msg, kb->arg);
+			return;
+		}
+	}
+}
+
+int kheap_kmsg_scan(int fd, void (*bad)(const char *msg, void *arg),
+		    void *arg)
+{
+	struct kmsg_bad kb = { .bad = bad, .arg = arg };
+	int ret = kheap_kmsg_read(fd, kmsg_check_bad, &kb);
+
+	return ret < 0 ? ret : kb.count;
 }

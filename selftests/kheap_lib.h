@@ -159,5 +159,10 @@ void kheap_kmod_verbose(bool on);
 int kheap_kmsg_open(void);
 int kheap_kmsg_scan(int fd, void (*bad)(const char *msg, void *arg),
 		    void *arg);
+/*
+ * Read everything logged since the last read and call @fn (may be NULL)
+ * with the text of each record.  The number of records, or -errno.
+ */
+int kheap_kmsg_read(int fd, void (*fn)(const char *msg, void *arg), void *arg);
 
 #endif /* KHEAP_LIB_H */

@@ -169,6 +169,63 @@ static uint64_t param_value(const char *params, const char *name)
 	return 0;
 }
 
+/* The whole of /proc/iomem (root sees real addresses), malloc()ed. */
+static char *read_iomem(void)
+{
+	size_t len = 0, cap = 65536;
+	char *buf = malloc(cap);
+	ssize_t n;
+	int fd;
+
+	if (!buf)
+		return NULL;
+	fd = open("/proc/iomem", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		free(buf);
+		return NULL;
+	}
+	while ((n = read(fd, buf + len, cap - 1 - len)) > 0) {
+		len += n;
+		if (len == cap - 1) {
+			char *more = realloc(buf, cap * 2);
+
+			if (!more)
+				break;
+			buf = more;
+			cap *= 2;
+		}
+	}
+	close(fd);
+	buf[len] = '\0';
+	return buf;
+}
+
+/* Start of BAR0 of PCI device @bdf, from sysfs; 0 when there is none. */
+static uint64_t pci_bar0(const char *bdf)
+{
+	unsigned long long start = 0, end = 0, flags = 0;
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource", bdf);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llx %llx %llx", &start, &end, &flags) != 3 || end <= start)
+		start = 0;
+	fclose(f);
+	return start;
+}
+
+/* The first edu device of $KHEAP_EDU ("BDF@BITS ..."), else 0000:00:10.0. */
+static void edu_bdf(char *bdf, size_t len)
+{
+	const char *env = getenv("KHEAP_EDU");
+
+	snprintf(bdf, len, "%s", env && *env ? env : "0000:00:10.0");
+	bdf[strcspn(bdf, "@ ")] = '\0';
+}
+
 /* Check @npages sampled pages of a mapping of chunk @a: zero, in place. */
 static void check_samples(struct __test_metadata *_metadata, const char *p,
 			  const struct kheap_alloc *a, uint64_t pg)
@@ -220,10 +277,17 @@ static int wait_child_status(pid_t pid)
 }
 
 /* Parameters the module must refuse, and how. */
-enum { PLAIN, MORE_THAN_RAM, AUTO_MORE_THAN_RAM, RESERVED_ON_RAM };
+enum {
+	PLAIN, MORE_THAN_RAM, AUTO_MORE_THAN_RAM, RESERVED_ON_RAM,
+	PHYS_WITHOUT_SIZE, RESERVED_ON_DEVICE, RESERVED_IN_HOLE,
+	MAX_PHYS_AT_RESERVED, MAX_PHYS_INSIDE_RESERVED,
+};
 
 FIXTURE(bad_params) {
 	char params[160];
+	char *iomem;	/* /proc/iomem before the attempt */
+	int kmsg;	/* reader of what the attempt logs */
+	char skip[160];	/* why the variant cannot run here */
 };
 
 FIXTURE_VARIANT(bad_params) {
@@ -287,12 +351,85 @@ FIXTURE_VARIANT_ADD(bad_params, reserved_on_system_ram) {
 	.kind = RESERVED_ON_RAM, .err = 0,
 };
 
+/*
+ * phys= names a range whose size the administrator chose at boot: a
+ * default size would adopt whatever follows a smaller range.
+ */
+FIXTURE_VARIANT_ADD(bad_params, phys_without_size) {
+	.kind = PHYS_WITHOUT_SIZE, .err = EINVAL,
+};
+
+/* A device's registers are not memory, even where no driver claims them. */
+FIXTURE_VARIANT_ADD(bad_params, reserved_on_device_bar) {
+	.kind = RESERVED_ON_DEVICE, .err = EINVAL,
+};
+
+/* Nor is an address with nothing behind it. */
+FIXTURE_VARIANT_ADD(bad_params, reserved_in_hole) {
+	.params = "phys=0x100000000000 size=4K", .kind = RESERVED_IN_HOLE,
+	.err = EINVAL,
+};
+
+/* max_phys= promises a pool below it: a reserved range not below is refused. */
+FIXTURE_VARIANT_ADD(bad_params, max_phys_at_reserved) {
+	.kind = MAX_PHYS_AT_RESERVED, .err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(bad_params, max_phys_inside_reserved) {
+	.kind = MAX_PHYS_INSIDE_RESERVED, .err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(bad_params, max_phys_zero) {
+	.params = "size=2M max_phys=0", .err = EINVAL,
+};
+
 FIXTURE_SETUP(bad_params)
 {
-	uint64_t start, end, phys;
+	const char *env = getenv("KHEAP_RESERVED");
+	uint64_t start, end, phys, size;
+	char bdf[64];
 
+	self->iomem = NULL;
+	self->kmsg = -1;
 	ensure_unloaded(_metadata);
+	/* The range reserved at boot when there is one, else any. */
+	phys = env && *env ? param_value(env, "phys") : 0;
+	size = env && *env ? param_value(env, "size") : 0;
+	if (!phys || !size) {
+		phys = 0x08000000;
+		size = 64 * SZ_1M;
+	}
 	switch (variant->kind) {
+	case PHYS_WITHOUT_SIZE:
+		snprintf(self->params, sizeof(self->params), "phys=%#llx",
+			 (unsigned long long)phys);
+		break;
+	case MAX_PHYS_AT_RESERVED:
+		snprintf(self->params, sizeof(self->params),
+			 "phys=%#llx size=%llu max_phys=%#llx",
+			 (unsigned long long)phys, (unsigned long long)size,
+			 (unsigned long long)phys);
+		break;
+	case MAX_PHYS_INSIDE_RESERVED:
+		snprintf(self->params, sizeof(self->params),
+			 "phys=%#llx size=%llu max_phys=%#llx",
+			 (unsigned long long)phys, (unsigned long long)size,
+			 (unsigned long long)(phys + size - getpagesize()));
+		break;
+	case RESERVED_ON_DEVICE:
+		edu_bdf(bdf, sizeof(bdf));
+		phys = pci_bar0(bdf);
+		/* SKIP() here would not stop the test on the 6.1 harness. */
+		if (!phys) {
+			snprintf(self->skip, sizeof(self->skip),
+				 "no PCI device %s with a BAR0 (QEMU -device edu)",
+				 bdf);
+			break;
+		}
+		snprintf(self->params, sizeof(self->params), "phys=%#llx size=4K",
+			 (unsigned long long)phys);
+		break;
+	case RESERVED_IN_HOLE:
 	case PLAIN:
 		snprintf(self->params, sizeof(self->params), "%s",
 			 variant->params);
@@ -313,17 +450,59 @@ FIXTURE_SETUP(bad_params)
 			 (unsigned long long)phys);
 		break;
 	}
+	self->iomem = read_iomem();
+	ASSERT_NE(NULL, self->iomem);
+	self->kmsg = kheap_kmsg_open();
 }
 
 FIXTURE_TEARDOWN(bad_params)
 {
 	/* Should the load have succeeded, do not leave it behind. */
 	kheap_module_unload_wait(KHEAP_SETTLE_MS);
+	free(self->iomem);
+	if (self->kmsg >= 0)
+		close(self->kmsg);
+}
+
+/* What a refused load logged: its kheap lines and any kernel complaint. */
+struct load_log {
+	unsigned int lines;		/* "kheap: ..." */
+	unsigned int phys_and_size;	/* of those, naming phys= and size= */
+	unsigned int bad;		/* WARNING, BUG, Oops, Call Trace */
+};
+
+static void collect_log(const char *msg, void *arg)
+{
+	static const char * const bad[] = {
+		"WARNING:", "BUG:", "kernel BUG", "Oops", "Call Trace",
+	};
+	struct load_log *log = arg;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (strstr(msg, bad[i])) {
+			log->bad++;
+			ksft_print_msg("kernel: %s\n", msg);
+			return;
+		}
+	}
+	if (strncmp(msg, KHEAP_MODNAME ": ", strlen(KHEAP_MODNAME) + 2))
+		return;
+	ksft_print_msg("kernel: %s\n", msg);
+	log->lines++;
+	if (strstr(msg, "phys=") && strstr(msg, "size="))
+		log->phys_and_size++;
 }
 
 TEST_F(bad_params, refused)
 {
-	int ret = kheap_module_load(self->params);
+	struct load_log log = {};
+	char *iomem;
+	int ret;
+
+	if (self->skip[0])
+		SKIP(return, "%s", self->skip);
+	ret = kheap_module_load(self->params);
 
 	if (!variant->err) {
 		EXPECT_NE(0, ret) TH_LOG("%s was accepted", self->params);
@@ -339,6 +518,22 @@ TEST_F(bad_params, refused)
 	}
 	if (ret)
 		TH_LOG("%s: %s", self->params, kheap_errname(ret));
+	/* Nothing claimed: not even for a moment is enough to leave a trace. */
+	if (ret) {
+		iomem = read_iomem();
+		ASSERT_NE(NULL, iomem);
+		EXPECT_STREQ(self->iomem, iomem);
+		free(iomem);
+	}
+	if (self->kmsg >= 0) {
+		ASSERT_LE(0, kheap_kmsg_read(self->kmsg, collect_log, &log));
+		EXPECT_EQ(0U, log.bad) TH_LOG("%s made the kernel complain",
+					      self->params);
+		if (variant->kind == PHYS_WITHOUT_SIZE)
+			EXPECT_NE(0U, log.phys_and_size)
+				TH_LOG("%s: no kernel log line names phys= and size=",
+				       self->params);
+	}
 	expect_gone(_metadata);
 }
 
