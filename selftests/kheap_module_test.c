@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/capability.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -626,6 +627,132 @@ TEST_F(module, rmmod_busy_while_mapped)
 	ret = kheap_module_unload_wait(KHEAP_SETTLE_MS);
 	EXPECT_EQ(0, ret) TH_LOG("rmmod after munmap: %s", kheap_errname(ret));
 	expect_gone(_metadata);
+}
+
+/* What the child of alloc_killed_while_zeroing tells its parent. */
+struct zero_race {
+	uint64_t done_ms;	/* when ALLOC returned; 0 while it runs */
+	int ret;		/* what it returned */
+};
+
+/*
+ * ALLOC zeroes a chunk before returning it, which for a large chunk takes
+ * a while (about 1 s for 256 MiB under TCG).  A fatal signal must cut
+ * that short: the process dies at once and the partly zeroed chunk goes
+ * back to the pool.
+ *
+ * The zeroing time T of the whole pool is measured first; a child then
+ * ALLOCs the whole pool and is killed T/4 into it.  Without the check it
+ * dies only when the zeroing is done, about 3T/4 later.  A kill that
+ * arrives after ALLOC returned proves nothing: then the kill comes earlier
+ * the next time.
+ */
+TEST_F_TIMEOUT(module, alloc_killed_while_zeroing, 300)
+{
+	const uint64_t sizes[] = { 512 * SZ_1M, 384 * SZ_1M, 256 * SZ_1M };
+	uint64_t size = 0, t0, zero_ms, delay, limit, kill_ms, dead_ms;
+	unsigned int k, attempt, landed = 0;
+	struct kheap_info info;
+	struct zero_race *race;
+	struct kheap_alloc a;
+	char params[64], c, buf[192];
+	int ret = -ENOMEM, pfd[2], status;
+	pid_t pid;
+
+	/* As large as the guest can give: the longer the zeroing, the better. */
+	for (k = 0; k < ARRAY_SIZE(sizes) && ret; k++) {
+		size = sizes[k];
+		if (size > mem_total() / 2)
+			continue;
+		snprintf(params, sizeof(params), "size=%llu source=contig",
+			 (unsigned long long)size);
+		mem_free();
+		ret = kheap_module_load(params);
+		if (ret)
+			TH_LOG("%s: %s", params, kheap_errname(ret));
+	}
+	if (ret)
+		SKIP(return, "no runtime pool of 256 MiB or more here");
+	ASSERT_TRUE(kheap_module_listed());
+	self->fd = kheap_open();
+	ASSERT_GE(self->fd, 0);
+
+	/* Zeroing time of the whole pool; the best of two. */
+	zero_ms = UINT64_MAX;
+	for (k = 0; k < 2; k++) {
+		t0 = kheap_now_ms();
+		ASSERT_EQ(0, kheap_alloc(self->fd, size, 0, &a));
+		t0 = kheap_now_ms() - t0;
+		zero_ms = t0 < zero_ms ? t0 : zero_ms;
+		ASSERT_EQ(0, kheap_free(self->fd, a.token));
+	}
+	TH_LOG("ALLOC of the whole %llu MiB pool takes %llu ms",
+	       (unsigned long long)(size >> 20), (unsigned long long)zero_ms);
+	if (zero_ms < 400)
+		SKIP(return, "zeroing %llu MiB takes only %llu ms: too quick to kill it halfway",
+		     (unsigned long long)(size >> 20), (unsigned long long)zero_ms);
+	/* Dying promptly: well before the zeroing could have finished. */
+	limit = zero_ms / 3 < 3000 ? zero_ms / 3 : 3000;
+
+	race = mmap(NULL, sizeof(*race), PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, race);
+	for (attempt = 0, delay = zero_ms / 4; attempt < 4 && !landed;
+	     attempt++, delay /= 2) {
+		memset(race, 0, sizeof(*race));
+		ASSERT_EQ(0, pipe(pfd));
+		pid = fork();
+		ASSERT_GE(pid, 0);
+		if (pid == 0) {
+			struct kheap_alloc ca;
+			int fd = kheap_open();
+
+			if (fd < 0)
+				_exit(10);
+			close(pfd[0]);
+			if (write(pfd[1], "x", 1) != 1)
+				_exit(11);
+			race->ret = kheap_alloc(fd, size, 0, &ca);
+			race->done_ms = kheap_now_ms();
+			/* Stay, holding the chunk, until killed. */
+			for (;;)
+				pause();
+		}
+		close(pfd[1]);
+		ASSERT_EQ(1, read(pfd[0], &c, 1));
+		close(pfd[0]);
+		kheap_sleep_ms(delay);
+		kill_ms = kheap_now_ms();
+		ASSERT_EQ(0, kill(pid, SIGKILL));
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		dead_ms = kheap_now_ms();
+		EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+			TH_LOG("child status %#x", status);
+		landed = !race->done_ms || race->done_ms > kill_ms;
+		TH_LOG("attempt %u: killed %llu ms in, %s; dead %llu ms after the kill (limit %llu)",
+		       attempt + 1, (unsigned long long)delay,
+		       landed ? "ALLOC still running" : "ALLOC had returned",
+		       (unsigned long long)(dead_ms - kill_ms),
+		       (unsigned long long)limit);
+		EXPECT_LE(dead_ms - kill_ms, limit)
+			TH_LOG("the child took %llu ms to die",
+			       (unsigned long long)(dead_ms - kill_ms));
+		/* Whatever happened, the pool is whole again. */
+		ret = kheap_wait_idle(self->fd, KHEAP_SETTLE_MS, &info);
+		EXPECT_EQ(0, ret) TH_LOG("pool not whole after the kill: %s",
+					 kheap_state_str(&info, buf, sizeof(buf)));
+		if (ret)
+			break;
+	}
+	munmap(race, sizeof(*race));
+	if (!landed)
+		SKIP(return, "the kill never arrived while ALLOC was zeroing");
+	/* And the pool is fit for use: all of it, zeroed. */
+	ASSERT_EQ(0, kheap_alloc(self->fd, size, 0, &a));
+	self->maplen = size;
+	self->map = kheap_map(self->fd, a.token, size);
+	ASSERT_NE(MAP_FAILED, self->map);
+	check_samples(_metadata, self->map, &a, getpagesize());
 }
 
 #define CYCLES	20
