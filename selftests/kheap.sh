@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# Run kheap_test against each pool source, then the module lifecycle tests.
+# Run kheap_test against each pool source, then the module lifecycle tests
+# and the pool placement test (kheap_movable_test, see there).
 #
 #   contig    size=64M source=contig   (taken at load time)
 #   buddy     size=2M source=buddy     (one page allocator block)
@@ -62,12 +63,14 @@ else
 	echo "# kheap.sh: reserved pool skipped (KHEAP_RESERVED not set)"
 fi
 
-"$dir/kheap_modload" unload >/dev/null 2>&1
-"$dir/kheap_module_test"
-rc=$?
-if [ $rc -ne 0 ]; then
-	echo "# kheap.sh: kheap_module_test exited with $rc"
-	status=1
-fi
+for t in kheap_module_test kheap_movable_test; do
+	"$dir/kheap_modload" unload >/dev/null 2>&1
+	"$dir/$t"
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		echo "# kheap.sh: $t exited with $rc"
+		status=1
+	fi
+done
 
 exit $status
