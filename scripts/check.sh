@@ -12,7 +12,9 @@
 #      with a runtime contiguous pool, a reserved pool and a buddy pool) and
 #      two edu DMA engines (28 and 32 address bits, no IOMMU); then boot it
 #      again with an Intel IOMMU and two 32-bit edu devices for the device
-#      address tests alone (selftests/kheap_dma.sh, libkheap's guest_dma).
+#      address tests alone (selftests/kheap_dma.sh, libkheap's guest_dma),
+#      and a third time with a large ZONE_MOVABLE (movablecore=) for the
+#      pool placement tests alone (selftests/kheap_movable_test).
 # All KTAP goes to stdout; the last line sums every "# Totals:" line as
 # "N passed, N failed".  Exit status is non-zero on any failure.
 #
@@ -32,6 +34,12 @@ log=$build/check.log
 # free for the large runtime pool test.
 reserved_phys=0x08000000
 reserved_size=64M
+
+# The placement guest's ZONE_MOVABLE, out of 1 GiB: larger than DMA32
+# (about 430 MiB), so that a pool too large for DMA32 could only come from
+# ZONE_MOVABLE, and small enough to leave DMA32 a free 256 MiB run for the
+# pool that must load outside it.
+movablecore=576M
 
 # QEMU's edu DMA engines, at fixed slots so the guest can be told which
 # is which: the address bits each drives cannot be read from the device.
@@ -218,6 +226,20 @@ RUN
 	rc=$?
 	grep -v '^\[ *[0-9]*\.[0-9]*\]' "$out/console-iommu.log" | tr -d '\r'
 	check_result "guest run with IOMMU on $krel" "$rc"
+
+	# The same initramfs with a large ZONE_MOVABLE: the pool placement
+	# tests only (the other guests need 800 MiB of contiguous free RAM).
+	cat > "$out/run-movable.sh" <<RUN
+export KHEAP_KO=/kheap/kheap.ko
+cd /kheap/selftests && ./kheap_movable_test
+RUN
+	say "# guest $krel, movablecore=$movablecore"
+	scripts/run-guest.sh --quiet --timeout 300 \
+		--append "nokaslr movablecore=$movablecore" \
+		"$krel" "$out/initramfs.cpio" "$out/run-movable.sh" "$out/console-movable.log"
+	rc=$?
+	grep -v '^\[ *[0-9]*\.[0-9]*\]' "$out/console-movable.log" | tr -d '\r'
+	check_result "guest run with movablecore= on $krel" "$rc"
 done
 
 # --- our own checks, as one more KTAP block ---------------------------------
