@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "dma.h"
 #include "internal.h"
@@ -48,14 +49,20 @@ static inline size_t pow2_floor(size_t x)
 	return (size_t)1 << (63 - __builtin_clzll(x));
 }
 
+/*
+ * One mapping, touched lazily: the in-use bytes first (a page-aligned
+ * 4 KiB per granule, given back page by page with the chunks), then the
+ * per-granule maps.
+ */
 static int meta_map(size_t ngran)
 {
+	size_t live_len = ngran << (GRANULE_SHIFT - LIVE_SHIFT);
 	size_t kind_len = round_up(ngran, 64);
 	size_t owner_len = ngran * sizeof(struct chunk *);
 	size_t slabs_len = ngran * sizeof(struct slab);
 	size_t chunks_len = ngran * sizeof(struct chunk);
-	size_t len = round_up(kind_len + owner_len + slabs_len + chunks_len,
-			      4096);
+	size_t len = round_up(live_len + kind_len + owner_len + slabs_len +
+			      chunks_len, 4096);
 	char *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
@@ -63,11 +70,26 @@ static int meta_map(size_t ngran)
 		return -ENOMEM;
 	kh.meta = m;
 	kh.meta_len = len;
+	khm.live = (uint8_t *)m;
+	m += live_len;
 	khm.kind = (uint8_t *)m;
 	kh.owner = (struct chunk **)(m + kind_len);
 	kh.slabs = (struct slab *)(m + kind_len + owner_len);
 	kh.chunks = (struct chunk *)(m + kind_len + owner_len + slabs_len);
 	return 0;
+}
+
+/* A chunk is going back: its in-use bytes are all clear or LIVE_FREED;
+ * let the kernel have their whole pages. */
+static void live_release(uintptr_t start, size_t size)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = round_up((uintptr_t)live_of(start), pg);
+	uintptr_t b = ((uintptr_t)live_of(start) + (size >> LIVE_SHIFT)) &
+		      ~(uintptr_t)(pg - 1);
+
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 static void atfork_prepare(void);
@@ -202,6 +224,7 @@ static void drop_chunk(struct chunk *ch)
 	kh.held -= c.size;
 	kh.nchunks--;
 	dma_chunk_removed(ch);
+	live_release(ch->start, c.size);
 	kh.prov->free(&c);
 }
 
@@ -381,6 +404,7 @@ static void cache_release(struct chunk *ch)
 	kh.held -= c.size;
 	kh.nchunks--;
 	dma_chunk_removed(ch);
+	live_release(ch->start, c.size);
 	kh.prov->free(&c);
 }
 
@@ -622,6 +646,7 @@ void kheap__reset(void)
 	}
 	__atomic_store_n(&khm.span, 0, __ATOMIC_RELAXED);
 	khm.kind = NULL;
+	khm.live = NULL;
 	kh.ready = 0;
 	kh.arenas = kh.huges = kh.cached = NULL;
 	kh.cached_bytes = kh.ncached = kh.cache_reuses = 0;

@@ -1,12 +1,18 @@
 // SPDX-License-Identifier: MIT
 /*
  * check.c - integrity checker: walks every block of every chunk and
- * cross-checks the TLSF lists, the slabs, the granule maps, the counters
- * and this thread's cache.  Used by the tests after every operation;
- * returns the number of problems found and prints each to stderr.
+ * cross-checks the TLSF lists, the slabs, the granule maps, the counters,
+ * every thread's cache and the in-use bytes: each block is exactly one of
+ * in use (LIVE_USED), in one thread cache, or free in its slab or TLSF.
+ * Used by the tests after every operation; returns the number of problems
+ * found and prints each to stderr.  Other threads' caches are read as
+ * they are: call it while no other thread allocates or frees.
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 #include "tcache.h"
@@ -14,6 +20,8 @@
 struct ctx {
 	int errs;
 	size_t free_bytes;
+	void **cached;		/* every thread cache's blocks, sorted */
+	size_t ncached, cap;
 };
 
 static void report(void *vctx, const char *fmt, ...)
@@ -30,12 +38,59 @@ static void report(void *vctx, const char *fmt, ...)
 	}
 }
 
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(void *const *)a;
+	uintptr_t y = (uintptr_t)*(void *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int is_cached(const struct ctx *c, const void *p)
+{
+	return c->ncached &&
+	       bsearch(&p, c->cached, c->ncached, sizeof(void *), cmp_ptr);
+}
+
+static int in_use(const void *p)
+{
+	return *live_of((uintptr_t)p) == LIVE_USED;
+}
+
+/* In-use bytes set in [p, p + n) (n a multiple of 8, p 8-aligned). */
+static size_t count_used(const uint8_t *p, size_t n)
+{
+	size_t cnt = 0;
+
+	for (size_t i = 0; i < n; i += 8) {
+		uint64_t w;
+
+		memcpy(&w, p + i, 8);
+		/* LIVE_USED is the only value with bit 0 set */
+		cnt += (size_t)__builtin_popcountll(w & 0x0101010101010101ull);
+	}
+	return cnt;
+}
+
 static void visit(void *vctx, const struct tlsf_walk_info *wi)
 {
 	struct ctx *c = vctx;
+	int used, cached;
 
 	if (wi->free)
 		c->free_bytes += wi->size;
+	/* A slab's frame is a used block, but its objects are the blocks. */
+	if (khm.kind[gran_of((uintptr_t)wi->ptr)] != K_ARENA)
+		return;
+	used = in_use(wi->ptr);
+	cached = is_cached(c, wi->ptr);
+	if (wi->free && (used || cached))
+		report(c, "free block %p is %s", wi->ptr,
+		       used ? "marked in use" : "in a thread cache");
+	else if (!wi->free && used == cached)
+		report(c, "block %p is %s", wi->ptr, used ?
+		       "in a thread cache and marked in use" :
+		       "neither in use nor in a thread cache");
 }
 
 static void check_slab(struct ctx *c, size_t g, unsigned cls)
@@ -69,6 +124,33 @@ static void check_slab(struct ctx *c, size_t g, unsigned cls)
 			report(c, "slab %p: free chain loops", frame);
 			return;
 		}
+		if (in_use(p) || is_cached(c, p))
+			report(c, "slab %p: free object %p is %s", frame, p,
+			       in_use(p) ? "marked in use" : "in a thread cache");
+	}
+	/* Below the bump: in use, cached, or on the chain, one of the three;
+	 * at or above it nothing is in use. */
+	{
+		size_t used = 0, cached = 0, below = 0;
+
+		for (const char *q = frame + SLAB_OBJ_OFF; q < s->bump;
+		     q += sz, below++) {
+			int u = in_use(q), k = is_cached(c, q);
+
+			if (u && k)
+				report(c, "slab %p: object %p in a thread cache "
+				       "and marked in use", frame, (void *)q);
+			used += (size_t)u;
+			cached += (size_t)k;
+		}
+		if (used + cached + chain != below)
+			report(c, "slab %p: %zu objects handed out, %zu in use, "
+			       "%zu cached, %zu free", frame, below, used,
+			       cached, chain);
+		if (count_used(live_of((uintptr_t)frame),
+			       SLAB_SIZE >> LIVE_SHIFT) != used)
+			report(c, "slab %p: in-use bytes off the objects",
+			       frame);
 	}
 	if (s->nfree != chain + (size_t)(s->end - s->bump) / sz)
 		report(c, "slab %p: nfree %u, chain %zu + bump %zu", frame,
@@ -118,8 +200,16 @@ static void check_chunk(struct ctx *c, const struct chunk *ch, int type)
 					     ch->c.size, visit, c, report);
 }
 
-static void check_cache(struct ctx *c, const struct tcache *tc)
+static void cache_add(struct ctx *c, void *p)
 {
+	if (c->ncached < c->cap)
+		c->cached[c->ncached++] = p;
+}
+
+static void check_cache(const struct tcache *tc, void *arg)
+{
+	struct ctx *c = arg;
+
 	for (unsigned cls = 0; cls < NCLASS; cls++) {
 		const struct tc_bin *b = &tc->small[cls];
 
@@ -132,6 +222,8 @@ static void check_cache(struct ctx *c, const struct tcache *tc)
 			    khm.kind[gran_of(v)] != cls + 1)
 				report(c, "cached %p not of class %u",
 				       b->items[i], cls);
+			else
+				cache_add(c, b->items[i]);
 		}
 	}
 	for (unsigned i = 0; i < TC_MED_BINS; i++) {
@@ -145,7 +237,46 @@ static void check_cache(struct ctx *c, const struct tcache *tc)
 			    tlsf_is_free(m->items[j]) ||
 			    med_bin(tlsf_usable_size(m->items[j])) != i)
 				report(c, "cached block %p bad", m->items[j]);
+			else
+				cache_add(c, m->items[j]);
 		}
+	}
+}
+
+static void count_cache(const struct tcache *tc, void *arg)
+{
+	size_t *n = arg;
+
+	for (unsigned cls = 0; cls < NCLASS; cls++)
+		*n += tc->small[cls].count;
+	for (unsigned i = 0; i < TC_MED_BINS; i++)
+		*n += tc->med[i].count;
+}
+
+/* Every thread's cached blocks, sorted; a block twice is reported. */
+static void collect_caches(struct ctx *c)
+{
+	size_t n = 0;
+
+	tcache_for_each(count_cache, &n);
+	c->cap = n + 64;	/* room for the bounds checks to report */
+	c->cached = mmap(NULL, c->cap * sizeof(void *), PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c->cached == MAP_FAILED) {
+		c->cached = NULL;
+		c->cap = 0;
+		report(c, "no memory for the cache cross-check");
+		return;
+	}
+	tcache_for_each(check_cache, c);
+	qsort(c->cached, c->ncached, sizeof(void *), cmp_ptr);
+	for (size_t i = 0; i < c->ncached; i++) {
+		if (i && c->cached[i] == c->cached[i - 1])
+			report(c, "block %p twice in thread caches",
+			       c->cached[i]);
+		if (in_use(c->cached[i]))
+			report(c, "block %p in a thread cache and marked in use",
+			       c->cached[i]);
 	}
 }
 
@@ -170,13 +301,14 @@ static void check_classes(struct ctx *c)
 
 int kheap__check(void)
 {
-	struct ctx c = { 0, 0 };
+	struct ctx c = { 0 };
 	uint64_t held = 0, n = 0;
 
 	if (!kh.ready)
 		return 0;
 	check_classes(&c);
 	kheap_lock(&kh.lock);
+	collect_caches(&c);
 	(void)tlsf_check_lists(&kh.tlsf, &c, report);
 	for (const struct chunk *a = kh.arenas; a; a = a->next, n++) {
 		check_chunk(&c, a, CH_ARENA);
@@ -184,6 +316,9 @@ int kheap__check(void)
 	}
 	for (const struct chunk *h = kh.huges; h; h = h->next, n++) {
 		check_chunk(&c, h, CH_HUGE);
+		if (!in_use((void *)h->start))
+			report(&c, "dedicated block %p not marked in use",
+			       (void *)h->start);
 		held += h->c.size;
 	}
 	{
@@ -203,6 +338,9 @@ int kheap__check(void)
 				if (khm.kind[g] != K_NONE || kh.owner[g] != h)
 					report(&c, "granule %zu of a cached "
 					       "chunk is mapped", g);
+			if (in_use((void *)h->start))
+				report(&c, "cached chunk %p marked in use",
+				       (void *)h->start);
 			cb += h->c.size;
 			if (++cn > CACHE_MAX_CHUNKS)
 				break;
@@ -239,8 +377,8 @@ int kheap__check(void)
 			}
 		}
 	}
-	if (kh_tc)
-		check_cache(&c, kh_tc);
 	kheap_unlock(&kh.lock);
+	if (c.cached)
+		munmap(c.cached, c.cap * sizeof(void *));
 	return c.errs;
 }

@@ -13,6 +13,16 @@
  *	slabs[g]	the slab descriptor when the granule is a slab;
  *	chunks[g]	the chunk descriptor when a chunk starts there.
  * So any pointer finds its metadata by offset arithmetic: g = (p - lo) >> 16.
+ *
+ * And per 16 bytes of window (every block, small or not, starts on a
+ * 16-byte boundary), an in-use byte: live[(p - lo) >> 4] is LIVE_USED
+ * exactly while a block starting at p is the caller's.  It is set when a
+ * block is handed out (thread-cache pops included) and set to LIVE_FREED
+ * when it is freed, before the block enters a thread cache, a slab or
+ * TLSF; so a double free, in whatever cache the block sits, and a free of
+ * anything but a block's start are caught by one byte, on every path.
+ * Bytes, not bits: the owning thread writes its block's byte without a
+ * lock, and neighbouring blocks may belong to other threads.
  */
 #ifndef KHEAP_INTERNAL_H
 #define KHEAP_INTERNAL_H
@@ -42,6 +52,11 @@
 
 #define MAX_ALIGN	((size_t)1 << 30)
 
+#define LIVE_SHIFT	4
+#define LIVE_NONE	0	/* no block starts here */
+#define LIVE_USED	1	/* a block starts here and is the caller's */
+#define LIVE_FREED	2	/* a block started here and was freed */
+
 /* Layout assumptions the code relies on without checking at run time. */
 _Static_assert(sizeof(size_t) == 8 && sizeof(void *) == 8,
 	       "64-bit only: TLSF sizes and clzll on size_t");
@@ -55,6 +70,10 @@ _Static_assert(SLAB_OBJ_OFF >= TLSF_HDR && SLAB_OBJ_OFF % 64 == 0,
 _Static_assert(SMALL_MAX < SLAB_SIZE / 32,
 	       "a slab holds a useful number of its largest objects");
 _Static_assert(GRANULE % 4096 == 0, "granules are whole pages");
+_Static_assert(((size_t)1 << LIVE_SHIFT) == TLSF_ALIGN &&
+	       (SLAB_OBJ_OFF & (TLSF_ALIGN - 1)) == 0,
+	       "every block starts on its own in-use byte (class sizes are "
+	       "multiples of 16: kheap__check checks the table)");
 
 /* Chunk cache bounds (arena.c): min(pool / 8, CACHE_MAX_BYTES) bytes and
  * CACHE_MAX_CHUNKS chunks. */
@@ -80,6 +99,7 @@ struct heap_map {
 	uintptr_t base;		/* pool offset 0 */
 	uint64_t phys;		/* pool physical address, 0 if withheld */
 	size_t pool_size;
+	uint8_t *live;		/* in-use byte per 16 bytes of window */
 } __attribute__((aligned(64)));
 
 struct heap {
@@ -125,6 +145,12 @@ extern struct heap_map khm HIDDEN;
 static inline size_t gran_of(uintptr_t p)
 {
 	return (p - khm.lo) >> GRANULE_SHIFT;
+}
+
+/* The in-use byte of a block starting at p (p inside the window). */
+static inline uint8_t *live_of(uintptr_t p)
+{
+	return &khm.live[(p - khm.lo) >> LIVE_SHIFT];
 }
 
 /* arena.c, all under kh.lock unless noted */

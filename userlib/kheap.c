@@ -30,6 +30,30 @@ static inline void out_add(uint64_t n)
 		kh.peak_out = kh.out;
 }
 
+/* p becomes the caller's: its in-use byte says so until it is freed. */
+static inline void *hand_out(void *p)
+{
+	if (p)
+		*live_of((uintptr_t)p) = LIVE_USED;
+	return p;
+}
+
+/* Thread-cache pops that hand the block out. */
+static inline void *small_pop(struct tcache *tc, unsigned c)
+{
+	struct tc_bin *b = &tc->small[c];
+	void *p = b->items[--b->count];
+
+	tc_account(tc, -(ptrdiff_t)kh_class_size[c]);
+	*live_of((uintptr_t)p) = LIVE_USED;	/* last: a byte store aliases */
+	return p;
+}
+
+static inline void *med_pop(struct tcache *tc, size_t n)
+{
+	return hand_out(tc_med_pop(tc, n));
+}
+
 /* Last resort under the lock: flush this thread's cache, ask the others
  * to flush theirs, give spare slabs and empty arenas back. */
 static void reclaim_locked(struct tcache *tc)
@@ -57,7 +81,7 @@ static void *central_block(struct tcache *tc, size_t n, size_t align,
 	if (p)
 		out_add(tlsf_usable_size(p));
 	kheap_unlock(&kh.lock);
-	return p;
+	return hand_out(p);
 }
 
 static void *central_huge(struct tcache *tc, size_t n, size_t align,
@@ -77,7 +101,7 @@ static void *central_huge(struct tcache *tc, size_t n, size_t align,
 	kheap_unlock(&kh.lock);
 	if (!p)
 		note_failure(err);
-	return p;
+	return hand_out(p);
 }
 
 static void *small_slow(struct tcache *tc, unsigned c)
@@ -94,7 +118,7 @@ static void *small_slow(struct tcache *tc, unsigned c)
 		kheap_unlock(&kh.lock);
 	}
 	if (p)
-		return p;
+		return hand_out(p);
 	/* No slab memory: a TLSF block of the class size still fits in the
 	 * holes the slabs cannot use.  It keeps the alignment a slab object
 	 * of the class has (kheap_aligned_alloc relies on it). */
@@ -125,17 +149,14 @@ static __attribute__((noinline)) void *malloc_slow(size_t n)
 	}
 	if (n <= SMALL_MAX) {
 		unsigned c = size_class(n);
-		struct tc_bin *b;
 
-		if (tc && (b = &tc->small[c])->count) {
-			tc_account(tc, -(ptrdiff_t)kh_class_size[c]);
-			return b->items[--b->count];
-		}
+		if (tc && tc->small[c].count)
+			return small_pop(tc, c);
 		return small_slow(tc, c);
 	}
 	if (is_huge(n))
 		return central_huge(tc, n, 0, NULL);
-	if (tc && n <= TC_MED_MAX && (p = tc_med_pop(tc, n)))
+	if (tc && n <= TC_MED_MAX && (p = med_pop(tc, n)))
 		return p;
 	p = central_block(tc, n, 0, NULL);
 	if (!p)
@@ -150,16 +171,13 @@ API void *kheap_malloc(size_t n)
 	if (likely(tc != NULL)) {
 		if (likely(n <= SMALL_MAX)) {
 			unsigned c = size_class(n);
-			struct tc_bin *b = &tc->small[c];
 
-			if (likely(b->count)) {
-				tc_account(tc, -(ptrdiff_t)kh_class_size[c]);
-				return b->items[--b->count];
-			}
+			if (likely(tc->small[c].count))
+				return small_pop(tc, c);
 		} else if (n <= TC_MED_MAX) {
 			/* any cached block that fits will do, even if the
 			 * request would be a dedicated chunk in a tiny pool */
-			void *p = tc_med_pop(tc, n);
+			void *p = med_pop(tc, n);
 
 			if (p)
 				return p;
@@ -168,11 +186,34 @@ API void *kheap_malloc(size_t n)
 	return malloc_slow(n);
 }
 
-static __attribute__((noreturn)) void bad_pointer(const char *fn,
-						   const void *p)
+/* Like glibc: say what is wrong and abort; going on would corrupt the
+ * heap, or hand one block to two owners. */
+static __attribute__((noreturn, cold, noinline))
+void bad_pointer(const char *fn, const void *p)
 {
-	fprintf(stderr, "libkheap: %s(%p): not a kheap pointer\n", fn, p);
+	uintptr_t v = (uintptr_t)p;
+	const char *why = "invalid pointer";
+
+	if (!strcmp(fn, "kheap_free") && v - khm.lo < khm.span &&
+	    !(v & (TLSF_ALIGN - 1)) && *live_of(v) == LIVE_FREED)
+		why = "double free detected";
+	fprintf(stderr, "libkheap: %s(): %s (%p)\n", fn, why, p);
 	abort();
+}
+
+/* The in-use byte of a block the caller may free or resize; aborts if p
+ * is not the start of one of its blocks. */
+static inline uint8_t *live_block(const char *fn, const void *p)
+{
+	uintptr_t v = (uintptr_t)p;
+	uint8_t *lv;
+
+	if (v - khm.lo >= khm.span || (v & (TLSF_ALIGN - 1)))
+		bad_pointer(fn, p);
+	lv = live_of(v);
+	if (*lv != LIVE_USED)
+		bad_pointer(fn, p);
+	return lv;
 }
 
 static __attribute__((noinline)) void free_slow(void *p)
@@ -184,8 +225,7 @@ static __attribute__((noinline)) void free_slow(void *p)
 
 	if (!p)
 		return;
-	if (v - khm.lo >= khm.span)
-		bad_pointer("kheap_free", p);
+	*live_block("kheap_free", p) = LIVE_FREED;
 	g = gran_of(v);
 	k = khm.kind[g];
 	if (k & K_FOREIGN)
@@ -217,36 +257,49 @@ static __attribute__((noinline)) void free_slow(void *p)
 	} else if (k == K_HUGE) {
 		struct chunk *c = kh.owner[g];
 
-		if (c->start != v)
-			bad_pointer("kheap_free", p);
+		kh_assert(c->start == v);
 		kheap_lock(&kh.lock);
 		kh.out -= c->uend - c->start;
 		heap_free_huge(c);
 		kheap_unlock(&kh.lock);
 	} else {
+		/* An in-use byte in no chunk: the map itself is corrupt. */
 		bad_pointer("kheap_free", p);
 	}
 }
 
+/*
+ * The fast path: this thread's cache, after one look at the block's
+ * in-use byte (anything but a block of ours in use goes to free_slow,
+ * which says what is wrong).
+ */
 API void kheap_free(void *p)
 {
 	size_t span = __atomic_load_n(&khm.span, __ATOMIC_ACQUIRE);
 	uintptr_t off = (uintptr_t)p - khm.lo;
 	struct tcache *tc = kh_tc;
 
-	if (likely(off < span) && likely(tc != NULL)) {
+	if (likely(off < span) && likely(tc != NULL) &&
+	    likely(!(off & (TLSF_ALIGN - 1)))) {
 		unsigned k = khm.kind[off >> GRANULE_SHIFT];
+		uint8_t *lv = &khm.live[off >> LIVE_SHIFT];
 
+		if (unlikely(*lv != LIVE_USED))
+			bad_pointer("kheap_free", p);
 		if (likely(k - 1u < NCLASS)) {
 			struct tc_bin *b = &tc->small[k - 1];
+			uint32_t n = b->count;
 
-			if (likely(b->count < b->cap)) {
-				b->items[b->count++] = p;
+			if (likely(n < b->cap)) {
+				b->items[n] = p;
+				b->count = n + 1;
 				tc_account(tc, kh_class_size[k - 1]);
+				*lv = LIVE_FREED;	/* last: it aliases */
 				return;
 			}
 		} else if (k == K_ARENA &&
 			   tc_med_push(tc, p, tlsf_usable_size(p))) {
+			*lv = LIVE_FREED;
 			return;
 		}
 	}
@@ -285,7 +338,7 @@ API void *kheap_calloc(size_t nmemb, size_t size)
 				     dirty - (uintptr_t)p : n);
 		return p;
 	}
-	if (tc && n <= TC_MED_MAX && (p = tc_med_pop(tc, n))) {
+	if (tc && n <= TC_MED_MAX && (p = med_pop(tc, n))) {
 		memset(p, 0, n);
 		return p;
 	}
@@ -320,7 +373,7 @@ static void *aligned_alloc_impl(size_t align, size_t n)
 	if (n > TLSF_MAX_BLOCK || is_huge(n + align + TLSF_MIN_BLOCK))
 		return central_huge(tc, n, align, NULL);
 	if (tc && n > TC_MED_MIN && n <= TC_MED_MAX &&
-	    (p = tc_med_pop_aligned(tc, n, align)))
+	    (p = hand_out(tc_med_pop_aligned(tc, n, align))))
 		return p;
 	p = central_block(tc, n, align, NULL);
 	if (!p)
@@ -390,6 +443,7 @@ API void *kheap_realloc(void *p, size_t n)
 	uintptr_t v = (uintptr_t)p;
 	size_t g, old;
 	unsigned k;
+	uint8_t *lv;
 
 	if (!p)
 		return kheap_malloc(n);
@@ -397,15 +451,20 @@ API void *kheap_realloc(void *p, size_t n)
 		kheap_free(p);
 		return NULL;
 	}
-	if (v - khm.lo >= khm.span)
-		bad_pointer("kheap_realloc", p);
+	lv = live_block("kheap_realloc", p);
 	g = gran_of(v);
 	k = khm.kind[g];
 	old = heap_usable_size(p);
 	if (!old)
 		bad_pointer("kheap_realloc", p);
-	if (k & K_FOREIGN)
-		return realloc_move(p, old, n, 1);
+	if (k & K_FOREIGN) {
+		/* The parent's block stays; to the child it is gone. */
+		void *q = realloc_move(p, old, n, 1);
+
+		if (q)
+			*lv = LIVE_FREED;
+		return q;
+	}
 	if (k >= 1 && k <= NCLASS) {
 		/* Same slot while it fits and is not mostly wasted. */
 		if (n <= old && (n > old / 2 || old <= 16))

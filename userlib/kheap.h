@@ -11,6 +11,10 @@
  *    calloc overflow is ENOMEM too;
  *  - kheap_free(NULL) does nothing; kheap_realloc(NULL, n) is
  *    kheap_malloc(n); a failed realloc leaves the old block intact;
+ *  - kheap_free or kheap_realloc of a pointer that is not the start of a
+ *    block of this process in use prints "kheap_free(): double free
+ *    detected" (a block already freed) or "...: invalid pointer" and
+ *    aborts, as glibc does; the check costs one byte's load per call;
  *  - kheap_realloc(p, 0) with p != NULL frees p and returns NULL (glibc's
  *    behaviour); kheap_malloc(0) returns a unique pointer;
  *  - kheap_posix_memalign returns EINVAL for an alignment that is not a

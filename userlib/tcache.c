@@ -196,6 +196,15 @@ uint64_t tcache_cached_total(void)
 	return sum;
 }
 
+void tcache_for_each(void (*fn)(const struct tcache *tc, void *arg),
+		     void *arg)
+{
+	kheap_lock(&reg_lock);
+	for (struct tcache *tc = reg_head; tc; tc = tc->next)
+		fn(tc, arg);
+	kheap_unlock(&reg_lock);
+}
+
 static void discard(struct tcache *tc)
 {
 	for (unsigned c = 0; c < NCLASS; c++)

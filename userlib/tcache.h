@@ -162,6 +162,10 @@ void tcache_flush_small(struct tcache *tc, unsigned c) TC_HIDDEN;
 /* Give everything back; under kh.lock. */
 void tcache_flush_all_locked(struct tcache *tc) TC_HIDDEN;
 uint64_t tcache_cached_total(void) TC_HIDDEN;
+/* The checker: fn on every thread's cache, under the registry lock.  The
+ * caches are read as they are: their threads must not be allocating. */
+void tcache_for_each(void (*fn)(const struct tcache *tc, void *arg),
+		     void *arg) TC_HIDDEN;
 void tcache_heap_init(void) TC_HIDDEN;
 void tcache_discard_current(void) TC_HIDDEN;
 void tcache_atfork_prepare(void) TC_HIDDEN;
