@@ -69,6 +69,7 @@ struct kheap_pool_params {
  * @size: size in bytes, a multiple of PAGE_SIZE
  * @vaddr: kernel mapping of a reserved range (NULL for the other sources,
  *	whose pages are reached through their struct pages)
+ * @pm_nb: refuses hibernation while a reserved range is the pool
  *
  * The pages of a contig or buddy pool are ordinary pages in the kernel's
  * direct map, and the pool holds one reference on each of them for as
@@ -80,6 +81,7 @@ struct kheap_pool {
 	phys_addr_t phys;
 	size_t size;
 	void *vaddr;
+	struct notifier_block pm_nb;
 };
 
 /**

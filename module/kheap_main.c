@@ -27,7 +27,8 @@ MODULE_PARM_DESC(size,
 		 "Pool size in bytes, K/M/G suffixes allowed, rounded up to whole pages (default: 64M; required with phys=)");
 
 static char *kheap_param_phys;
-module_param_named(phys, kheap_param_phys, charp, 0444);
+/* Root only: the base of a reserved pool is a physical address. */
+module_param_named(phys, kheap_param_phys, charp, 0400);
 MODULE_PARM_DESC(phys,
 		 "Physical address of a range reserved at boot with memmap=SIZE$ADDR; the pool is then that range (default: none)");
 

@@ -30,6 +30,7 @@
 #include <linux/sched/signal.h>
 #include <linux/sizes.h>
 #include <linux/string.h>
+#include <linux/suspend.h>
 
 #include "kheap.h"
 
@@ -75,6 +76,24 @@ static void kheap_format_size(char *buf, size_t len, u64 size)
 		snprintf(buf, len, "%lluK", size >> 10);
 	else
 		snprintf(buf, len, "%llu", size);
+}
+
+/*
+ * A hibernation image holds the RAM the kernel manages; memmap= memory is
+ * not part of it, so a reserved pool would come back from resume with
+ * whatever the firmware left there, under mappings that promise the old
+ * contents.  Refuse hibernation instead, while such a pool exists.
+ */
+static int kheap_pool_pm_event(struct notifier_block *nb,
+			       unsigned long action, void *data)
+{
+	struct kheap_pool *pool = container_of(nb, struct kheap_pool, pm_nb);
+
+	if (action != PM_HIBERNATION_PREPARE)
+		return NOTIFY_DONE;
+	pr_warn("hibernation refused: the %zu KiB reserved pool would not be saved (unload kheap first)\n",
+		pool->size / SZ_1K);
+	return notifier_from_errno(-EBUSY);
 }
 
 /*
@@ -145,6 +164,8 @@ static int kheap_pool_adopt_reserved(struct kheap_pool *pool, u64 phys,
 	pool->phys = phys;
 	pool->size = size;
 	pool->vaddr = vaddr;
+	pool->pm_nb.notifier_call = kheap_pool_pm_event;
+	register_pm_notifier(&pool->pm_nb);
 	return 0;
 }
 
@@ -454,6 +475,7 @@ void kheap_pool_destroy(struct kheap_pool *pool)
 {
 	switch (pool->source) {
 	case KHEAP_SOURCE_RESERVED:
+		unregister_pm_notifier(&pool->pm_nb);
 		memunmap(pool->vaddr);
 		release_mem_region(pool->phys, pool->size);
 		break;
