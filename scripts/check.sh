@@ -178,6 +178,7 @@ export KHEAP_EDU="$edu_direct_env" KHEAP_DMA_IOMMU=0
 export KHEAP_VFIO_MODULES=/kheap/modules/vfio
 status=0
 cd /kheap/selftests && ./kheap.sh || status=1
+./kheap_pm.sh || status=1
 ./kheap_dma.sh || status=1
 if [ -d /kheap/userlib/tests ]; then
 	/kheap/selftests/kheap_modload unload 2>/dev/null
