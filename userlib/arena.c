@@ -260,8 +260,10 @@ static int grow(size_t need)
 	size_t want = kh.arena_size > min ? kh.arena_size : min;
 	int err = take_chunk(want, kh.arena_align, min, &c);
 
-	if (err)
+	if (err) {
+		kh.grow_err = -err;	/* central_block's errno */
 		return err;
+	}
 	ch = add_chunk(&c, CH_ARENA);
 	if (!ch)
 		return -ENOMEM;

@@ -137,6 +137,8 @@ struct heap {
 	uint64_t held, peak_held, nchunks;
 	uint64_t failed;	/* atomic */
 	uint64_t gen;		/* bumped to ask thread caches to flush */
+	int grow_err;		/* the provider's last failure to give an
+				 * arena (errno value, 0 for none) */
 };
 
 extern struct heap kh HIDDEN;

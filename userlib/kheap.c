@@ -17,10 +17,26 @@
 #include "tcache.h"
 
 
+/*
+ * One errno per case for the allocation functions (kheap.h): ENODEV, no
+ * usable device; EACCES, the device or the kernel refused this process;
+ * ENOMEM for everything else: the pool is full, or the kernel, a mapping
+ * or a file table could not give what a new chunk needs.  Never EIO,
+ * EFAULT or whatever else ioctl or mmap said along the way.
+ */
+static int alloc_errno(int err)
+{
+	if (err == ENODEV)
+		return ENODEV;
+	if (err == EACCES || err == EPERM)
+		return EACCES;
+	return ENOMEM;
+}
+
 static void note_failure(int err)
 {
 	__atomic_fetch_add(&kh.failed, 1, __ATOMIC_RELAXED);
-	errno = err;
+	errno = alloc_errno(err);
 }
 
 static inline void out_add(uint64_t n)
@@ -66,13 +82,16 @@ static void reclaim_locked(struct tcache *tc)
 	heap_reclaim();
 }
 
-/* A TLSF block from the shared heap. */
+/* A TLSF block from the shared heap; NULL with errno set (the provider's
+ * failure to grow, when it had one). */
 static void *central_block(struct tcache *tc, size_t n, size_t align,
 			   uintptr_t *dirty)
 {
 	void *p;
+	int err;
 
 	kheap_lock(&kh.lock);
+	kh.grow_err = 0;
 	p = heap_alloc_block(n, align, dirty);
 	if (!p) {
 		reclaim_locked(tc);
@@ -80,7 +99,10 @@ static void *central_block(struct tcache *tc, size_t n, size_t align,
 	}
 	if (p)
 		out_add(tlsf_usable_size(p));
+	err = kh.grow_err;
 	kheap_unlock(&kh.lock);
+	if (!p)
+		note_failure(err ? err : ENOMEM);
 	return hand_out(p);
 }
 
@@ -124,10 +146,7 @@ static void *small_slow(struct tcache *tc, unsigned c)
 	 * of the class has (kheap_aligned_alloc relies on it). */
 	sz = kh_class_size[c];
 	nat = sz & -sz;
-	p = central_block(tc, sz, nat >= 64 ? 64 : nat, NULL);
-	if (!p)
-		note_failure(ENOMEM);
-	return p;
+	return central_block(tc, sz, nat >= 64 ? 64 : nat, NULL);
 }
 
 static inline int is_huge(size_t n)
@@ -158,10 +177,7 @@ static __attribute__((noinline)) void *malloc_slow(size_t n)
 		return central_huge(tc, n, 0, NULL);
 	if (tc && n <= TC_MED_MAX && (p = med_pop(tc, n)))
 		return p;
-	p = central_block(tc, n, 0, NULL);
-	if (!p)
-		note_failure(ENOMEM);
-	return p;
+	return central_block(tc, n, 0, NULL);
 }
 
 API void *kheap_malloc(size_t n)
@@ -343,10 +359,8 @@ API void *kheap_calloc(size_t nmemb, size_t size)
 		return p;
 	}
 	p = central_block(tc, n, 0, &dirty);
-	if (!p) {
-		note_failure(ENOMEM);
+	if (!p)
 		return NULL;
-	}
 	heap_calloc_clear(p, n, dirty);
 	return p;
 }
@@ -375,10 +389,7 @@ static void *aligned_alloc_impl(size_t align, size_t n)
 	if (tc && n > TC_MED_MIN && n <= TC_MED_MAX &&
 	    (p = hand_out(tc_med_pop_aligned(tc, n, align))))
 		return p;
-	p = central_block(tc, n, align, NULL);
-	if (!p)
-		note_failure(ENOMEM);
-	return p;
+	return central_block(tc, n, align, NULL);
 }
 
 API void *kheap_aligned_alloc(size_t align, size_t n)
@@ -424,8 +435,6 @@ static void *realloc_move(void *p, size_t old, size_t n, int foreign)
 	 * block, so the next growth likely happens in place. */
 	if (n > old && n > SMALL_MAX && !is_huge(n)) {
 		q = central_block(tcache_get(), n, HEAP_ROOMY, NULL);
-		if (!q)
-			note_failure(ENOMEM);
 	} else {
 		q = kheap_malloc(n);
 	}
@@ -515,14 +524,18 @@ API uint64_t kheap_phys(const void *p)
 {
 	uintptr_t v = (uintptr_t)p;
 
-	if (v - khm.lo >= khm.span || v < khm.base ||
-	    v - khm.base >= khm.pool_size ||
-	    khm.kind[gran_of(v)] == K_NONE) {
+	if (v - khm.lo >= khm.span || khm.kind[gran_of(v)] == K_NONE) {
 		errno = EINVAL;
 		return 0;
 	}
+	/* Withheld: the window is larger than the pool then, and a block of
+	 * ours may lie beyond pool_size; it is EPERM all the same. */
 	if (!khm.phys) {
 		errno = EPERM;
+		return 0;
+	}
+	if (v < khm.base || v - khm.base >= khm.pool_size) {
+		errno = EINVAL;
 		return 0;
 	}
 	return khm.phys + (v - khm.base);
@@ -553,7 +566,7 @@ API int kheap_stats(struct kheap_stats *st)
 	int err = heap_ensure();
 
 	if (err) {
-		errno = -err;
+		errno = alloc_errno(-err);
 		return -1;
 	}
 	memset(st, 0, sizeof(*st));

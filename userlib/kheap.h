@@ -7,8 +7,14 @@
  * size, kheap_phys(p + i) == kheap_phys(p) + i, the true physical address.
  *
  * Semantics are those of the C and POSIX functions of the same names:
- *  - NULL with errno = ENOMEM when the pool cannot satisfy a request;
- *    calloc overflow is ENOMEM too;
+ *  - NULL with errno set on failure, one value per case, whatever the
+ *    kernel said along the way (kheap_posix_memalign returns it instead):
+ *	ENOMEM	the pool cannot satisfy the request now (other processes
+ *		may hold the rest), a size overflows (calloc too), or the
+ *		kernel could not map or account a new chunk;
+ *	ENODEV	no usable kheap device (module not loaded, node missing);
+ *	EACCES	the device exists but this process may not use it;
+ *	EINVAL	a bad alignment (aligned_alloc, posix_memalign);
  *  - kheap_free(NULL) does nothing; kheap_realloc(NULL, n) is
  *    kheap_malloc(n); a failed realloc leaves the old block intact;
  *  - kheap_free or kheap_realloc of a pointer that is not the start of a
@@ -76,13 +82,14 @@ size_t kheap_malloc_usable_size(const void *ptr);
 
 /* Physical address of that byte, without a system call; 0 with
  * errno = EINVAL for an address that is not kheap memory of this process,
- * 0 with errno = EPERM when the kernel withholds physical addresses. */
+ * 0 with errno = EPERM for any byte of this process's kheap memory when
+ * the kernel withholds physical addresses (restrict_phys). */
 uint64_t kheap_phys(const void *ptr);
 /* The virtual address of that physical byte, or NULL (errno = EINVAL) if
  * it is not in this process's kheap memory. */
 void *kheap_phys_to_virt(uint64_t phys);
 
-/* 0, or -1 with errno (ENODEV when there is no device). */
+/* 0, or -1 with errno ENODEV (no device) or EACCES (not permitted). */
 int kheap_stats(struct kheap_stats *st);
 
 /*

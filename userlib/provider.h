@@ -75,5 +75,7 @@ extern const struct kheap_provider kheap_device_provider;
 /* Region provider: configure before first use. */
 const struct kheap_provider *kheap_region_provider(size_t pool_size,
 						   uint64_t fake_phys);
+/* The same with physical addresses withheld (restrict_phys). */
+const struct kheap_provider *kheap_region_provider_withheld(size_t pool_size);
 
 #endif

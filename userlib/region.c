@@ -8,6 +8,10 @@
  * enough.  The host tests and benchmarks use it to run the very allocator
  * code that runs over the device.  The mapping is private, so a fork child
  * gets its own copy (unlike the device, whose chunks stay shared).
+ *
+ * Withheld mode poses as a device loaded with restrict_phys=1 for an
+ * unprivileged opener: no physical address, a window four times the pool
+ * with chunks placed first-fit in it, at most pool_size bytes held.
  */
 #include <errno.h>
 #include <string.h>
@@ -21,11 +25,13 @@
 
 static struct {
 	size_t size;
-	uint64_t phys;
+	uint64_t phys;		/* 0: withheld */
+	size_t span;		/* window bytes */
+	size_t held;		/* bytes in chunks */
 	void *map;		/* whole reservation */
 	size_t map_len;
 	uintptr_t base;
-	struct extent_map pages;
+	struct extent_map pages;	/* of the window */
 } rg;
 
 static int region_open(struct kheap_pool *pool)
@@ -34,20 +40,21 @@ static int region_open(struct kheap_pool *pool)
 
 	if (!rg.size)
 		return -ENODEV;
-	base = window_reserve(rg.size, rg.phys, &rg.map, &rg.map_len);
+	base = window_reserve(rg.span, rg.phys, &rg.map, &rg.map_len);
 	if (!base)
 		return -ENOMEM;
-	if (mprotect((void *)base, rg.size, PROT_READ | PROT_WRITE) ||
-	    extent_init(&rg.pages, rg.size / REGION_PAGE)) {
+	if (mprotect((void *)base, rg.span, PROT_READ | PROT_WRITE) ||
+	    extent_init(&rg.pages, rg.span / REGION_PAGE)) {
 		munmap(rg.map, rg.map_len);
 		return -ENOMEM;
 	}
 	rg.base = base;
+	rg.held = 0;
 	pool->phys = rg.phys;
 	pool->size = rg.size;
 	pool->page_size = REGION_PAGE;
 	pool->base = base;
-	pool->span = rg.size;
+	pool->span = rg.span;
 	return 0;
 }
 
@@ -59,9 +66,12 @@ static int region_alloc(size_t size, size_t align, struct kheap_chunk *c)
 
 	if (!size || (align & (align - 1)) || align > rg.size)
 		return -EINVAL;
+	if (n * REGION_PAGE > rg.size - rg.held)
+		return -ENOMEM;
 	first = extent_alloc(&rg.pages, n, al, (size_t)(rg.phys / REGION_PAGE));
 	if (first < 0)
 		return -ENOMEM;
+	rg.held += n * REGION_PAGE;
 	c->off = (size_t)first * REGION_PAGE;
 	c->size = n * REGION_PAGE;
 	c->token = c->off + REGION_PAGE;
@@ -73,12 +83,15 @@ static void region_free(const struct kheap_chunk *c)
 	/* Give the pages back so the next chunk here reads as zeroes. */
 	madvise((void *)(rg.base + c->off), c->size, MADV_DONTNEED);
 	extent_free(&rg.pages, c->off / REGION_PAGE, c->size / REGION_PAGE);
+	rg.held -= c->size;
 }
 
 static int region_usage(struct kheap_pool_usage *u)
 {
-	u->free_bytes = (uint64_t)rg.pages.free_pages * REGION_PAGE;
+	u->free_bytes = rg.size - rg.held;
 	u->largest_free = (uint64_t)extent_largest(&rg.pages) * REGION_PAGE;
+	if (u->largest_free > u->free_bytes)
+		u->largest_free = u->free_bytes;
 	return 0;
 }
 
@@ -145,6 +158,15 @@ const struct kheap_provider *kheap_region_provider(size_t pool_size,
 						   uint64_t fake_phys)
 {
 	rg.size = pool_size & ~(size_t)(REGION_PAGE - 1);
+	rg.span = rg.size;
 	rg.phys = fake_phys ? fake_phys : (uint64_t)1 << 32;
+	return &region_provider;
+}
+
+const struct kheap_provider *kheap_region_provider_withheld(size_t pool_size)
+{
+	rg.size = pool_size & ~(size_t)(REGION_PAGE - 1);
+	rg.span = 4 * rg.size;
+	rg.phys = 0;
 	return &region_provider;
 }

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_errno.c - one documented errno per case (kheap.h): whatever the
+ * provider's ioctl or mmap said, the allocation functions answer ENOMEM,
+ * ENODEV or EACCES, on the arena path and the dedicated one alike; and
+ * with physical addresses withheld kheap_phys says EPERM for every block,
+ * even one placed beyond pool_size in the larger window.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+#include "ktap.h"
+
+#define FAKE_PHYS	0x1c3e00000ull	/* not 1 GiB aligned */
+#define MIB		((size_t)1 << 20)
+
+/* ---- the region provider, with failures injected into alloc ---- */
+
+static struct kheap_provider faulty;
+static int (*real_alloc)(size_t, size_t, struct kheap_chunk *);
+static int inject;		/* -errno every alloc returns, 0 for none */
+
+static int faulty_alloc(size_t size, size_t align, struct kheap_chunk *c)
+{
+	return inject ? inject : real_alloc(size, align, c);
+}
+
+static void use_faulty(size_t pool)
+{
+	faulty = *kheap_region_provider(pool, FAKE_PHYS);
+	real_alloc = faulty.alloc;
+	faulty.alloc = faulty_alloc;
+	inject = 0;
+	if (kheap__use_provider(&faulty)) {
+		printf("# region provider failed\n");
+		exit(1);
+	}
+}
+
+/* Every allocation function fails with want while alloc says err. */
+static void fails_with(int err, int want)
+{
+	static const size_t sizes[] = { 1, 700, 5000, 300000, 20 * MIB };
+	void *p;
+
+	use_faulty(64 * MIB);
+	inject = -err;
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t n = sizes[i];
+
+		errno = 0;
+		CHECKF(kheap_malloc(n) == NULL && errno == want,
+		       "malloc(%zu), provider %s: %s", n, strerror(err),
+		       strerror(errno));
+		errno = 0;
+		CHECKF(kheap_calloc(1, n) == NULL && errno == want,
+		       "calloc(%zu), provider %s: %s", n, strerror(err),
+		       strerror(errno));
+		errno = 0;
+		CHECKF(kheap_aligned_alloc(4096, n) == NULL && errno == want,
+		       "aligned_alloc(%zu), provider %s: %s", n, strerror(err),
+		       strerror(errno));
+		CHECK(kheap_posix_memalign(&p, 256, n) == want);
+	}
+	/* realloc growing out of a block it cannot keep */
+	inject = 0;
+	p = kheap_malloc(100);
+	CHECK(p != NULL);
+	inject = -err;
+	errno = 0;
+	CHECK(kheap_realloc(p, 5 * MIB) == NULL && errno == want);
+	inject = 0;
+	kheap_free(p);
+	CHECK(kheap__check() == 0);
+}
+
+static void test_provider_errors(void)
+{
+	fails_with(ENOMEM, ENOMEM);
+	fails_with(EIO, ENOMEM);	/* device said nonsense */
+	fails_with(EFAULT, ENOMEM);
+	fails_with(EBADF, ENOMEM);
+	fails_with(EMFILE, ENOMEM);
+	fails_with(ENODEV, ENODEV);	/* a fork child could not reopen */
+	fails_with(EACCES, EACCES);
+	fails_with(EPERM, EACCES);
+	/* and back to work */
+	inject = 0;
+	CHECK(kheap_malloc(20 * MIB) != NULL);
+}
+
+/* ---- physical addresses withheld ---- */
+
+static void test_phys_withheld(void)
+{
+	const size_t pool = 16 * MIB;
+	unsigned char *h1, *h2, *h3;
+	struct kheap_stats st;
+	int local;
+
+	if (kheap__use_provider(kheap_region_provider_withheld(pool))) {
+		CHECK(0);
+		return;
+	}
+	/* A hole too small for the third block: it lands beyond pool_size
+	 * in the four-times-larger window. */
+	h1 = kheap_malloc(6 * MIB);
+	h2 = kheap_malloc(6 * MIB);
+	CHECK(h1 && h2);
+	kheap_free(h1);		/* above the chunk cache's bound: gone */
+	h3 = kheap_malloc(8 * MIB);
+	CHECK(h3 != NULL);
+	if (!h2 || !h3)
+		return;
+	CHECKF((uintptr_t)h3 + 8 * MIB - khm.base > pool,
+	       "h3 at window offset %#lx", (unsigned long)((uintptr_t)h3 - khm.base));
+	memset(h3, 0x3c, 8 * MIB);
+	CHECK(kheap_stats(&st) == 0 && st.bytes_held <= pool);
+	errno = 0;
+	CHECK(kheap_phys(h2) == 0 && errno == EPERM);
+	errno = 0;
+	CHECK(kheap_phys(h3) == 0 && errno == EPERM);
+	errno = 0;
+	CHECKF(kheap_phys(h3 + 8 * MIB - 1) == 0 && errno == EPERM,
+	       "beyond pool_size: %s", strerror(errno));
+	/* not ours: still EINVAL */
+	errno = 0;
+	CHECK(kheap_phys(&local) == 0 && errno == EINVAL);
+	errno = 0;
+	CHECK(kheap_phys(h1) == 0 && errno == EINVAL);
+	errno = 0;
+	CHECK(kheap_phys_to_virt(0x1000) == NULL && errno == EINVAL);
+	/* the pool's bytes, not the window's, bound what is held */
+	errno = 0;
+	CHECK(kheap_malloc(4 * MIB) == NULL && errno == ENOMEM);
+	kheap_free(h2);
+	kheap_free(h3);
+	CHECK(kheap_malloc(pool) != NULL);
+	CHECK(kheap__check() == 0);
+}
+
+int main(void)
+{
+	ktap_plan(2);
+	RUN(test_provider_errors);
+	RUN(test_phys_withheld);
+	return ktap_finish();
+}
