@@ -92,13 +92,8 @@ static void live_release(uintptr_t start, size_t size)
 		madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-static void atfork_prepare(void);
-static void atfork_parent(void);
-static void atfork_child(void);
-
 static int heap_init(void)
 {
-	static int atfork_done;
 	const struct kheap_provider *prov = kh.prov ? kh.prov :
 						    &kheap_device_provider;
 	uintptr_t lo, hi;
@@ -144,10 +139,6 @@ static int heap_init(void)
 	__atomic_store_n(&khm.span, kh.ngran << GRANULE_SHIFT,
 			 __ATOMIC_RELEASE);
 	tcache_heap_init();
-	if (!atfork_done) {
-		atfork_done = 1;
-		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-	}
 	__atomic_store_n(&kh.ready, 1, __ATOMIC_RELEASE);
 	return 0;
 }
@@ -158,10 +149,10 @@ int heap_ensure(void)
 
 	if (likely(__atomic_load_n(&kh.ready, __ATOMIC_ACQUIRE)))
 		return 0;
-	kheap_lock(&kh.lock);
+	heap_lock();
 	if (!kh.ready)
 		err = heap_init();
-	kheap_unlock(&kh.lock);
+	heap_unlock();
 	return err;
 }
 
@@ -585,14 +576,20 @@ size_t heap_usable_size(const void *p)
 
 /* ---- fork ---- */
 
+__thread int kh_in_fork __attribute__((tls_model("initial-exec")));
+
 static void atfork_prepare(void)
 {
 	kheap_lock(&kh.lock);
 	tcache_atfork_prepare();
+	kh.fork_pid = (int)getpid();
+	kh.fork_child_done = 0;
+	kh_in_fork = 1;
 }
 
 static void atfork_parent(void)
 {
+	kh_in_fork = 0;
 	tcache_atfork_parent();
 	kheap_unlock(&kh.lock);
 }
@@ -613,10 +610,12 @@ static void mark_foreign(struct chunk *list)
  * the child must never write allocator state into them: they become
  * foreign (readable, usable for the blocks the child already had, never
  * allocated from, frees ignored) and the child starts afresh with chunks
- * of its own.
+ * of its own.  Runs once per fork, from kheap's child handler or from
+ * the first allocation of a child handler that runs before it.
  */
-static void atfork_child(void)
+static void child_reset(void)
 {
+	kh.fork_child_done = 1;
 	kheap_lock_init(&kh.lock);
 	if (kh.ready) {
 		mark_foreign(kh.arenas);
@@ -635,11 +634,36 @@ static void atfork_child(void)
 	tcache_atfork_child();
 }
 
+static void atfork_child(void)
+{
+	if (!kh.fork_child_done)
+		child_reset();
+	kh_in_fork = 0;
+}
+
+void heap_fork_sync(void)
+{
+	if (!kh.fork_child_done && (int)getpid() != kh.fork_pid)
+		child_reset();
+}
+
+/*
+ * Registered when the library loads, before any library that links it
+ * and before the program's main: prepare handlers run in reverse order
+ * of registration, so kheap's runs last (after every later handler has
+ * allocated what it wanted) and its child and parent handlers first
+ * (the child is sound before any later child handler allocates).
+ */
+__attribute__((constructor)) static void register_atfork(void)
+{
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
 /* ---- test hooks ---- */
 
 void kheap__reset(void)
 {
-	kheap_lock(&kh.lock);
+	heap_lock();
 	tcache_discard_current();
 	dma_forget(1);
 	if (kh.ready) {
@@ -655,7 +679,7 @@ void kheap__reset(void)
 	kh.held = kh.peak_held = kh.nchunks = 0;
 	kh.out = kh.peak_out = 0;
 	kh.failed = 0;
-	kheap_unlock(&kh.lock);
+	heap_unlock();
 }
 
 int kheap__use_provider(const struct kheap_provider *prov)

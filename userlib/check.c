@@ -307,7 +307,7 @@ int kheap__check(void)
 	if (!kh.ready)
 		return 0;
 	check_classes(&c);
-	kheap_lock(&kh.lock);
+	heap_lock();
 	collect_caches(&c);
 	(void)tlsf_check_lists(&kh.tlsf, &c, report);
 	for (const struct chunk *a = kh.arenas; a; a = a->next, n++) {
@@ -377,7 +377,7 @@ int kheap__check(void)
 			}
 		}
 	}
-	kheap_unlock(&kh.lock);
+	heap_unlock();
 	if (c.cached)
 		munmap(c.cached, c.cap * sizeof(void *));
 	return c.errs;

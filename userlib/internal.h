@@ -139,10 +139,49 @@ struct heap {
 	uint64_t gen;		/* bumped to ask thread caches to flush */
 	int grow_err;		/* the provider's last failure to give an
 				 * arena (errno value, 0 for none) */
+	int fork_pid;		/* the forking process, in the fork window */
+	int fork_child_done;	/* the child's reset has run */
 };
 
 extern struct heap kh HIDDEN;
 extern struct heap_map khm HIDDEN;
+
+/*
+ * Fork.  kheap's prepare handler takes the heap lock; a prepare, parent
+ * or child handler of another library that runs while kheap holds it
+ * (registered before libkheap's constructor registered kheap's) and
+ * allocates would deadlock on it.  So from kheap's prepare to its
+ * parent or child handler the forking thread is marked: its heap-lock
+ * acquisitions pass (it holds the lock, the other threads wait on it),
+ * its thread cache is set aside, and in the child the first allocation
+ * before kheap's child handler runs does that handler's work first.
+ */
+extern __thread int kh_in_fork
+	__attribute__((tls_model("initial-exec"), visibility("hidden")));
+/* In the fork window: run the child's reset now if this is the child. */
+void heap_fork_sync(void) HIDDEN;
+
+static inline void fork_sync(void)
+{
+	if (unlikely(kh_in_fork))
+		heap_fork_sync();
+}
+
+static inline void heap_lock(void)
+{
+	if (unlikely(kh_in_fork)) {
+		heap_fork_sync();
+		return;
+	}
+	kheap_lock(&kh.lock);
+}
+
+static inline void heap_unlock(void)
+{
+	if (unlikely(kh_in_fork))
+		return;
+	kheap_unlock(&kh.lock);
+}
 
 static inline size_t gran_of(uintptr_t p)
 {

@@ -90,7 +90,7 @@ static void *central_block(struct tcache *tc, size_t n, size_t align,
 	void *p;
 	int err;
 
-	kheap_lock(&kh.lock);
+	heap_lock();
 	kh.grow_err = 0;
 	p = heap_alloc_block(n, align, dirty);
 	if (!p) {
@@ -100,7 +100,7 @@ static void *central_block(struct tcache *tc, size_t n, size_t align,
 	if (p)
 		out_add(tlsf_usable_size(p));
 	err = kh.grow_err;
-	kheap_unlock(&kh.lock);
+	heap_unlock();
 	if (!p)
 		note_failure(err ? err : ENOMEM);
 	return hand_out(p);
@@ -112,7 +112,7 @@ static void *central_huge(struct tcache *tc, size_t n, size_t align,
 	void *p;
 	int err = 0;
 
-	kheap_lock(&kh.lock);
+	heap_lock();
 	p = heap_alloc_huge(n, align, &err, dirty);
 	if (!p && err == ENOMEM) {
 		reclaim_locked(tc);
@@ -120,7 +120,7 @@ static void *central_huge(struct tcache *tc, size_t n, size_t align,
 	}
 	if (p)
 		out_add(heap_usable_size(p));
-	kheap_unlock(&kh.lock);
+	heap_unlock();
 	if (!p)
 		note_failure(err);
 	return hand_out(p);
@@ -134,10 +134,10 @@ static void *small_slow(struct tcache *tc, unsigned c)
 	if (tc) {
 		p = tcache_refill(tc, c);
 	} else {
-		kheap_lock(&kh.lock);
+		heap_lock();
 		if (slab_alloc_batch(c, &p, 1))
 			out_add(kh_class_size[c]);
-		kheap_unlock(&kh.lock);
+		heap_unlock();
 	}
 	if (p)
 		return hand_out(p);
@@ -158,10 +158,12 @@ static inline int is_huge(size_t n)
 
 static __attribute__((noinline)) void *malloc_slow(size_t n)
 {
-	struct tcache *tc = tcache_get();
+	struct tcache *tc;
 	void *p;
 	int err;
 
+	fork_sync();
+	tc = tcache_get();
 	if (!tc && (err = heap_ensure())) {
 		note_failure(-err);
 		return NULL;
@@ -241,6 +243,7 @@ static __attribute__((noinline)) void free_slow(void *p)
 
 	if (!p)
 		return;
+	fork_sync();		/* before reading the kind: it may turn foreign */
 	*live_block("kheap_free", p) = LIVE_FREED;
 	g = gran_of(v);
 	k = khm.kind[g];
@@ -258,26 +261,26 @@ static __attribute__((noinline)) void free_slow(void *p)
 			tc_account(tc, kh_class_size[k - 1]);
 			return;
 		}
-		kheap_lock(&kh.lock);
+		heap_lock();
 		slab_free_batch(&p, 1);
 		kh.out -= kh_class_size[k - 1];
-		kheap_unlock(&kh.lock);
+		heap_unlock();
 	} else if (k == K_ARENA) {
 		u = tlsf_usable_size(p);
 		if (tc && tc_med_push(tc, p, u))
 			return;
-		kheap_lock(&kh.lock);
+		heap_lock();
 		kh.out -= u;
 		heap_free_block(p);
-		kheap_unlock(&kh.lock);
+		heap_unlock();
 	} else if (k == K_HUGE) {
 		struct chunk *c = kh.owner[g];
 
 		kh_assert(c->start == v);
-		kheap_lock(&kh.lock);
+		heap_lock();
 		kh.out -= c->uend - c->start;
 		heap_free_huge(c);
-		kheap_unlock(&kh.lock);
+		heap_unlock();
 	} else {
 		/* An in-use byte in no chunk: the map itself is corrupt. */
 		bad_pointer("kheap_free", p);
@@ -340,6 +343,7 @@ API void *kheap_calloc(size_t nmemb, size_t size)
 			memset(p, 0, n);
 		return p;
 	}
+	fork_sync();
 	tc = tcache_get();
 	if (!tc && (err = heap_ensure())) {
 		note_failure(-err);
@@ -379,6 +383,7 @@ static void *aligned_alloc_impl(size_t align, size_t n)
 		if (c >= 0)
 			return kheap_malloc(kh_class_size[c]);
 	}
+	fork_sync();
 	tc = tcache_get();
 	if (!tc && (err = heap_ensure())) {
 		note_failure(-err);
@@ -460,6 +465,7 @@ API void *kheap_realloc(void *p, size_t n)
 		kheap_free(p);
 		return NULL;
 	}
+	fork_sync();
 	lv = live_block("kheap_realloc", p);
 	g = gran_of(v);
 	k = khm.kind[g];
@@ -488,13 +494,13 @@ API void *kheap_realloc(void *p, size_t n)
 		/* In place when the next block is free, even past the
 		 * dedicated-chunk threshold: no copy, no kernel call. */
 		if (tlsf_block_size(n)) {
-			kheap_lock(&kh.lock);
+			heap_lock();
 			ok = heap_resize_block(p, n);
 			if (ok) {
 				kh.out -= old;
 				out_add(tlsf_usable_size(p));
 			}
-			kheap_unlock(&kh.lock);
+			heap_unlock();
 			if (ok)
 				return p;
 		}
@@ -507,13 +513,13 @@ API void *kheap_realloc(void *p, size_t n)
 	if (n > old) {
 		int ok;
 
-		kheap_lock(&kh.lock);
+		heap_lock();
 		ok = heap_resize_huge(p, n);
 		if (ok) {
 			kh.out -= old;
 			out_add(heap_usable_size(p));
 		}
-		kheap_unlock(&kh.lock);
+		heap_unlock();
 		if (ok)
 			return p;
 	}
@@ -571,7 +577,7 @@ API int kheap_stats(struct kheap_stats *st)
 	}
 	memset(st, 0, sizeof(*st));
 	cached = tcache_cached_total();
-	kheap_lock(&kh.lock);
+	heap_lock();
 	st->peak_in_use = kh.peak_out;
 	st->bytes_held = kh.held;
 	st->chunks_held = kh.nchunks;
@@ -593,7 +599,7 @@ API int kheap_stats(struct kheap_stats *st)
 		if (u.largest_free > largest)
 			largest = u.largest_free & ~(uint64_t)(GRANULE - 1);
 	}
-	kheap_unlock(&kh.lock);
+	heap_unlock();
 	st->bytes_cached = cached;
 	st->largest_free = largest;
 	st->failed_requests = __atomic_load_n(&kh.failed, __ATOMIC_RELAXED);
@@ -606,7 +612,7 @@ void kheap__flush_thread_cache(void)
 
 	if (!tc)
 		return;
-	kheap_lock(&kh.lock);
+	heap_lock();
 	tcache_flush_all_locked(tc);
-	kheap_unlock(&kh.lock);
+	heap_unlock();
 }

@@ -36,6 +36,9 @@
  * memory stays shared with the parent, as any MAP_SHARED mapping is) and
  * allocates new ones from chunks of its own; kheap_free of an inherited
  * block in the child does nothing, since the parent still owns it.
+ * Other libraries' pthread_atfork handlers may allocate and free, in
+ * prepare, parent and child alike (kheap_attach and the VFIO calls
+ * excepted).
  */
 #ifndef KHEAP_H
 #define KHEAP_H

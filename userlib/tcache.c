@@ -12,6 +12,8 @@
 
 __thread struct tcache *kh_tc __attribute__((tls_model("initial-exec")));
 static __thread int t_exiting __attribute__((tls_model("initial-exec")));
+/* The forking thread's cache, set aside during the fork window. */
+static __thread struct tcache *t_fork_tc __attribute__((tls_model("initial-exec")));
 
 static struct kheap_lock reg_lock = KHEAP_LOCK_INIT;
 static struct tcache *reg_head;
@@ -19,6 +21,20 @@ static pthread_key_t tc_key;
 static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
 
 static void tcache_exit(void *arg);
+
+/* The registry lock; the forking thread holds it through the fork window
+ * (internal.h). */
+static void reg_lock_take(void)
+{
+	if (!kh_in_fork)
+		kheap_lock(&reg_lock);
+}
+
+static void reg_lock_give(void)
+{
+	if (!kh_in_fork)
+		kheap_unlock(&reg_lock);
+}
 
 static void make_key(void)
 {
@@ -32,25 +48,25 @@ void tcache_heap_init(void)
 
 static void reg_add(struct tcache *tc)
 {
-	kheap_lock(&reg_lock);
+	reg_lock_take();
 	tc->prev = NULL;
 	tc->next = reg_head;
 	if (reg_head)
 		reg_head->prev = tc;
 	reg_head = tc;
-	kheap_unlock(&reg_lock);
+	reg_lock_give();
 }
 
 static void reg_del(struct tcache *tc)
 {
-	kheap_lock(&reg_lock);
+	reg_lock_take();
 	if (tc->prev)
 		tc->prev->next = tc->next;
 	else
 		reg_head = tc->next;
 	if (tc->next)
 		tc->next->prev = tc->prev;
-	kheap_unlock(&reg_lock);
+	reg_lock_give();
 }
 
 static void init_caps(struct tcache *tc)
@@ -76,7 +92,8 @@ struct tcache *tcache_get(void)
 
 	if (tc)
 		return tc;
-	if (t_exiting || heap_ensure())
+	/* none in the fork window: the forking thread's is set aside */
+	if (t_exiting || kh_in_fork || heap_ensure())
 		return NULL;
 	tc = mmap(NULL, sizeof(*tc), PROT_READ | PROT_WRITE,
 		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -127,7 +144,7 @@ void *tcache_refill(struct tcache *tc, unsigned c)
 	struct tc_bin *b = &tc->small[c];
 	unsigned want = b->cap / 2, got, sz = kh_class_size[c];
 
-	kheap_lock(&kh.lock);
+	heap_lock();
 	check_gen(tc);
 	got = slab_alloc_batch(c, b->items, want);
 	if (got) {
@@ -135,7 +152,7 @@ void *tcache_refill(struct tcache *tc, unsigned c)
 		if (kh.out > kh.peak_out)
 			kh.peak_out = kh.out;
 	}
-	kheap_unlock(&kh.lock);
+	heap_unlock();
 	if (!got)
 		return NULL;
 	/* Pop order = ascending addresses. */
@@ -155,7 +172,7 @@ void tcache_flush_small(struct tcache *tc, unsigned c)
 	struct tc_bin *b = &tc->small[c];
 	unsigned n = b->count / 2, sz = kh_class_size[c];
 
-	kheap_lock(&kh.lock);
+	heap_lock();
 	check_gen(tc);
 	if (b->count >= b->cap) {
 		slab_free_batch(b->items, n);
@@ -163,7 +180,7 @@ void tcache_flush_small(struct tcache *tc, unsigned c)
 	} else {
 		n = 0;
 	}
-	kheap_unlock(&kh.lock);
+	heap_unlock();
 	if (!n)
 		return;
 	memmove(b->items, b->items + n, (b->count - n) * sizeof(void *));
@@ -175,10 +192,10 @@ static void tcache_exit(void *arg)
 {
 	struct tcache *tc = arg;
 
-	kheap_lock(&kh.lock);
+	heap_lock();
 	if (kh.ready)
 		tcache_flush_all_locked(tc);
-	kheap_unlock(&kh.lock);
+	heap_unlock();
 	reg_del(tc);
 	kh_tc = NULL;
 	t_exiting = 1;
@@ -189,20 +206,20 @@ uint64_t tcache_cached_total(void)
 {
 	uint64_t sum = 0;
 
-	kheap_lock(&reg_lock);
+	reg_lock_take();
 	for (struct tcache *tc = reg_head; tc; tc = tc->next)
 		sum += __atomic_load_n(&tc->cached, __ATOMIC_RELAXED);
-	kheap_unlock(&reg_lock);
+	reg_lock_give();
 	return sum;
 }
 
 void tcache_for_each(void (*fn)(const struct tcache *tc, void *arg),
 		     void *arg)
 {
-	kheap_lock(&reg_lock);
+	reg_lock_take();
 	for (struct tcache *tc = reg_head; tc; tc = tc->next)
 		fn(tc, arg);
-	kheap_unlock(&reg_lock);
+	reg_lock_give();
 }
 
 static void discard(struct tcache *tc)
@@ -229,13 +246,19 @@ void tcache_discard_current(void)
 	munmap(tc, sizeof(*tc));
 }
 
+/* Before kh_in_fork is set: really take the lock. */
 void tcache_atfork_prepare(void)
 {
 	kheap_lock(&reg_lock);
+	t_fork_tc = kh_tc;
+	kh_tc = NULL;
 }
 
+/* After kh_in_fork is cleared. */
 void tcache_atfork_parent(void)
 {
+	kh_tc = t_fork_tc;
+	t_fork_tc = NULL;
 	kheap_unlock(&reg_lock);
 }
 
@@ -243,6 +266,8 @@ void tcache_atfork_child(void)
 {
 	struct tcache *tc, *next;
 
+	kh_tc = t_fork_tc;
+	t_fork_tc = NULL;
 	kheap_lock_init(&reg_lock);
 	/* Other threads' caches have no thread here; their blocks, like
 	 * ours, belong to the parent now. */
