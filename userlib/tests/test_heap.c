@@ -376,6 +376,46 @@ static void test_calloc_zero(void)
 	CHECK(v[0] && filled(v[0], 20 * MIB, 0));
 	kheap_free(v[0]);
 	CHECK(heap_ok());
+
+	/* The last free block of a fresh arena, above its zero mark, taken
+	 * whole: its tail is the sentinel's prev_size word, never zero. */
+	use_region(16 * MIB);		/* 2 MiB arenas */
+	v[0] = kheap_malloc(900 * 1024);
+	v[1] = kheap_malloc(900 * 1024);
+	{
+		size_t n = tlsf_largest_free(&kh.tlsf);
+		unsigned char *p = kheap_calloc(1, n);
+
+		CHECKF(p && kheap_malloc_usable_size(p) == n, "calloc(%zu)", n);
+		CHECK(p && filled(p, n, 0));
+		kheap_free(p);
+	}
+	kheap_free(v[0]);
+	kheap_free(v[1]);
+	CHECK(heap_ok());
+	use_region(64 * MIB);
+}
+
+/* The medium thread cache keeps at most min(1 MiB, pool / 64) bytes. */
+static void test_tcache_bounds(void)
+{
+	struct kheap_stats st;
+	void *v[16];
+
+	use_region(64 * MIB);
+	/* 64-128 KiB blocks over all eight bins of that power of two */
+	for (int i = 0; i < 16; i++)
+		v[i] = kheap_malloc((size_t)(65 + 4 * i) << 10);
+	for (int i = 0; i < 16; i++) {
+		CHECK(v[i] != NULL);
+		kheap_free(v[i]);
+	}
+	CHECK(kheap_stats(&st) == 0);
+	ktap_diag("%llu bytes in the thread cache",
+		  (unsigned long long)st.bytes_cached);
+	CHECK(st.bytes_cached <= MIB);
+	CHECK(st.bytes_cached >= MIB - (128 << 10));
+	CHECK(heap_ok());
 }
 
 static void test_stats(void)
@@ -870,13 +910,14 @@ static void test_no_device(void)
 
 int main(void)
 {
-	ktap_plan(13);
+	ktap_plan(14);
 	RUN(test_api_semantics);
 	RUN(test_phys);
 	RUN(test_alignments);
 	RUN(test_enomem_boundaries);
 	RUN(test_realloc);
 	RUN(test_calloc_zero);
+	RUN(test_tcache_bounds);
 	RUN(test_stats);
 	RUN(test_invariants_every_op);
 	RUN(test_differential);

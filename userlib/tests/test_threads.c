@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -293,6 +294,69 @@ static void test_thread_exit(void)
 	kheap_free(p);
 }
 
+/* ---- a thread's parked cache goes back when another runs out ---- */
+
+static sem_t parked, go_on, refilled;
+
+static void *parker(void *arg)
+{
+	void *v[64];
+
+	(void)arg;
+	/* about 1 MiB of medium blocks and 16 KiB of small ones parked */
+	for (int i = 0; i < 16; i++)
+		v[i] = kheap_malloc((size_t)(65 + 4 * i) << 10);
+	for (int i = 0; i < 16; i++)
+		kheap_free(v[i]);
+	for (int i = 0; i < 64; i++)
+		v[i] = kheap_malloc(256);
+	for (int i = 0; i < 64; i++)
+		kheap_free(v[i]);
+	sem_post(&parked);
+	sem_wait(&go_on);
+	/* a refill: the moment to notice the others ran out */
+	v[0] = kheap_malloc(1000);
+	sem_post(&refilled);
+	sem_wait(&go_on);
+	kheap_free(v[0]);
+	return NULL;
+}
+
+static void test_parked_cache_returns(void)
+{
+	size_t pool = 64 * MIB, nv = 0;
+	struct kheap_stats st;
+	void *v[128];
+	pthread_t t;
+
+	use_region(pool);
+	sem_init(&parked, 0, 0);
+	sem_init(&go_on, 0, 0);
+	sem_init(&refilled, 0, 0);
+	pthread_create(&t, NULL, parker, NULL);
+	sem_wait(&parked);
+	CHECK(kheap_stats(&st) == 0);
+	CHECKF(st.bytes_cached >= 512 << 10, "%llu cached",
+	       (unsigned long long)st.bytes_cached);
+	/* run out here: that asks every thread to flush */
+	while (nv < 128 && (v[nv] = kheap_malloc(MIB)) != NULL)
+		nv++;
+	CHECK(nv < 128 && errno == ENOMEM);
+	while (nv)
+		kheap_free(v[--nv]);
+	sem_post(&go_on);
+	sem_wait(&refilled);
+	CHECK(kheap_stats(&st) == 0);
+	CHECKF(st.bytes_cached < 64 << 10, "%llu still cached after the "
+	       "parked thread's refill", (unsigned long long)st.bytes_cached);
+	sem_post(&go_on);
+	pthread_join(t, NULL);
+	sem_destroy(&parked);
+	sem_destroy(&go_on);
+	sem_destroy(&refilled);
+	CHECK(kheap__check() == 0);
+}
+
 /* ---- exhaustion from several threads, then full recovery ---- */
 
 static void *exhaust(void *arg)
@@ -436,10 +500,11 @@ static void test_fork_threads(void)
 
 int main(void)
 {
-	ktap_plan(6);
+	ktap_plan(7);
 	RUN(test_producer_consumer);
 	RUN(test_many_threads);
 	RUN(test_thread_exit);
+	RUN(test_parked_cache_returns);
 	RUN(test_exhaustion_threads);
 	RUN(test_huge_threads);
 	RUN(test_fork_threads);
