@@ -38,6 +38,9 @@ endif
 bench:
 	scripts/bench.sh
 
+mutants:
+	$(MAKE) -C userlib mutants
+
 checkpatch:
 	@ksrc=$$(scripts/ksrc.sh 6.12 $(CURDIR)/.cache/linux-6.12) && \
 	perl $$ksrc/scripts/checkpatch.pl --strict --no-tree -f \
