@@ -41,17 +41,19 @@ static long page;
 static int phys_checkable;
 
 /* Physical address of a (touched) byte from /proc/self/pagemap; 0 when
- * the page is not present. */
+ * the page is not present, or when the kernel hides frame numbers from
+ * this reader (not CAP_SYS_ADMIN: present pages read as frame 0). */
 static uint64_t pagemap_phys(const void *addr)
 {
-	uint64_t e;
+	uint64_t e, pfn;
 	uintptr_t v = (uintptr_t)addr;
 
 	if (pread(pm_fd, &e, 8, (off_t)(v / (uintptr_t)page * 8)) != 8)
 		return 0;
-	if (!(e >> 63))
+	pfn = e & ((1ull << 55) - 1);
+	if (!(e >> 63) || !pfn)
 		return 0;
-	return (e & ((1ull << 55) - 1)) * (uint64_t)page + v % (uintptr_t)page;
+	return pfn * (uint64_t)page + v % (uintptr_t)page;
 }
 
 /* Touch every page of [p, p+n) and compare with the pagemap. */
