@@ -191,6 +191,18 @@ struct pc {
 	unsigned long tail __attribute__((aligned(64)));
 	long count;
 };
+/* A spin-wait hint: pause (x86), yield (arm64), else a compiler barrier. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
 static size_t pc_size[4096];
 
 static void *pc_producer(void *arg)
@@ -205,7 +217,7 @@ static void *pc_producer(void *arg)
 		for (int spin = 0;
 		     h - __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE) >= RING;
 		     spin++)
-			spin < 200 ? __builtin_ia32_pause() : (void)sched_yield();
+			spin < 200 ? cpu_relax() : (void)sched_yield();
 		c->slot[h % RING] = p;
 		__atomic_store_n(&c->head, h + 1, __ATOMIC_RELEASE);
 	}
@@ -221,7 +233,7 @@ static void *pc_consumer(void *arg)
 
 		for (int spin = 0;
 		     __atomic_load_n(&c->head, __ATOMIC_ACQUIRE) == t; spin++)
-			spin < 200 ? __builtin_ia32_pause() : (void)sched_yield();
+			spin < 200 ? cpu_relax() : (void)sched_yield();
 		c->a->free(c->slot[t % RING]);
 		__atomic_store_n(&c->tail, t + 1, __ATOMIC_RELEASE);
 	}
