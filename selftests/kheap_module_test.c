@@ -29,6 +29,7 @@
 #include "kselftest_harness.h"
 #pragma GCC diagnostic pop
 #include "kheap_lib.h"
+#include "kheap_kmsg_test.h"
 
 #define SZ_1M	(1ULL << 20)
 #define SZ_2M	(2ULL << 20)
@@ -1116,35 +1117,9 @@ TEST_F(restrict_phys, decided_at_open)
 }
 
 /* Must stay the last fixture: it checks what all the tests above logged. */
-FIXTURE(kernel_log) {
-	int unused;
-};
-
-FIXTURE_SETUP(kernel_log)
-{
-}
-
-FIXTURE_TEARDOWN(kernel_log)
-{
-}
-
-static void report_kmsg(const char *msg, void *arg)
-{
-	(void)arg;
-	ksft_print_msg("kernel: %s\n", msg);
-}
-
-TEST_F(kernel_log, no_warnings)
-{
-	int n;
-
+KHEAP_KERNEL_LOG_TEST(
 	/* Leave the module unloaded, as found by whoever runs next. */
 	EXPECT_FALSE(kheap_module_listed());
-	if (kmsg_fd < 0)
-		SKIP(return, "/dev/kmsg: %s", kheap_errname(kmsg_fd));
-	n = kheap_kmsg_scan(kmsg_fd, report_kmsg, NULL);
-	ASSERT_GE(n, 0) TH_LOG("reading /dev/kmsg: %s", kheap_errname(n));
-	EXPECT_EQ(0, n) TH_LOG("the kernel logged %d warnings or oopses", n);
-}
+)
 
 TEST_HARNESS_MAIN

@@ -42,6 +42,7 @@
 #include "kselftest_harness.h"
 #pragma GCC diagnostic pop
 #include "kheap_lib.h"
+#include "kheap_kmsg_test.h"
 
 static int kmsg_fd = -1;
 
@@ -2796,33 +2797,6 @@ TEST_F_TIMEOUT(kheap, concurrent_users, 120)
 }
 
 /* Must stay the last fixture: it checks what all the tests above logged. */
-FIXTURE(kernel_log) {
-	int unused;
-};
-
-FIXTURE_SETUP(kernel_log)
-{
-}
-
-FIXTURE_TEARDOWN(kernel_log)
-{
-}
-
-static void report_kmsg(const char *msg, void *arg)
-{
-	(void)arg;
-	ksft_print_msg("kernel: %s\n", msg);
-}
-
-TEST_F(kernel_log, no_warnings)
-{
-	int n;
-
-	if (kmsg_fd < 0)
-		SKIP(return, "/dev/kmsg: %s", kheap_errname(kmsg_fd));
-	n = kheap_kmsg_scan(kmsg_fd, report_kmsg, NULL);
-	ASSERT_GE(n, 0) TH_LOG("reading /dev/kmsg: %s", kheap_errname(n));
-	EXPECT_EQ(0, n) TH_LOG("the kernel logged %d warnings or oopses", n);
-}
+KHEAP_KERNEL_LOG_TEST()
 
 TEST_HARNESS_MAIN

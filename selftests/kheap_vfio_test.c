@@ -30,6 +30,7 @@
 #include "kselftest_harness.h"
 #pragma GCC diagnostic pop
 #include "kheap_dma_lib.h"
+#include "kheap_kmsg_test.h"
 
 #define VFIO_PCI	"vfio-pci"
 
@@ -243,34 +244,7 @@ TEST_F(vfio, attach_refused)
  * built when the selftests are given a libkheap (KHEAP_USERLIB=).
  */
 
-static void report_kmsg(const char *msg, void *arg)
-{
-	(void)arg;
-	ksft_print_msg("kernel: %s\n", msg);
-}
-
 /* Must stay last: what the tests above made the kernel say. */
-FIXTURE(kernel_log) {
-	int unused;
-};
-
-FIXTURE_SETUP(kernel_log)
-{
-}
-
-FIXTURE_TEARDOWN(kernel_log)
-{
-}
-
-TEST_F(kernel_log, no_warnings)
-{
-	int n;
-
-	if (kmsg_fd < 0)
-		SKIP(return, "/dev/kmsg: %s", kheap_errname(kmsg_fd));
-	n = kheap_kmsg_scan(kmsg_fd, report_kmsg, NULL);
-	ASSERT_GE(n, 0) TH_LOG("reading /dev/kmsg: %s", kheap_errname(n));
-	EXPECT_EQ(0, n) TH_LOG("the kernel logged %d warnings or oopses", n);
-}
+KHEAP_KERNEL_LOG_TEST()
 
 TEST_HARNESS_MAIN
