@@ -17,13 +17,14 @@
  *
  * Lock ordering (outermost first)
  * -------------------------------
- *   device_lock  ->  mm->mmap_lock  ->  kheap_file.lock  ->
- *   kheap_dev.dma_lock  ->  kheap_dev.lock
+ *   device_lock  ->  mm->mmap_lock  ->  kheap_dev.fork_lock  ->
+ *   kheap_file.lock  ->  kheap_dev.dma_lock  ->  kheap_dev.lock
  *
  * mmap() runs with mmap_lock held and takes kheap_file.lock, so nothing may
  * touch user memory (copy_*_user(), get_user_pages()) while holding
- * kheap_file.lock or kheap_dev.lock.  The fault handler takes no lock at
- * all: the VMA's chunk reference keeps the chunk alive.
+ * kheap_file.lock or kheap_dev.lock.  The fault handler takes no lock
+ * (the VMA's chunk reference keeps the chunk alive) unless a fork copy is
+ * involved (kheap_fork.c), when it takes kheap_dev.fork_lock.
  */
 #ifndef _KHEAP_H
 #define _KHEAP_H
@@ -102,6 +103,7 @@ struct kheap_pool {
  * @attachments: every file's device attachments (kheap_dma.c)
  * @dma_nb: PCI bus notifier: attached devices changing hands or leaving
  * @dma_pnb: the same for the platform bus
+ * @fork_lock: see below
  */
 struct kheap_dev {
 	struct miscdevice misc;
@@ -129,6 +131,11 @@ struct kheap_dev {
 	struct list_head attachments;
 	struct notifier_block dma_nb;
 	struct notifier_block dma_pnb;
+	/*
+	 * Protects every chunk's &kheap_chunk.copies and the state of every
+	 * fork copy (kheap_fork.c).  Taken in page faults, under mmap_lock.
+	 */
+	struct mutex fork_lock;
 };
 
 /**
@@ -140,8 +147,12 @@ struct kheap_dev {
  * @size: size in bytes, a multiple of PAGE_SIZE
  * @token: mmap() offset of the first byte
  * @qnode: entry in &kheap_dev.quarantine, under &kheap_dev.lock
+ * @shared: allocated KHEAP_ALLOC_SHARED: fork() children map it too
+ * @copies: fork copies of this chunk that still miss pages, under
+ *	&kheap_dev.fork_lock (kheap_fork.c)
  *
- * All fields but @ref and @qnode are immutable after allocation.
+ * All fields but @ref, @qnode and @copies are immutable once the chunk
+ * is visible to anyone but its creator.
  */
 struct kheap_chunk {
 	struct kref ref;
@@ -150,6 +161,8 @@ struct kheap_chunk {
 	size_t size;
 	u64 token;
 	struct list_head qnode;
+	bool shared;
+	struct list_head copies;
 };
 
 /**
@@ -257,6 +270,8 @@ int kheap_pool_create(struct kheap_pool *pool,
 void kheap_pool_destroy(struct kheap_pool *pool);
 int kheap_pool_zero(const struct kheap_pool *pool, phys_addr_t phys,
 		    size_t size);
+void kheap_pool_copy_page(const struct kheap_pool *pool, phys_addr_t dst,
+			  phys_addr_t src);
 void kheap_pool_copy(const struct kheap_pool *pool, phys_addr_t phys,
 		     void *buf, size_t len, bool write);
 const char *kheap_pool_source_name(int source);
@@ -272,8 +287,12 @@ unsigned int kheap_heap_free_extents(struct kheap_dev *kd,
 void kheap_file_init(struct kheap_file *kf, struct kheap_dev *kd,
 		     bool show_phys);
 void kheap_file_release(struct kheap_file *kf);
+struct kheap_chunk *kheap_chunk_new(struct kheap_dev *kd, u64 size, u64 align,
+				    u64 limit, u64 token);
+int kheap_file_insert(struct kheap_file *kf, struct kheap_chunk *chunk);
 int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align, u64 limit,
-		      u64 *token, phys_addr_t *phys, size_t *chunk_size);
+		      bool shared, u64 *token, phys_addr_t *phys,
+		      size_t *chunk_size);
 int kheap_chunk_free(struct kheap_file *kf, u64 token);
 struct kheap_chunk *kheap_chunk_find(struct kheap_file *kf, u64 token);
 struct kheap_chunk *kheap_chunk_find_range(struct kheap_file *kf,
@@ -298,6 +317,14 @@ void kheap_dma_sync(struct kheap_file *kf, struct kheap_chunk *chunk,
 		    u64 offset, u64 len, enum dma_data_direction dir, bool end);
 u64 kheap_dma_nr_attached(struct kheap_file *kf);
 
+/* kheap_fork.c */
+extern const struct vm_operations_struct kheap_copy_vm_ops;
+void kheap_fork_vma(struct vm_area_struct *vma, struct vm_area_struct *parent,
+		    struct kheap_chunk *src);
+void kheap_fork_preserve(struct kheap_chunk *chunk, pgoff_t index);
+int kheap_fork_adopt(struct kheap_file *kf, unsigned long addr,
+		     struct kheap_adopt *out);
+
 /* kheap_ioctl.c */
 long kheap_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
 
@@ -307,6 +334,10 @@ void kheap_mapfile_release(struct kheap_file *kf);
 int kheap_mmap(struct file *file, struct vm_area_struct *vma);
 int kheap_mmap_translate(struct file *file, unsigned long addr,
 			 struct kheap_addr_info *info);
+vm_fault_t kheap_mmap_insert(struct vm_fault *vmf, struct kheap_chunk *chunk,
+			     pgoff_t index);
+void kheap_mmap_adopt_vma(struct vm_area_struct *vma, struct kheap_file *kf,
+			  struct kheap_chunk *chunk);
 
 /* kheap_sysfs.c */
 extern const struct attribute_group *kheap_attr_groups[];

@@ -335,6 +335,7 @@ int kheap_heap_init(struct kheap_dev *kd)
 	int ret;
 
 	mutex_init(&kd->lock);
+	mutex_init(&kd->fork_lock);
 	INIT_LIST_HEAD(&kd->quarantine);
 	INIT_DELAYED_WORK(&kd->reap_work, kheap_reap_work);
 
@@ -371,6 +372,7 @@ int kheap_heap_fini(struct kheap_dev *kd)
 	if (WARN_ON(kd->chunks_in_use))
 		return -EBUSY;
 	gen_pool_destroy(kd->gp);
+	mutex_destroy(&kd->fork_lock);
 	mutex_destroy(&kd->lock);
 	return 0;
 }
@@ -426,11 +428,107 @@ static struct kheap_chunk *kheap_chunk_lookup(struct kheap_file *kf, u64 token)
 }
 
 /**
+ * kheap_chunk_new() - take a chunk from the pool, owned by nobody yet
+ * @kd: the device
+ * @size: bytes, a non-zero multiple of PAGE_SIZE
+ * @align: physical alignment, a power of two of at least PAGE_SIZE
+ * @limit: highest physical address the chunk's last byte may have
+ * @token: the chunk's token, or 0 for a fresh one (a fork copy takes the
+ *	token of the chunk it copies, see kheap_fork.c)
+ *
+ * The pages are not cleared: the caller fills every one of them before
+ * anybody else sees it.
+ *
+ * Return: the chunk, with the caller's one reference, or NULL when no
+ * free extent fits (or the tokens ran out).
+ */
+struct kheap_chunk *kheap_chunk_new(struct kheap_dev *kd, u64 size, u64 align,
+				    u64 limit, u64 token)
+{
+	struct kheap_fit fit = { .align = align, .limit = limit };
+	struct kheap_chunk *chunk;
+	unsigned long addr;
+	u64 token_end;
+
+	if (size > kd->pool.size)
+		return NULL;
+
+	chunk = kzalloc(sizeof(*chunk), GFP_KERNEL);
+	if (!chunk)
+		return NULL;
+
+	mutex_lock(&kd->lock);
+	kheap_reap_locked(kd);
+	/* Running out of tokens is as final as running out of pool. */
+	if (!token &&
+	    (check_add_overflow(kd->next_token, size, &token_end) ||
+	     token_end > kheap_token_limit()))
+		goto err_unlock;
+	if (align > PAGE_SIZE || limit < kd->pool.phys + kd->pool.size - 1)
+		addr = gen_pool_alloc_algo(kd->gp, size, kheap_fit_aligned,
+					   &fit);
+	else
+		addr = gen_pool_alloc_algo(kd->gp, size, gen_pool_best_fit,
+					   NULL);
+	if (!addr)
+		goto err_unlock;
+	if (token) {
+		chunk->token = token;
+	} else {
+		chunk->token = kd->next_token;
+		kd->next_token = token_end;
+	}
+	kd->free_bytes -= size;
+	kd->chunks_in_use++;
+	mutex_unlock(&kd->lock);
+
+	kref_init(&chunk->ref);
+	chunk->kd = kd;
+	chunk->phys = addr;
+	chunk->size = size;
+	INIT_LIST_HEAD(&chunk->qnode);
+	INIT_LIST_HEAD(&chunk->copies);
+	return chunk;
+
+err_unlock:
+	mutex_unlock(&kd->lock);
+	kfree(chunk);
+	return NULL;
+}
+
+/**
+ * kheap_file_insert() - make a file the owner of a chunk
+ * @kf: the file
+ * @chunk: a chunk owned by no file; the file takes a new reference
+ *
+ * Return: 0, -EEXIST when @kf owns a chunk with an overlapping token
+ * range already, or -ENOMEM.
+ */
+int kheap_file_insert(struct kheap_file *kf, struct kheap_chunk *chunk)
+{
+	pgoff_t pgoff = kheap_chunk_pgoff(chunk);
+	int ret;
+
+	mutex_lock(&kf->lock);
+	ret = mtree_insert_range(&kf->chunks, pgoff,
+				 pgoff + kheap_chunk_pages(chunk) - 1, chunk,
+				 GFP_KERNEL);
+	if (!ret) {
+		kheap_chunk_get(chunk);
+		kf->nr_chunks++;
+		kf->nr_bytes += chunk->size;
+	}
+	mutex_unlock(&kf->lock);
+	return ret;
+}
+
+/**
  * kheap_chunk_alloc() - allocate a zeroed chunk for a file
  * @kf: the file that will own the chunk
  * @size: bytes, a non-zero multiple of PAGE_SIZE
  * @align: physical alignment, a power of two of at least PAGE_SIZE
  * @limit: highest physical address the chunk's last byte may have
+ * @shared: the chunk stays shared with fork() children (KHEAP_ALLOC_SHARED)
  * @token: the chunk's token on success
  * @phys: the chunk's physical address on success
  * @chunk_size: the chunk's size on success
@@ -441,80 +539,29 @@ static struct kheap_chunk *kheap_chunk_lookup(struct kheap_file *kf, u64 token)
  * signal interrupted the zeroing; on error the pool is as it was.
  */
 int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align, u64 limit,
-		      u64 *token, phys_addr_t *phys, size_t *chunk_size)
+		      bool shared, u64 *token, phys_addr_t *phys,
+		      size_t *chunk_size)
 {
-	struct kheap_dev *kd = kf->kd;
-	struct kheap_fit fit = { .align = align, .limit = limit };
 	struct kheap_chunk *chunk;
-	unsigned long addr;
-	pgoff_t pgoff;
-	u64 token_end;
 	int ret;
 
-	if (size > kd->pool.size)
-		return -ENOMEM;
-
-	chunk = kzalloc(sizeof(*chunk), GFP_KERNEL);
+	chunk = kheap_chunk_new(kf->kd, size, align, limit, 0);
 	if (!chunk)
 		return -ENOMEM;
-
-	mutex_lock(&kd->lock);
-	kheap_reap_locked(kd);
-	/* Running out of tokens is as final as running out of pool. */
-	if (check_add_overflow(kd->next_token, size, &token_end) ||
-	    token_end > kheap_token_limit())
-		goto err_unlock;
-	if (align > PAGE_SIZE || limit < kd->pool.phys + kd->pool.size - 1)
-		addr = gen_pool_alloc_algo(kd->gp, size, kheap_fit_aligned,
-					   &fit);
-	else
-		addr = gen_pool_alloc_algo(kd->gp, size, gen_pool_best_fit,
-					   NULL);
-	if (!addr)
-		goto err_unlock;
-	chunk->token = kd->next_token;
-	kd->next_token = token_end;
-	kd->free_bytes -= size;
-	kd->chunks_in_use++;
-	mutex_unlock(&kd->lock);
-
-	kref_init(&chunk->ref);
-	chunk->kd = kd;
-	chunk->phys = addr;
-	chunk->size = size;
-	INIT_LIST_HEAD(&chunk->qnode);
+	chunk->shared = shared;
 
 	/* Outside any lock: clearing a large chunk takes a while. */
-	ret = kheap_pool_zero(&kd->pool, chunk->phys, chunk->size);
-	if (ret) {
-		/* Nobody else has seen the chunk: this is its last reference. */
-		kheap_chunk_put(chunk);
-		return ret;
+	ret = kheap_pool_zero(&kf->kd->pool, chunk->phys, chunk->size);
+	if (!ret)
+		ret = kheap_file_insert(kf, chunk);
+	if (!ret) {
+		*token = chunk->token;
+		*phys = chunk->phys;
+		*chunk_size = chunk->size;
 	}
-
-	pgoff = kheap_chunk_pgoff(chunk);
-	mutex_lock(&kf->lock);
-	ret = mtree_insert_range(&kf->chunks, pgoff,
-				 pgoff + kheap_chunk_pages(chunk) - 1, chunk,
-				 GFP_KERNEL);
-	if (ret) {
-		mutex_unlock(&kf->lock);
-		/* Nobody else has seen the chunk: this is its last reference. */
-		kheap_chunk_put(chunk);
-		return ret;
-	}
-	kf->nr_chunks++;
-	kf->nr_bytes += chunk->size;
-	*token = chunk->token;
-	*phys = chunk->phys;
-	*chunk_size = chunk->size;
-	mutex_unlock(&kf->lock);
-	return 0;
-
-err_unlock:
-	mutex_unlock(&kd->lock);
-	kfree(chunk);
-	return -ENOMEM;
+	/* Ours; on error nobody else has seen the chunk, so it is the last. */
+	kheap_chunk_put(chunk);
+	return ret;
 }
 
 /**

@@ -15,6 +15,7 @@
 #define _KHEAP_COMPAT_H
 
 #include <linux/mm.h>
+#include <linux/mmap_lock.h>
 
 #ifdef KHEAP_NEED_VM_FLAGS_MOD
 /* Before 6.3, vma->vm_flags is written directly. */
@@ -22,6 +23,26 @@ static inline void vm_flags_mod(struct vm_area_struct *vma,
 				vm_flags_t set, vm_flags_t clear)
 {
 	vma->vm_flags = (vma->vm_flags | set) & ~clear;
+}
+#endif
+
+#ifdef KHEAP_NEED_ZAP_PAGE_RANGE_SINGLE
+/* Before 6.3, zap_page_range() is the exported one. */
+static inline void kheap_zap_page_range_single(struct vm_area_struct *vma,
+					       unsigned long address,
+					       unsigned long size, void *details)
+{
+	zap_page_range(vma, address, size);
+}
+
+#define zap_page_range_single kheap_zap_page_range_single
+#endif
+
+#ifdef KHEAP_NEED_VMA_START_WRITE
+/* Before 6.4, VMAs have no locks of their own: mmap_lock covers them. */
+static inline void vma_start_write(struct vm_area_struct *vma)
+{
+	mmap_assert_write_locked(vma->vm_mm);
 }
 #endif
 

@@ -31,6 +31,7 @@ union kheap_ioctl_arg {
 	struct kheap_attach attach;
 	struct kheap_detach detach;
 	struct kheap_dma_addr dma_addr;
+	struct kheap_adopt adopt;
 };
 
 /**
@@ -109,7 +110,8 @@ static int kheap_ioctl_alloc(struct file *file, union kheap_ioctl_arg *arg)
 	align = max_t(u64, align, PAGE_SIZE);
 
 	/* Where every device attached without an IOMMU can reach. */
-	ret = kheap_chunk_alloc(kf, size, align, kheap_dma_limit(kf), &token,
+	ret = kheap_chunk_alloc(kf, size, align, kheap_dma_limit(kf),
+				alloc->flags & KHEAP_ALLOC_SHARED, &token,
 				&phys, &chunk_size);
 	if (ret)
 		return ret;
@@ -137,6 +139,43 @@ static void kheap_ioctl_alloc_undo(struct file *file,
 	if (!kheap_chunk_free(file->private_data, arg->alloc.token))
 		kheap_dma_unmap_chunk(file->private_data,
 				      arg->alloc.token >> PAGE_SHIFT);
+}
+
+static int kheap_ioctl_adopt(struct file *file, union kheap_ioctl_arg *arg)
+{
+	struct kheap_file *kf = file->private_data;
+	struct kheap_adopt *adopt = &arg->adopt;
+	struct kheap_chunk *chunk;
+	int ret;
+
+	if (adopt->flags || adopt->token || adopt->phys || adopt->size ||
+	    kheap_reserved_set(adopt->reserved))
+		return -EINVAL;
+	if (adopt->addr != (unsigned long)adopt->addr)
+		return -EINVAL;
+
+	ret = kheap_fork_adopt(kf, adopt->addr, adopt);
+	if (ret)
+		return ret;
+
+	/* As for ALLOC: the file's devices reach all its chunks. */
+	chunk = kheap_chunk_find(kf, adopt->token);
+	if (!chunk)	/* another thread freed it already */
+		return 0;
+	ret = kheap_dma_map_new(kf, chunk);
+	kheap_chunk_put(chunk);
+	if (ret)
+		kheap_chunk_free(kf, adopt->token);
+	return ret;
+}
+
+static void kheap_ioctl_adopt_undo(struct file *file,
+				   const union kheap_ioctl_arg *arg)
+{
+	/* The mappings stay, as ordinary mappings of a freed chunk. */
+	if (!kheap_chunk_free(file->private_data, arg->adopt.token))
+		kheap_dma_unmap_chunk(file->private_data,
+				      arg->adopt.token >> PAGE_SHIFT);
 }
 
 static int kheap_ioctl_free(struct file *file, union kheap_ioctl_arg *arg)
@@ -327,6 +366,12 @@ static const struct kheap_ioctl_desc kheap_ioctls[] = {
 		.cmd = KHEAP_IOC_DMA_ADDR,
 		.handler = kheap_ioctl_dma_addr,
 		.min_size = KHEAP_DMA_ADDR_SIZE_VER0,
+	},
+	[_IOC_NR(KHEAP_IOC_ADOPT)] = {
+		.cmd = KHEAP_IOC_ADOPT,
+		.handler = kheap_ioctl_adopt,
+		.min_size = KHEAP_ADOPT_SIZE_VER0,
+		.undo = kheap_ioctl_adopt_undo,
 	},
 };
 

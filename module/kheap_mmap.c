@@ -12,10 +12,12 @@
  * /proc/PID/pagemap reports the real frame numbers.
  *
  * Each VMA holds a reference on its chunk, taken by mmap() and by the
- * .open callback for every copy the core makes of the VMA (fork, split by
- * a partial munmap() or mprotect(), mremap() move), and dropped by .close.
+ * .open callback for every copy the core makes of the VMA (split by a
+ * partial munmap() or mprotect(), mremap() move), and dropped by .close.
  * A chunk therefore stays allocated while any part of it is mapped, even
- * after FREE or close() of its file.
+ * after FREE or close() of its file.  fork() is the exception: the
+ * child's copy of the VMA maps a fork copy of the chunk instead, unless
+ * the chunk is shared (kheap_fork.c).
  *
  * A VMA does not hold the kheap file itself: mmap() swaps its vm_file for
  * the file's mapping file (kheap_mapfile_create()), so that close() of
@@ -41,7 +43,17 @@
 
 static void kheap_vm_open(struct vm_area_struct *vma)
 {
-	kheap_chunk_get(vma->vm_private_data);
+	struct kheap_chunk *chunk = vma->vm_private_data;
+
+	/*
+	 * fork() duplicates the VMAs from the parent: the only caller that
+	 * hands us a VMA of another process than the current one.
+	 */
+	if (vma->vm_mm != current->mm)
+		kheap_fork_vma(vma, vma_lookup(current->mm, vma->vm_start),
+			       chunk);
+	else
+		kheap_chunk_get(chunk);
 }
 
 static void kheap_vm_close(struct vm_area_struct *vma)
@@ -57,27 +69,23 @@ static u64 kheap_vma_offset(struct vm_area_struct *vma,
 	       (addr - vma->vm_start);
 }
 
-/*
- * Map the chunk's page for a fault at vmf->pgoff.  mmap() prefaults
- * everything, so this only runs after the pages were zapped
- * (MADV_DONTNEED, for instance).
+/**
+ * kheap_mmap_insert() - map one page of a chunk for a fault
+ * @vmf: the fault
+ * @chunk: the chunk the faulting VMA maps
+ * @index: the page's index in @chunk
+ *
+ * Return: what the fault handler returns.
  */
-static vm_fault_t kheap_vm_fault(struct vm_fault *vmf)
+vm_fault_t kheap_mmap_insert(struct vm_fault *vmf, struct kheap_chunk *chunk,
+			     pgoff_t index)
 {
-	struct vm_area_struct *vma = vmf->vma;
-	struct kheap_chunk *chunk = vma->vm_private_data;
-	pgoff_t first = kheap_chunk_pgoff(chunk);
-	unsigned long pfn;
+	unsigned long pfn = PHYS_PFN(chunk->phys) + index;
 	struct page *page;
 
-	/* Cannot happen: mmap() checked the range and it cannot grow. */
-	if (vmf->pgoff < first ||
-	    vmf->pgoff - first >= kheap_chunk_pages(chunk))
-		return VM_FAULT_SIGBUS;
-
-	pfn = PHYS_PFN(chunk->phys) + (vmf->pgoff - first);
 	if (!kheap_pool_maps_pages(&chunk->kd->pool))
-		return vmf_insert_mixed(vma, vmf->address, pfn_to_pfn_t(pfn));
+		return vmf_insert_mixed(vmf->vma, vmf->address,
+					pfn_to_pfn_t(pfn));
 
 	/*
 	 * The core locks the page, maps it and keeps the reference taken
@@ -87,6 +95,27 @@ static vm_fault_t kheap_vm_fault(struct vm_fault *vmf)
 	get_page(page);
 	vmf->page = page;
 	return 0;
+}
+
+/*
+ * Map the chunk's page for a fault at vmf->pgoff.  mmap() prefaults
+ * everything, so this runs after the pages were zapped: by MADV_DONTNEED,
+ * or by a fork() that left copies of the chunk to fill (kheap_fork.c).
+ */
+static vm_fault_t kheap_vm_fault(struct vm_fault *vmf)
+{
+	struct kheap_chunk *chunk = vmf->vma->vm_private_data;
+	pgoff_t first = kheap_chunk_pgoff(chunk);
+
+	/* Cannot happen: mmap() checked the range and it cannot grow. */
+	if (vmf->pgoff < first ||
+	    vmf->pgoff - first >= kheap_chunk_pages(chunk))
+		return VM_FAULT_SIGBUS;
+
+	/* Before this process can write the page again. */
+	if (!list_empty(&chunk->copies))
+		kheap_fork_preserve(chunk, vmf->pgoff - first);
+	return kheap_mmap_insert(vmf, chunk, vmf->pgoff - first);
 }
 
 /*
@@ -105,6 +134,8 @@ static int kheap_vm_access(struct vm_area_struct *vma, unsigned long addr,
 		return -EINVAL;
 
 	len = min_t(unsigned long, len, PAGE_SIZE - offset_in_page(addr));
+	if (write && !list_empty(&chunk->copies))
+		kheap_fork_preserve(chunk, offset >> PAGE_SHIFT);
 	kheap_pool_copy(&chunk->kd->pool, chunk->phys + offset, buf, len,
 			write);
 	return len;
@@ -207,8 +238,40 @@ static int kheap_mmap_file(struct kheap_file *kf, struct vm_area_struct *vma)
 	/* The core drops our reference on the old file for us. */
 	vma_set_file(vma, kf->mapfile);
 
-	kheap_mmap_prefault(vma, chunk);
+	/*
+	 * A chunk with fork copies still to fill is mapped page by page, so
+	 * that each page is copied before this mapping can change it.
+	 */
+	if (list_empty(&chunk->copies))
+		kheap_mmap_prefault(vma, chunk);
 	return 0;
+}
+
+/**
+ * kheap_mmap_adopt_vma() - turn a fork copy's VMA into a chunk's VMA
+ * @vma: a VMA of the current process, mapping a fork copy, write-locked
+ * @kf: the file that now owns @chunk
+ * @chunk: the completed copy; the VMA takes over a reference the caller
+ *	took for it
+ *
+ * From here on @vma is what mmap() of @chunk through @kf would have
+ * made: QUERY through @kf finds it, and its pages are @chunk's.
+ */
+void kheap_mmap_adopt_vma(struct vm_area_struct *vma, struct kheap_file *kf,
+			  struct kheap_chunk *chunk)
+{
+	struct file *old = vma->vm_file;
+
+	vma->vm_ops = &kheap_vm_ops;
+	vma->vm_private_data = chunk;
+	/*
+	 * Every mapping file is an anonymous inode's: changing the VMA's
+	 * file keeps it in the same address_space, where the core filed it.
+	 */
+	if (file_inode(old) == file_inode(kf->mapfile)) {
+		vma->vm_file = get_file(kf->mapfile);
+		fput(old);
+	}
 }
 
 /**

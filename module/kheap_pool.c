@@ -547,3 +547,19 @@ void kheap_pool_copy(const struct kheap_pool *pool, phys_addr_t phys,
 	if (!pool->vaddr)
 		kunmap_local(vaddr);
 }
+
+/**
+ * kheap_pool_copy_page() - copy one page of the pool to another
+ * @pool: the pool
+ * @dst: physical address of the destination page
+ * @src: physical address of the source page
+ */
+void kheap_pool_copy_page(const struct kheap_pool *pool, phys_addr_t dst,
+			  phys_addr_t src)
+{
+	if (pool->vaddr)
+		memcpy(pool->vaddr + (dst - pool->phys),
+		       pool->vaddr + (src - pool->phys), PAGE_SIZE);
+	else
+		copy_highpage(kheap_phys_to_page(dst), kheap_phys_to_page(src));
+}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# Run kheap_test against each pool source, then the module lifecycle tests
+# Run kheap_test and kheap_fork_test against each pool source, then the module lifecycle tests
 # and the pool placement test (kheap_movable_test, see there).
 #
 #   contig    size=64M source=contig   (taken at load time)
@@ -41,12 +41,14 @@ run_pool() {
 		return
 	fi
 	# The module is loaded: skipping (4) would hide a missing device.
-	"$dir/kheap_test"
-	rc=$?
-	if [ $rc -ne 0 ]; then
-		echo "# kheap.sh: $name pool: kheap_test exited with $rc"
-		status=1
-	fi
+	for t in kheap_test kheap_fork_test; do
+		"$dir/$t"
+		rc=$?
+		if [ $rc -ne 0 ]; then
+			echo "# kheap.sh: $name pool: $t exited with $rc"
+			status=1
+		fi
+	done
 	if ! "$dir/kheap_modload" unload; then
 		echo "# kheap.sh: $name pool: unloading the module failed"
 		status=1

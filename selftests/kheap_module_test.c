@@ -1067,11 +1067,11 @@ TEST_F(restrict_phys, decided_at_open)
 	ASSERT_GE(pid, 0);
 	if (pid == 0) {
 		uint64_t want = variant->hidden ? 0 : 1;
-		struct kheap_alloc b;
+		struct kheap_alloc b, b2;
 		struct kheap_query qb;
 		struct kheap_info ib;
 		int fd2, fd3;
-		char *pb;
+		char *pb, *pb2;
 
 		if (kheap_cap_set_effective(CAP_SYS_RAWIO, false))
 			_exit(10);
@@ -1094,8 +1094,18 @@ TEST_F(restrict_phys, decided_at_open)
 		/* The file opened with the capability keeps showing them. */
 		if (kheap_info(self->fd, &ib) || ib.pool_phys != info.pool_phys)
 			_exit(16);
-		if (kheap_query(self->fd, p + pg, &qb) || qb.phys != a.phys + pg)
+		/*
+		 * p is the child's fork copy now, which no file owns; a
+		 * chunk of that file, mapped here, shows its address.
+		 */
+		if (kheap_alloc(self->fd, pg, 0, &b2) || !b2.phys)
 			_exit(17);
+		pb2 = kheap_map(self->fd, b2.token, pg);
+		if (pb2 == MAP_FAILED || kheap_query(self->fd, pb2 + 8, &qb) ||
+		    qb.phys != b2.phys + 8)
+			_exit(17);
+		munmap(pb2, pg);
+		kheap_free(self->fd, b2.token);
 		/* Decided at open: the capability coming back changes nothing. */
 		if (kheap_cap_set_effective(CAP_SYS_RAWIO, true))
 			_exit(18);

@@ -31,7 +31,8 @@
  * less.  The ABI grows by new commands and by giving reserved fields a
  * meaning, never by changing a field.  KHEAP_IOC_INFO reports the version.
  */
-#define KHEAP_ABI_VERSION	2	/* 2: ATTACH, DETACH, DMA_ADDR, max_phys */
+/* 2: ATTACH, DETACH, DMA_ADDR, max_phys.  3: private across fork(), ADOPT. */
+#define KHEAP_ABI_VERSION	3
 
 /**
  * enum kheap_pool_source - where the pool came from
@@ -91,8 +92,49 @@ struct kheap_info {
 	__u64 reserved[4];
 };
 
-/* No allocation flags are defined yet: flags must be zero. */
-#define KHEAP_ALLOC_FLAGS_VALID	0ULL
+/**
+ * DOC: kheap and fork()
+ *
+ * (ABI 3.)  A chunk is private across fork() by default, like anonymous
+ * private memory: after fork(), writes by the parent or by the child to
+ * their mappings of it are invisible to the other.  The parent keeps the
+ * chunk, at the same physical address, and its device mappings.  The
+ * child's mappings become a *fork copy*: a chunk of its own, allocated
+ * from the pool and filled page by page, at the first access to each
+ * page by either side (the parent's mappings fault once more per page
+ * after every fork() for this).  So fork() followed by exec() copies
+ * nothing but the pages the parent touches before the child's exec(),
+ * and only while the child still maps them.
+ *
+ * A fork copy belongs to no file until the child adopts it
+ * (KHEAP_IOC_ADOPT): that copies whatever is left and gives the copy a
+ * token in the child's file, the inherited mapping's own.  Until then
+ * QUERY does not know the copy's address, and FREE and close() in the
+ * parent do not affect it.
+ *
+ * When the pool cannot hold a copy at the moment it is needed, the copy
+ * is lost: the parent carries on unaffected, and the child receives
+ * SIGBUS when it touches a page of the copy that was not copied yet
+ * (pages it touched before stay its own), and ADOPT gives -EIO.
+ *
+ * Not covered: bytes a device or another process writes into the
+ * parent's chunk after fork() (DMA, a mapping through a kheap file
+ * descriptor passed to another process) may reach a page of the child's
+ * copy that was not copied yet.  A chunk that such writers share should
+ * be allocated KHEAP_ALLOC_SHARED, or the child should not use it.
+ *
+ * A chunk allocated with KHEAP_ALLOC_SHARED keeps the behaviour of ABI 2:
+ * the child's mappings of it are the parent's pages, and writes cross in
+ * both directions.  madvise(MADV_DONTFORK) keeps any mapping out of the
+ * child altogether.  vfork() and posix_spawn() copy nothing.
+ */
+
+/*
+ * ALLOC flags.  KHEAP_ALLOC_SHARED (ABI 3): the chunk stays shared with
+ * fork() children, see "kheap and fork()" above.
+ */
+#define KHEAP_ALLOC_SHARED	(1ULL << 0)
+#define KHEAP_ALLOC_FLAGS_VALID	KHEAP_ALLOC_SHARED
 
 /**
  * struct kheap_alloc - KHEAP_IOC_ALLOC: allocate one chunk
@@ -307,6 +349,40 @@ struct kheap_dma_addr {
 	__u64 reserved[4];
 };
 
+/**
+ * struct kheap_adopt - KHEAP_IOC_ADOPT: make a fork copy this file's chunk
+ * @addr: in: a user address inside a mapping, in the calling process,
+ *	that is a fork copy (see "kheap and fork()")
+ * @flags: in: must be zero
+ * @token: out: the copy's token in this file: the token of the chunk
+ *	it copies, so the mapping's mmap() offsets stay valid
+ * @phys: out: physical address of the copy's first byte (0 when
+ *	physical addresses are restricted for this file)
+ * @size: out: the copy's size in bytes
+ * @reserved: must be zero
+ *
+ * Copies every page not copied yet, makes this file the copy's owner
+ * (FREE, QUERY, SYNC, DMA_ADDR and close() treat it as a chunk this file
+ * allocated) and turns every mapping of the copy in the calling process
+ * into an ordinary mapping of it through this file.  Use a file of the
+ * child's own: the inherited descriptor is the parent's file, which
+ * usually still owns the chunk under that token.
+ *
+ * Errors: -EINVAL (@addr is not in a fork copy; bad flags, output or
+ * reserved fields), -EEXIST (this file already has a chunk with that
+ * token), -ENOMEM (the pool cannot hold the copy now; nothing changed,
+ * a later ADOPT may succeed), -EIO (the copy was lost, see above),
+ * -EINTR (a fatal signal).
+ */
+struct kheap_adopt {
+	__u64 addr;
+	__u64 flags;
+	__u64 token;
+	__u64 phys;
+	__u64 size;
+	__u64 reserved[3];
+};
+
 /*
  * The smallest caller struct each command accepts (its size when first
  * published); a smaller one gives -EINVAL.
@@ -319,6 +395,7 @@ struct kheap_dma_addr {
 #define KHEAP_ATTACH_SIZE_VER0		64
 #define KHEAP_DETACH_SIZE_VER0		32
 #define KHEAP_DMA_ADDR_SIZE_VER0	64
+#define KHEAP_ADOPT_SIZE_VER0		64
 
 #define KHEAP_IOC_MAGIC		0xD8
 
@@ -330,5 +407,6 @@ struct kheap_dma_addr {
 #define KHEAP_IOC_ATTACH	_IOWR(KHEAP_IOC_MAGIC, 0x05, struct kheap_attach)
 #define KHEAP_IOC_DETACH	_IOW(KHEAP_IOC_MAGIC, 0x06, struct kheap_detach)
 #define KHEAP_IOC_DMA_ADDR	_IOWR(KHEAP_IOC_MAGIC, 0x07, struct kheap_dma_addr)
+#define KHEAP_IOC_ADOPT		_IOWR(KHEAP_IOC_MAGIC, 0x08, struct kheap_adopt)
 
 #endif /* _UAPI_LINUX_KHEAP_H */
