@@ -302,7 +302,11 @@ TEST_F_TIMEOUT(movable, io_uring_fixed_buffer, 120)
 	int status, ret;
 	pid_t pid;
 
-	ASSERT_EQ(0, kheap_alloc(self->fd, self->pool_size, 0, &a));
+	/* Shared: the forked child must pin the pool's own pages. */
+	memset(&a, 0, sizeof(a));
+	a.size = self->pool_size;
+	a.flags = KHEAP_ALLOC_SHARED;
+	ASSERT_EQ(0, kheap_ioctl(self->fd, KHEAP_IOC_ALLOC, &a));
 	self->maplen = self->pool_size;
 	self->map = kheap_map(self->fd, a.token, self->maplen);
 	ASSERT_NE(MAP_FAILED, self->map);

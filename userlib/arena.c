@@ -228,14 +228,14 @@ static int take_chunk(size_t want, size_t align, size_t min,
 	size_t sz;
 	int err, tries;
 
-	err = kh.prov->alloc(want, align, c);
+	err = kh.prov->alloc(want, align, 0, c);
 	if (err != -ENOMEM || kh.prov->usage(&u))
 		return err;
 	sz = (size_t)u.largest_free & ~(GRANULE - 1);
 	if (sz > want)
 		sz = want;
 	for (tries = 0; tries < 3 && sz >= min; tries++, sz -= GRANULE) {
-		err = kh.prov->alloc(sz, GRANULE, c);
+		err = kh.prov->alloc(sz, GRANULE, 0, c);
 		if (err != -ENOMEM)
 			return err;
 	}
@@ -441,7 +441,7 @@ static void *cache_take(size_t size, size_t align, uintptr_t *dirty_before)
 	return (void *)best->start;
 }
 
-void *heap_alloc_huge(size_t n, size_t align, int *err,
+void *heap_alloc_huge(size_t n, size_t align, unsigned int flags, int *err,
 		      uintptr_t *dirty_before)
 {
 	struct kheap_chunk c;
@@ -456,10 +456,11 @@ void *heap_alloc_huge(size_t n, size_t align, int *err,
 	}
 	if (align < GRANULE)
 		align = GRANULE;
-	p = cache_take(size, align, dirty_before);
+	/* Cached chunks are private ones. */
+	p = flags & PROV_SHARED ? NULL : cache_take(size, align, dirty_before);
 	if (p)
 		return p;
-	e = kh.prov->alloc(size, align, &c);
+	e = kh.prov->alloc(size, align, flags, &c);
 	if (e) {
 		*err = e == -EINVAL ? ENOMEM : -e;
 		return NULL;
@@ -496,7 +497,8 @@ void heap_free_huge(struct chunk *c)
 	struct chunk *t;
 
 	kh_assert(c->type == CH_HUGE && khm.kind[gran_of(c->start)] == K_HUGE);
-	if (c->c.size > kh.cache_limit) {
+	/* A shared chunk is never handed out again as a private one. */
+	if (c->c.size > kh.cache_limit || c->c.shared) {
 		drop_chunk(c);
 		return;
 	}
@@ -594,6 +596,15 @@ static void atfork_parent(void)
 	kheap_unlock(&kh.lock);
 }
 
+static void mark_inherited(struct chunk *list)
+{
+	for (struct chunk *c = list; c; c = c->next) {
+		c->c.inherited = 1;
+		if (!c->c.shared)
+			c->c.phys = 0;	/* the child's copy is elsewhere */
+	}
+}
+
 static void mark_foreign(struct chunk *list)
 {
 	for (struct chunk *c = list; c; c = c->next) {
@@ -605,19 +616,36 @@ static void mark_foreign(struct chunk *list)
 }
 
 /*
- * The child shares every chunk it inherited with the parent, blocks and
- * allocator words alike, and the parent keeps allocating from them.  So
- * the child must never write allocator state into them: they become
- * foreign (readable, usable for the blocks the child already had, never
- * allocated from, frees ignored) and the child starts afresh with chunks
- * of its own.  Runs once per fork, from kheap's child handler or from
- * the first allocation of a child handler that runs before it.
+ * Runs once per fork, from kheap's child handler or from the first
+ * allocation of a child handler that runs before it.
+ *
+ * With the device since ABI 3, and with the region provider, the child's
+ * chunks are private copies of the parent's, metadata and blocks alike:
+ * the child keeps its heap exactly as it was, and only learns that each
+ * chunk now sits elsewhere physically.  Each is adopted (its copy made a
+ * chunk of the child's own file, its physical address learnt) the first
+ * time the child needs that address (heap_chunk_own()); one the child
+ * frees before is just unmapped.  Shared chunks stay the parent's pages.
+ *
+ * With an older module the child shares every chunk it inherited with
+ * the parent, and the parent keeps allocating from them.  So the child
+ * must never write allocator state into them: they become foreign
+ * (readable, usable for the blocks the child already had, never allocated
+ * from, frees ignored) and the child starts afresh with chunks of its own.
  */
 static void child_reset(void)
 {
+	int keep = 0;
+
 	kh.fork_child_done = 1;
 	kheap_lock_init(&kh.lock);
-	if (kh.ready) {
+	if (kh.ready && kh.prov->atfork_child()) {
+		keep = 1;
+		dma_forget(0);
+		mark_inherited(kh.arenas);
+		mark_inherited(kh.huges);
+		mark_inherited(kh.cached);
+	} else if (kh.ready) {
 		mark_foreign(kh.arenas);
 		mark_foreign(kh.huges);
 		/* The cached chunks are the parent's too (its file holds
@@ -629,9 +657,24 @@ static void child_reset(void)
 		kh.held = kh.peak_held = kh.nchunks = 0;
 		kh.out = kh.peak_out = 0;
 		dma_forget(0);
-		kh.prov->atfork_child();
 	}
-	tcache_atfork_child();
+	if (tcache_atfork_child(keep) && keep)
+		kh.fork_lost = 1;
+}
+
+int heap_chunk_own(struct chunk *ch)
+{
+	struct kheap_chunk c = ch->c;
+	int err;
+
+	if (!c.inherited || c.shared)
+		return 0;
+	err = kh.prov->adopt(&c);
+	if (err)
+		return err;
+	ch->c.inherited = 0;
+	__atomic_store_n(&ch->c.phys, c.phys, __ATOMIC_RELEASE);
+	return 0;
 }
 
 static void atfork_child(void)
@@ -679,6 +722,7 @@ void kheap__reset(void)
 	kh.held = kh.peak_held = kh.nchunks = 0;
 	kh.out = kh.peak_out = 0;
 	kh.failed = 0;
+	kh.fork_lost = 0;
 	heap_unlock();
 }
 

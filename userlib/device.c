@@ -5,19 +5,24 @@
  * The device opens lazily (KHEAP_DEVICE overrides the path).  A missing
  * device or module is ENODEV, with one message on stderr per process.
  *
- * The window: a PROT_NONE reservation as large as the pool, placed so that
- * its base is congruent to the pool's physical address modulo 1 GiB.  Each
- * chunk is mapped with MAP_FIXED at base + (phys - pool phys), so every
- * address's physical address is one subtraction and one addition away,
- * and virtual alignment equals physical alignment up to 1 GiB.  Freeing a
- * chunk maps the reservation back over it before KHEAP_IOC_FREE.
+ * The window: a PROT_NONE reservation four times as large as the pool,
+ * placed so that its base is congruent to the pool's physical address
+ * modulo 1 GiB.  Each chunk is mapped with MAP_FIXED at base + (phys -
+ * pool phys), so virtual alignment equals physical alignment up to 1 GiB.
+ * Freeing a chunk maps the reservation back over it before
+ * KHEAP_IOC_FREE.  A bitmap of the window's pages in use is kept all
+ * along, for the two cases where chunks cannot sit at their pool offset:
+ *  - the kernel withholds physical addresses (restrict_phys): chunks are
+ *    placed first-fit, aligned as asked;
+ *  - a fork child (ABI 3): its inherited mappings are copies elsewhere in
+ *    the pool, so the pool offsets of its new chunks may be taken; they
+ *    are placed first-fit at an address congruent to their physical one
+ *    modulo their natural alignment (up to their size and 1 GiB).
  *
- * When the kernel withholds physical addresses (restrict_phys) the window
- * is four times the pool and chunks are placed first-fit in it.
- *
- * After fork the child closes the inherited file (its chunks stay alive in
- * the parent's file and through the child's mappings) and opens its own on
- * the next allocation, so that chunks it allocates die with it.
+ * After fork the child closes the inherited file, which is the parent's
+ * (its chunks stay alive in the parent's file), and opens its own on the
+ * next call, so that chunks it allocates or adopts die with it.  An
+ * inherited chunk is never freed through a file: unmapping it is enough.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,8 +45,9 @@ static struct {
 	void *map;
 	size_t map_len;
 	int restricted;
+	int placed;		/* chunks are placed, not at their offset */
 	uint64_t abi;		/* the module's KHEAP_ABI_VERSION */
-	struct extent_map va;	/* restricted mode: window pages in use */
+	struct extent_map va;	/* window pages in use */
 } dev = { .fd = -1 };
 
 static const char *dev_path(void)
@@ -100,14 +106,13 @@ static int device_open(struct kheap_pool *pool)
 		return -ENODEV;
 	}
 	dev.restricted = info.pool_phys == 0;
+	dev.placed = dev.restricted;
 	dev.abi = info.abi_version;
-	span = dev.restricted ? 4 * (size_t)info.pool_size :
-				(size_t)info.pool_size;
+	span = 4 * (size_t)info.pool_size;
 	base = window_reserve(span, info.pool_phys, &dev.map, &dev.map_len);
 	if (!base)
 		return -ENOMEM;
-	if (dev.restricted &&
-	    extent_init(&dev.va, span / info.page_size)) {
+	if (extent_init(&dev.va, span / info.page_size)) {
 		munmap(dev.map, dev.map_len);
 		return -ENOMEM;
 	}
@@ -140,9 +145,40 @@ static void release(int fd, uint64_t token)
 	ioctl(fd, KHEAP_IOC_FREE, &f);
 }
 
-static int device_alloc(size_t size, size_t align, struct kheap_chunk *c)
+/*
+ * Where in the window a chunk of size bytes at physical address phys
+ * (0: withheld) goes; -1 when the window has no room.
+ */
+static long place(size_t size, size_t align, uint64_t phys)
 {
+	size_t pg = dev.pool.page_size, n = size / pg;
+	size_t a = align > pg ? align : pg, phase = 0;
+
+	if (!dev.placed) {
+		size_t first = (phys - dev.pool.phys) / pg;
+
+		extent_mark(&dev.va, first, n);
+		return (long)first;
+	}
+	if (phys) {
+		/* Natural alignment: as much of phys's as its size uses. */
+		a = pg;
+		while (a < size && a < ((size_t)1 << 30) && !(phys & a))
+			a <<= 1;
+		if (a < align)
+			a = align;
+		/* base is congruent to the pool's phys modulo 1 GiB. */
+		phase = ((dev.pool.phys & (a - 1)) / pg) % (a / pg);
+	}
+	return extent_alloc(&dev.va, n, a / pg, phase);
+}
+
+static int device_alloc(size_t size, size_t align, unsigned int flags,
+			struct kheap_chunk *c)
+{
+	size_t pg = dev.pool.page_size;
 	struct kheap_alloc a;
+	long first;
 	size_t off;
 	void *p;
 	int fd = dev_fd();
@@ -152,56 +188,65 @@ static int device_alloc(size_t size, size_t align, struct kheap_chunk *c)
 	memset(&a, 0, sizeof(a));
 	a.size = size;
 	a.align = align;
+	if (flags & PROV_SHARED && dev.abi >= 3)
+		a.flags = KHEAP_ALLOC_SHARED;
 	if (ioctl(fd, KHEAP_IOC_ALLOC, &a))
 		return -errno;
-	if (dev.restricted || !a.phys) {
-		size_t pg = dev.pool.page_size;
-		long first;
-
-		if (!dev.restricted) {
-			release(fd, a.token);
-			return -EIO;
-		}
-		first = extent_alloc(&dev.va, a.size_out / pg,
-				     align > pg ? align / pg : 1, 0);
-		if (first < 0) {
-			release(fd, a.token);
-			return -ENOMEM;
-		}
-		off = (size_t)first * pg;
-	} else {
-		off = a.phys - dev.pool.phys;
-		if (a.phys < dev.pool.phys || off + a.size_out > dev.pool.span) {
-			release(fd, a.token);
-			return -EIO;
-		}
+	if (!dev.restricted &&
+	    (a.phys < dev.pool.phys ||
+	     a.phys - dev.pool.phys + a.size_out > dev.pool.size)) {
+		release(fd, a.token);
+		return -EIO;
 	}
+	first = place(a.size_out, align, a.phys);
+	if (first < 0) {
+		release(fd, a.token);
+		return -ENOMEM;
+	}
+	off = (size_t)first * pg;
 	p = mmap((void *)(dev.pool.base + off), a.size_out,
 		 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
 		 (off_t)a.token);
 	if (p == MAP_FAILED) {
 		int err = errno;
 
-		if (dev.restricted)
-			extent_free(&dev.va, off / dev.pool.page_size,
-				    a.size_out / dev.pool.page_size);
+		extent_free(&dev.va, (size_t)first, a.size_out / pg);
 		release(fd, a.token);
 		return -err;
 	}
 	c->off = off;
 	c->size = a.size_out;
 	c->token = a.token;
+	c->phys = a.phys;
+	c->shared = !!(flags & PROV_SHARED);
+	c->inherited = 0;
 	return 0;
 }
 
 static void device_free(const struct kheap_chunk *c)
 {
 	unmap_range(c->off, c->size);
-	if (dev.restricted)
-		extent_free(&dev.va, c->off / dev.pool.page_size,
-			    c->size / dev.pool.page_size);
-	if (dev.fd >= 0)
+	extent_free(&dev.va, c->off / dev.pool.page_size,
+		    c->size / dev.pool.page_size);
+	/* An inherited chunk is the parent's file's: unmapping was all. */
+	if (dev.fd >= 0 && !c->inherited)
 		release(dev.fd, c->token);
+}
+
+static int device_adopt(struct kheap_chunk *c)
+{
+	struct kheap_adopt ad;
+	int fd = dev_fd();
+
+	if (fd < 0)
+		return fd;
+	memset(&ad, 0, sizeof(ad));
+	ad.addr = dev.pool.base + c->off;
+	if (ioctl(fd, KHEAP_IOC_ADOPT, &ad))
+		return errno == EINVAL ? -EIO : -errno;
+	c->phys = ad.phys;
+	c->inherited = 0;
+	return 0;
 }
 
 static int device_usage(struct kheap_pool_usage *u)
@@ -219,11 +264,15 @@ static int device_usage(struct kheap_pool_usage *u)
 	return 0;
 }
 
-static void device_atfork_child(void)
+static int device_atfork_child(void)
 {
 	if (dev.fd >= 0)
 		close(dev.fd);
 	dev.fd = -1;
+	if (dev.abi < 3)
+		return 0;	/* shared with the parent */
+	dev.placed = 1;
+	return 1;
 }
 
 static void device_close(void)
@@ -231,8 +280,7 @@ static void device_close(void)
 	if (dev.map)
 		munmap(dev.map, dev.map_len);
 	dev.map = NULL;
-	if (dev.restricted)
-		extent_destroy(&dev.va);
+	extent_destroy(&dev.va);
 	if (dev.fd >= 0)
 		close(dev.fd);
 	dev.fd = -1;
@@ -291,6 +339,7 @@ const struct kheap_provider kheap_device_provider = {
 	.free = device_free,
 	.usage = device_usage,
 	.atfork_child = device_atfork_child,
+	.adopt = device_adopt,
 	.close = device_close,
 	.attach = device_attach,
 	.detach = device_detach,

@@ -81,7 +81,20 @@ static void learn_chunk_dma(int slot, const struct chunk *ch)
 
 static uint64_t chunk_phys(const struct chunk *ch)
 {
-	return kh.pool.phys + ch->c.off;
+	return ch->c.phys;
+}
+
+/* A fork child's inherited chunks become its own first: devices reach
+ * only the chunks of the child's file, and VFIO needs their addresses. */
+static int own_all_chunks(void)
+{
+	for_each_held_chunk(ch, list) {
+		int err = heap_chunk_own(ch);
+
+		if (err)
+			return err;
+	}
+	return 0;
 }
 
 static int vfio_map_one(int container, const struct chunk *ch)
@@ -190,6 +203,8 @@ API int kheap_attach_bits(const char *device, unsigned int dma_bits)
 		goto out;
 	}
 	err = slot_table(slot);
+	if (!err)
+		err = own_all_chunks();
 	if (err)
 		goto out;
 	err = kh.prov->attach(device, dma_bits, &handle);
@@ -292,6 +307,8 @@ API int kheap_vfio_map(int container)
 			err = -EEXIST;
 	if (!err && dm.ncontainers == MAX_CONTAINERS)
 		err = -ENOSPC;
+	if (!err)
+		err = own_all_chunks();
 	if (!err) {
 		for_each_held_chunk(ch, list) {
 			err = vfio_map_one(container, ch);

@@ -94,6 +94,12 @@ long extent_alloc(struct extent_map *m, size_t n, size_t align, size_t phase)
 	return -1;
 }
 
+void extent_mark(struct extent_map *m, size_t first, size_t n)
+{
+	set_range(m, first, n, 1);
+	m->free_pages -= n;
+}
+
 void extent_free(struct extent_map *m, size_t first, size_t n)
 {
 	set_range(m, first, n, 0);

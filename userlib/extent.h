@@ -24,6 +24,8 @@ void extent_destroy(struct extent_map *m);
 /* First run of n free pages whose index i has (phase + i) % align == 0
  * (align in pages, a power of two); marks it used.  -1 when none. */
 long extent_alloc(struct extent_map *m, size_t n, size_t align, size_t phase);
+/* Mark the run of n pages at first used (it must be free). */
+void extent_mark(struct extent_map *m, size_t first, size_t n);
 void extent_free(struct extent_map *m, size_t first, size_t n);
 size_t extent_largest(const struct extent_map *m);
 

@@ -8,7 +8,8 @@
  *	kind[g]		what lives there: a slab of class k-1 (1..NCLASS),
  *			an arena (TLSF blocks), a dedicated ("huge") chunk,
  *			or nothing; K_FOREIGN marks a fork child's inherited
- *			memory;
+ *			memory when it is shared with the parent (a module
+ *			older than ABI 3);
  *	owner[g]	the chunk that contains the granule;
  *	slabs[g]	the slab descriptor when the granule is a slab;
  *	chunks[g]	the chunk descriptor when a chunk starts there.
@@ -48,7 +49,7 @@
 #define K_NONE		0x00
 #define K_ARENA		0x40
 #define K_HUGE		0x41
-#define K_FOREIGN	0x80	/* or-ed in: inherited across fork */
+#define K_FOREIGN	0x80	/* or-ed in: inherited, still shared */
 
 #define MAX_ALIGN	((size_t)1 << 30)
 
@@ -141,6 +142,10 @@ struct heap {
 				 * arena (errno value, 0 for none) */
 	int fork_pid;		/* the forking process, in the fork window */
 	int fork_child_done;	/* the child's reset has run */
+	int fork_lost;		/* a fork child whose parent had other
+				 * threads: blocks they were moving between
+				 * their caches and their callers are lost
+				 * (kheap__check tolerates them) */
 };
 
 extern struct heap kh HIDDEN;
@@ -209,8 +214,11 @@ void *heap_alloc_frame(void) HIDDEN;
 /* A dedicated chunk, fresh or from the chunk cache; NULL with *err an
  * errno value.  dirty_before, if given, gets the address below which the
  * block may hold old data (the block's start when it is all zero). */
-void *heap_alloc_huge(size_t n, size_t align, int *err,
+void *heap_alloc_huge(size_t n, size_t align, unsigned int flags, int *err,
 		      uintptr_t *dirty_before) HIDDEN;
+/* A fork child's inherited chunk becomes its own (adopted), so that its
+ * physical address is known; 0 or -errno (ENOMEM, EIO).  Under the lock. */
+int heap_chunk_own(struct chunk *ch) HIDDEN;
 /* Grow (or keep) a dedicated block to n bytes inside its chunk; 0 if the
  * chunk is too small. */
 int heap_resize_huge(void *p, size_t n) HIDDEN;

@@ -107,16 +107,16 @@ static void *central_block(struct tcache *tc, size_t n, size_t align,
 }
 
 static void *central_huge(struct tcache *tc, size_t n, size_t align,
-			  uintptr_t *dirty)
+			  uintptr_t *dirty, unsigned int flags)
 {
 	void *p;
 	int err = 0;
 
 	heap_lock();
-	p = heap_alloc_huge(n, align, &err, dirty);
+	p = heap_alloc_huge(n, align, flags, &err, dirty);
 	if (!p && err == ENOMEM) {
 		reclaim_locked(tc);
-		p = heap_alloc_huge(n, align, &err, dirty);
+		p = heap_alloc_huge(n, align, flags, &err, dirty);
 	}
 	if (p)
 		out_add(heap_usable_size(p));
@@ -176,7 +176,7 @@ static __attribute__((noinline)) void *malloc_slow(size_t n)
 		return small_slow(tc, c);
 	}
 	if (is_huge(n))
-		return central_huge(tc, n, 0, NULL);
+		return central_huge(tc, n, 0, NULL, 0);
 	if (tc && n <= TC_MED_MAX && (p = med_pop(tc, n)))
 		return p;
 	return central_block(tc, n, 0, NULL);
@@ -352,7 +352,7 @@ API void *kheap_calloc(size_t nmemb, size_t size)
 	if (is_huge(n)) {
 		/* Fresh chunks are zero; a cached one is clean above its
 		 * high-water mark. */
-		p = central_huge(tc, n, 0, &dirty);
+		p = central_huge(tc, n, 0, &dirty, 0);
 		if (p && dirty > (uintptr_t)p)
 			memset(p, 0, dirty - (uintptr_t)p < n ?
 				     dirty - (uintptr_t)p : n);
@@ -390,7 +390,7 @@ static void *aligned_alloc_impl(size_t align, size_t n)
 		return NULL;
 	}
 	if (n > TLSF_MAX_BLOCK || is_huge(n + align + TLSF_MIN_BLOCK))
-		return central_huge(tc, n, align, NULL);
+		return central_huge(tc, n, align, NULL, 0);
 	if (tc && n > TC_MED_MIN && n <= TC_MED_MAX &&
 	    (p = hand_out(tc_med_pop_aligned(tc, n, align))))
 		return p;
@@ -434,11 +434,16 @@ API size_t kheap_malloc_usable_size(const void *p)
 
 static void *realloc_move(void *p, size_t old, size_t n, int foreign)
 {
+	const struct chunk *ch = kh.owner[gran_of((uintptr_t)p)];
 	void *q = NULL;
 
 	/* Growing into TLSF range: take the new block from the largest free
-	 * block, so the next growth likely happens in place. */
-	if (n > old && n > SMALL_MAX && !is_huge(n)) {
+	 * block, so the next growth likely happens in place.  A shared block
+	 * stays shared. */
+	if (!foreign && khm.kind[gran_of((uintptr_t)p)] == K_HUGE &&
+	    ch->c.shared) {
+		q = kheap_malloc_shared(n);
+	} else if (n > old && n > SMALL_MAX && !is_huge(n)) {
 		q = central_block(tcache_get(), n, HEAP_ROOMY, NULL);
 	} else {
 		q = kheap_malloc(n);
@@ -526,42 +531,96 @@ API void *kheap_realloc(void *p, size_t n)
 	return realloc_move(p, old, n, 0);
 }
 
+API void *kheap_malloc_shared(size_t n)
+{
+	int err;
+
+	fork_sync();
+	err = heap_ensure();
+	if (err) {
+		note_failure(-err);
+		return NULL;
+	}
+	return central_huge(tcache_get(), n ? n : 1, 0, NULL, PROV_SHARED);
+}
+
+/* A fork child's first question about a chunk's address: adopt it. */
+static __attribute__((noinline)) uint64_t chunk_phys_slow(struct chunk *ch)
+{
+	uint64_t phys;
+	int err;
+
+	heap_lock();
+	err = heap_chunk_own(ch);
+	phys = ch->c.phys;
+	heap_unlock();
+	if (err)
+		errno = -err;
+	return err ? 0 : phys;
+}
+
 API uint64_t kheap_phys(const void *p)
 {
 	uintptr_t v = (uintptr_t)p;
+	struct chunk *ch;
+	uint64_t phys;
 
 	if (v - khm.lo >= khm.span || khm.kind[gran_of(v)] == K_NONE) {
 		errno = EINVAL;
 		return 0;
 	}
-	/* Withheld: the window is larger than the pool then, and a block of
-	 * ours may lie beyond pool_size; it is EPERM all the same. */
+	/* Withheld: no chunk of ours has an address to tell. */
 	if (!khm.phys) {
 		errno = EPERM;
 		return 0;
 	}
-	if (v < khm.base || v - khm.base >= khm.pool_size) {
-		errno = EINVAL;
-		return 0;
+	fork_sync();
+	ch = kh.owner[gran_of(v)];
+	phys = __atomic_load_n(&ch->c.phys, __ATOMIC_ACQUIRE);
+	if (unlikely(!phys)) {
+		phys = chunk_phys_slow(ch);
+		if (!phys)
+			return 0;
 	}
-	return khm.phys + (v - khm.base);
+	return phys + (v - ch->start);
+}
+
+/* The block address at phys in chunk ch, or 0. */
+static uintptr_t virt_in(const struct chunk *ch, uint64_t phys)
+{
+	uint64_t base = __atomic_load_n(&ch->c.phys, __ATOMIC_ACQUIRE);
+	uintptr_t v;
+
+	if (!base || phys - base >= ch->c.size)
+		return 0;
+	v = ch->start + (uintptr_t)(phys - base);
+	return khm.kind[gran_of(v)] == K_NONE ? 0 : v;
 }
 
 API void *kheap_phys_to_virt(uint64_t phys)
 {
 	uint64_t off = phys - khm.phys;
-	uintptr_t v;
+	uintptr_t v = 0;
 
 	if (!khm.span || !khm.phys || phys < khm.phys ||
 	    off >= khm.pool_size) {
 		errno = EINVAL;
 		return NULL;
 	}
+	/* Until a fork a chunk sits at its pool offset in the window. */
 	v = khm.base + (uintptr_t)off;
-	if (khm.kind[gran_of(v)] == K_NONE) {
+	if (kh.owner[gran_of(v)] && virt_in(kh.owner[gran_of(v)], phys) == v)
+		return (void *)v;
+	/* A fork child's chunks sit where the window had room. */
+	v = 0;
+	heap_lock();
+	for (const struct chunk *ch = kh.arenas; ch && !v; ch = ch->next)
+		v = virt_in(ch, phys);
+	for (const struct chunk *ch = kh.huges; ch && !v; ch = ch->next)
+		v = virt_in(ch, phys);
+	heap_unlock();
+	if (!v)
 		errno = EINVAL;
-		return NULL;
-	}
 	return (void *)v;
 }
 

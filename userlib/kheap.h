@@ -32,10 +32,24 @@
  * KHEAP_DEVICE environment variable.  Without it every allocation fails
  * with errno = ENODEV and one message goes to stderr, once.
  *
- * Thread-safe.  Fork-safe: a child keeps its inherited allocations (the
- * memory stays shared with the parent, as any MAP_SHARED mapping is) and
- * allocates new ones from chunks of its own; kheap_free of an inherited
- * block in the child does nothing, since the parent still owns it.
+ * Thread-safe.  Fork: kheap memory is private across fork(), as malloc's
+ * is (since 1.2, with a kheap module of ABI 3): after fork() neither side
+ * sees the other's writes, and the child keeps using, reallocating and
+ * freeing every inherited block.  The parent keeps its physical pages;
+ * the child's are a copy elsewhere in the pool, physically contiguous per
+ * chunk too, made page by page as either side touches them, so fork()
+ * then exec() copies (almost) nothing.  kheap_phys() in the child answers
+ * the copy's address; the first such question about a chunk costs one
+ * system call, which also copies what is left of that chunk.  When the
+ * pool cannot hold a copy, the child's first touch of a page not copied
+ * yet raises SIGBUS, and kheap_phys() fails with ENOMEM (no room now) or
+ * EIO (the copy was lost: the parent changed the page first); the parent
+ * never notices.  Memory meant to be shared with children (a DMA ring,
+ * a buffer handed to a worker) comes from kheap_malloc_shared().
+ * After fork() the child has no device attachments or VFIO containers.
+ * vfork() and posix_spawn() copy nothing.  With an older module
+ * (ABI 2) inherited memory stays shared: the child never allocates from
+ * it and kheap_free of an inherited block in the child does nothing.
  * Other libraries' pthread_atfork handlers may allocate and free, in
  * prepare, parent and child alike (kheap_attach and the VFIO calls
  * excepted).
@@ -51,7 +65,7 @@ extern "C" {
 #endif
 
 #define KHEAP_VERSION_MAJOR 1
-#define KHEAP_VERSION_MINOR 1
+#define KHEAP_VERSION_MINOR 2
 
 struct kheap_stats {
 	uint64_t bytes_in_use;	/* usable bytes of live allocations */
@@ -83,13 +97,26 @@ void *kheap_aligned_alloc(size_t alignment, size_t size);
 int kheap_posix_memalign(void **memptr, size_t alignment, size_t size);
 size_t kheap_malloc_usable_size(const void *ptr);
 
-/* Physical address of that byte, without a system call; 0 with
- * errno = EINVAL for an address that is not kheap memory of this process,
- * 0 with errno = EPERM for any byte of this process's kheap memory when
- * the kernel withholds physical addresses (restrict_phys). */
+/*
+ * A block shared with fork() children (since 1.2): both processes map the
+ * same physical pages, and writes cross in both directions, as for
+ * MAP_SHARED memory.  Always a chunk of its own (whole pages); freed with
+ * kheap_free (in the child too, which then only unmaps it; the memory
+ * lives while any process maps it); kheap_realloc keeps it shared.
+ */
+void *kheap_malloc_shared(size_t size);
+
+/* Physical address of that byte, without a system call (but see fork
+ * above); 0 with errno = EINVAL for an address that is not kheap memory
+ * of this process, 0 with errno = EPERM for any byte of this process's
+ * kheap memory when the kernel withholds physical addresses
+ * (restrict_phys), 0 with errno = ENOMEM or EIO in a fork child whose copy
+ * of that memory could not be made (see above). */
 uint64_t kheap_phys(const void *ptr);
 /* The virtual address of that physical byte, or NULL (errno = EINVAL) if
- * it is not in this process's kheap memory. */
+ * it is not in this process's kheap memory.  O(1) until this process is a
+ * fork child, O(chunks) in one (and a child's inherited chunk is found
+ * only once kheap_phys() told its address). */
 void *kheap_phys_to_virt(uint64_t phys);
 
 /* 0, or -1 with errno ENODEV (no device) or EACCES (not permitted). */

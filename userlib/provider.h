@@ -3,8 +3,12 @@
  * provider.h - where arenas come from.
  *
  * A provider hands out chunks of one physically contiguous pool, already
- * mapped inside a virtual window that mirrors the pool: the byte at pool
- * offset o lives at window base + o, so phys = pool phys + (virt - base).
+ * mapped inside a virtual window.  Each chunk knows its own physical
+ * address.  Until a fork the window mirrors the pool (the byte at pool
+ * offset o lives at window base + o); in a fork child, whose inherited
+ * chunks are copies elsewhere in the pool, and when physical addresses
+ * are withheld, chunks are placed where the window has room, at a virtual
+ * address congruent to their physical one modulo their alignment.
  * The library calls a provider only under the heap lock.
  *
  * Two providers exist: the device (/dev/kheap, device.c) and a region
@@ -33,7 +37,16 @@ struct kheap_chunk {
 	size_t off;		/* window offset of the first byte */
 	size_t size;		/* bytes, a multiple of the page size */
 	uint64_t token;		/* provider's handle */
+	uint64_t phys;		/* physical address of the first byte; 0 when
+				 * withheld, or in a fork child until the
+				 * chunk is adopted */
+	uint8_t shared;		/* stays shared with fork children */
+	uint8_t inherited;	/* a fork child's, not adopted yet: the
+				 * parent's file owns the token */
 };
+
+/* alloc() flags */
+#define PROV_SHARED	1u
 
 struct kheap_pool_usage {
 	uint64_t free_bytes;	/* bytes of the pool that no chunk holds */
@@ -45,12 +58,22 @@ struct kheap_provider {
 	/* Open the pool and map its window; 0 or -errno. */
 	int (*open)(struct kheap_pool *pool);
 	/* A chunk of size bytes (page multiple), window offset aligned to
-	 * align (power of two); zero-filled; 0 or -errno. */
-	int (*alloc)(size_t size, size_t align, struct kheap_chunk *c);
+	 * align (power of two); zero-filled; flags PROV_SHARED; 0 or
+	 * -errno. */
+	int (*alloc)(size_t size, size_t align, unsigned int flags,
+		     struct kheap_chunk *c);
 	void (*free)(const struct kheap_chunk *c);
 	int (*usage)(struct kheap_pool_usage *u);
-	/* In a fork child: stop sharing provider state with the parent. */
-	void (*atfork_child)(void);
+	/* In a fork child: stop sharing provider state with the parent.
+	 * Returns 1 when the child's chunks are private copies (then each
+	 * inherited chunk must be adopted before its physical address is
+	 * known or it is freed to the pool), 0 when they stay shared with
+	 * the parent (a module older than ABI 3). */
+	int (*atfork_child)(void);
+	/* A fork child's inherited chunk becomes its own: sets c->phys and
+	 * clears c->inherited; 0 or -errno (ENOMEM: no room for the copy
+	 * now, EIO: the copy was lost). */
+	int (*adopt)(struct kheap_chunk *c);
 	/* Give everything back and unmap the window (tests). */
 	void (*close)(void);
 	/* Devices: from attach on, every chunk (held or new) is mapped

@@ -7,7 +7,10 @@
  * physical alignment, zero-filled chunks, ENOMEM when no extent is large
  * enough.  The host tests and benchmarks use it to run the very allocator
  * code that runs over the device.  The mapping is private, so a fork child
- * gets its own copy (unlike the device, whose chunks stay shared).
+ * gets its own copy, as the device's children do, at the same (made-up)
+ * physical address.  A shared chunk is a shared anonymous mapping laid
+ * over its part of the region, so that writes cross fork() as they do
+ * for the device's KHEAP_ALLOC_SHARED chunks.
  *
  * Withheld mode poses as a device loaded with restrict_phys=1 for an
  * unprivileged opener: no physical address, a window four times the pool
@@ -58,7 +61,8 @@ static int region_open(struct kheap_pool *pool)
 	return 0;
 }
 
-static int region_alloc(size_t size, size_t align, struct kheap_chunk *c)
+static int region_alloc(size_t size, size_t align, unsigned int flags,
+			struct kheap_chunk *c)
 {
 	size_t n = (size + REGION_PAGE - 1) / REGION_PAGE;
 	size_t al = align > REGION_PAGE ? align / REGION_PAGE : 1;
@@ -71,17 +75,31 @@ static int region_alloc(size_t size, size_t align, struct kheap_chunk *c)
 	first = extent_alloc(&rg.pages, n, al, (size_t)(rg.phys / REGION_PAGE));
 	if (first < 0)
 		return -ENOMEM;
-	rg.held += n * REGION_PAGE;
 	c->off = (size_t)first * REGION_PAGE;
 	c->size = n * REGION_PAGE;
 	c->token = c->off + REGION_PAGE;
+	c->phys = rg.phys ? rg.phys + c->off : 0;
+	c->shared = !!(flags & PROV_SHARED);
+	c->inherited = 0;
+	if (c->shared &&
+	    mmap((void *)(rg.base + c->off), c->size, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
+		extent_free(&rg.pages, (size_t)first, n);
+		return -ENOMEM;
+	}
+	rg.held += n * REGION_PAGE;
 	return 0;
 }
 
 static void region_free(const struct kheap_chunk *c)
 {
 	/* Give the pages back so the next chunk here reads as zeroes. */
-	madvise((void *)(rg.base + c->off), c->size, MADV_DONTNEED);
+	if (c->shared)
+		mmap((void *)(rg.base + c->off), c->size,
+		     PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	else
+		madvise((void *)(rg.base + c->off), c->size, MADV_DONTNEED);
 	extent_free(&rg.pages, c->off / REGION_PAGE, c->size / REGION_PAGE);
 	rg.held -= c->size;
 }
@@ -95,8 +113,18 @@ static int region_usage(struct kheap_pool_usage *u)
 	return 0;
 }
 
-static void region_atfork_child(void)
+/* The child has a private copy of everything, region state included. */
+static int region_atfork_child(void)
 {
+	return 1;
+}
+
+/* The child's copy sits at the same (made-up) address. */
+static int region_adopt(struct kheap_chunk *c)
+{
+	c->phys = rg.phys ? rg.phys + c->off : 0;
+	c->inherited = 0;
+	return 0;
 }
 
 static void region_close(void)
@@ -148,6 +176,7 @@ static const struct kheap_provider region_provider = {
 	.free = region_free,
 	.usage = region_usage,
 	.atfork_child = region_atfork_child,
+	.adopt = region_adopt,
 	.close = region_close,
 	.attach = region_attach,
 	.detach = region_detach,

@@ -262,24 +262,52 @@ void tcache_atfork_parent(void)
 	kheap_unlock(&reg_lock);
 }
 
-void tcache_atfork_child(void)
+/*
+ * A cache whose thread is gone (in a fork child): its blocks are free.
+ * The thread may have been anywhere in a lock-free push or pop when the
+ * fork happened, so a cached block's in-use byte may say either; it is
+ * set free before the block goes back.  (A block caught between the
+ * cache and the caller is lost to the child, as glibc loses those.)
+ */
+static void flush_orphan(struct tcache *tc)
+{
+	for (unsigned c = 0; c < NCLASS; c++)
+		for (unsigned i = 0; i < tc->small[c].count; i++)
+			*live_of((uintptr_t)tc->small[c].items[i]) = LIVE_FREED;
+	for (unsigned i = 0; i < TC_MED_BINS; i++)
+		for (unsigned j = 0; j < tc->med[i].count; j++)
+			*live_of((uintptr_t)tc->med[i].items[j]) = LIVE_FREED;
+	tcache_flush_all_locked(tc);
+}
+
+int tcache_atfork_child(int keep)
 {
 	struct tcache *tc, *next;
+	int orphans = 0;
 
 	kh_tc = t_fork_tc;
 	t_fork_tc = NULL;
 	kheap_lock_init(&reg_lock);
-	/* Other threads' caches have no thread here; their blocks, like
-	 * ours, belong to the parent now. */
+	/*
+	 * Other threads' caches have no thread here.  When the child keeps
+	 * its heap (a private copy), their blocks go back to it; otherwise
+	 * they, like ours, belong to the parent now.
+	 */
 	for (tc = reg_head; tc; tc = next) {
 		next = tc->next;
-		if (tc != kh_tc)
-			munmap(tc, sizeof(*tc));
+		if (tc == kh_tc)
+			continue;
+		if (keep)
+			flush_orphan(tc);
+		munmap(tc, sizeof(*tc));
+		orphans++;
 	}
 	reg_head = NULL;
 	if (kh_tc) {
-		discard(kh_tc);
+		if (!keep)
+			discard(kh_tc);
 		kh_tc->next = kh_tc->prev = NULL;
 		reg_head = kh_tc;
 	}
+	return orphans;
 }

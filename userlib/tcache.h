@@ -170,6 +170,8 @@ void tcache_heap_init(void) TC_HIDDEN;
 void tcache_discard_current(void) TC_HIDDEN;
 void tcache_atfork_prepare(void) TC_HIDDEN;
 void tcache_atfork_parent(void) TC_HIDDEN;
-void tcache_atfork_child(void) TC_HIDDEN;
+/* keep: the child's heap is a private copy, kept (else it is reset).
+ * Returns how many caches of other threads were dropped. */
+int tcache_atfork_child(int keep) TC_HIDDEN;
 
 #endif

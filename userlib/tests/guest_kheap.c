@@ -5,7 +5,9 @@
  *
  * Physical truth of random allocations against /proc/self/pagemap,
  * contiguity of whole allocations up to an arena and beyond, realloc
- * across moves, exhaustion then full recovery, calloc, fork, threads.
+ * across moves, exhaustion then full recovery, calloc, fork (private
+ * blocks of every kind both ways, shared blocks, 1,000 forks while threads
+ * allocate), threads.
  * SKIPs (exit 4) without the device.  Needs root (CAP_SYS_ADMIN) for the
  * pagemap comparisons; without it those cases are skipped.
  *
@@ -305,57 +307,262 @@ static void test_exhaustion_recovery(void)
 	CHECK(HEAP_OK());
 }
 
+/*
+ * fork: private by default.  Blocks of every kind (slab, TLSF, dedicated
+ * chunk) are filled; after fork() each side changes them and the other
+ * must not see it; the child frees, reallocates and allocates; both
+ * sides' kheap_phys answers the pagemap, the child's being its copy's.
+ */
+#define NFB 6
+static const size_t fork_sizes[NFB] = { 24, 200, 5000, 60000, 300000,
+					3 * MIB };
+
+static void fill_seed(unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i += 64)
+		p[i] = (unsigned char)(seed + i / 64);
+	p[n - 1] = (unsigned char)seed;
+}
+
+static int holds_seed(const unsigned char *p, size_t n, unsigned seed)
+{
+	for (size_t i = 0; i < n; i += 64)
+		if (p[i] != (unsigned char)(seed + i / 64))
+			return 0;
+	return p[n - 1] == (unsigned char)seed;
+}
+
+static void reopen_pagemap(void)
+{
+	/* /proc/self was resolved when the parent opened it. */
+	close(pm_fd);
+	pm_fd = open("/proc/self/pagemap", O_RDONLY);
+}
+
+/* The child's side: 0, or the line of the first failed check. */
+static int fork_child_side(unsigned char **b, const uint64_t *ph)
+{
+	unsigned char *v[64];
+
+	reopen_pagemap();
+	for (int i = 0; i < NFB; i++) {
+		if (!holds_seed(b[i], fork_sizes[i], 0x10 + i))
+			return __LINE__;
+		/* Its own copy: true, contiguous, not the parent's. */
+		if (!phys_true(b[i], fork_sizes[i]))
+			return __LINE__;
+		if (phys_checkable && !restricted && kheap_phys(b[i]) == ph[i])
+			return __LINE__;
+		fill_seed(b[i], fork_sizes[i], 0x40 + i);
+	}
+	for (int i = 0; i < 64; i++) {
+		size_t n = (size_t)(i % 4 ? 100 + 37 * i : 200000);
+
+		v[i] = kheap_malloc(n);
+		if (!v[i] || !phys_true(v[i], n))
+			return __LINE__;
+	}
+	kheap_free(b[0]);
+	b[1] = kheap_realloc(b[1], 100000);
+	if (!b[1] || !holds_seed(b[1], fork_sizes[1], 0x41) ||
+	    !phys_true(b[1], 100000))
+		return __LINE__;
+	b[5] = kheap_realloc(b[5], 5 * MIB);
+	if (!b[5] || !holds_seed(b[5], fork_sizes[5], 0x45) ||
+	    !phys_true(b[5], 5 * MIB))
+		return __LINE__;
+	for (int i = 0; i < 64; i++)
+		kheap_free(v[i]);
+	for (int i = 1; i < NFB; i++)
+		kheap_free(b[i]);
+	return HEAP_OK() ? 0 : __LINE__;
+}
+
 static void test_fork(void)
 {
-	unsigned char *mine = kheap_malloc(5000), *big = kheap_malloc(3 * MIB);
+	unsigned char *b[NFB];
 	struct kheap_stats before, after;
-	uint64_t ph = kheap_phys(mine);
-	int status = -1;
+	uint64_t ph[NFB];
+	int status = -1, go[2];
 	pid_t pid;
+	char c = 0;
 
-	CHECK(mine && big);
-	if (!mine || !big)
-		return;
-	memset(mine, 0x31, 5000);
-	memset(big, 0x32, 3 * MIB);
+	for (int i = 0; i < NFB; i++) {
+		b[i] = kheap_malloc(fork_sizes[i]);
+		CHECK(b[i] != NULL);
+		if (!b[i])
+			return;
+		fill_seed(b[i], fork_sizes[i], 0x10 + i);
+		ph[i] = kheap_phys(b[i]);
+	}
 	CHECK(kheap_stats(&before) == 0);
+
+	/* The child changes everything; the parent sees none of it. */
+	pid = fork();
+	if (pid == 0)
+		_exit(fork_child_side(b, ph));
+	CHECK(pid > 0);
+	waitpid(pid, &status, 0);
+	CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "child status %#x (a check at line %d)", status,
+	       WIFEXITED(status) ? WEXITSTATUS(status) : 0);
+	for (int i = 0; i < NFB; i++) {
+		CHECKF(holds_seed(b[i], fork_sizes[i], 0x10 + i), "block %d", i);
+		CHECK(phys_true(b[i], fork_sizes[i]));
+		CHECK(!phys_checkable || restricted || kheap_phys(b[i]) == ph[i]);
+	}
+
+	/* The parent changes everything; the child's view stays. */
+	CHECK(pipe(go) == 0);
 	pid = fork();
 	if (pid == 0) {
 		int bad = 0;
-		unsigned char *v[100];
 
-		/* /proc/self was resolved when the parent opened it */
-		close(pm_fd);
-		pm_fd = open("/proc/self/pagemap", O_RDONLY);
-		bad |= mine[4999] != 0x31 || big[3 * MIB - 1] != 0x32;
-		bad |= kheap_phys(mine) != ph || !phys_true(mine, 5000);
-		for (int i = 0; i < 100; i++) {
-			size_t n = (size_t)(i % 4 ? 200 : 300000);
-
-			v[i] = kheap_malloc(n);
-			bad |= !v[i] || !phys_true(v[i], n);
-		}
-		mine[0] = 0x77;		/* shared with the parent */
-		kheap_free(mine);	/* the parent's: no effect */
-		for (int i = 0; i < 100; i++)
-			kheap_free(v[i]);
-		v[0] = kheap_malloc(2 * MIB);
-		bad |= !v[0] || !phys_true(v[0], 2 * MIB);
-		bad |= !HEAP_OK();
-		_exit(bad ? 1 : 0);	/* the child's chunks die with it */
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(2);
+		reopen_pagemap();
+		for (int i = 0; i < NFB; i++)
+			bad |= !holds_seed(b[i], fork_sizes[i], 0x10 + i) ||
+			       !phys_true(b[i], fork_sizes[i]);
+		_exit(bad);
 	}
-	CHECK(pid > 0);
+	close(go[0]);
+	for (int i = 0; i < NFB; i++)
+		fill_seed(b[i], fork_sizes[i], 0x70 + i);
+	CHECK(write(go[1], &c, 1) == 1);
+	close(go[1]);
 	waitpid(pid, &status, 0);
 	CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %#x",
 	       status);
-	CHECK(mine[0] == 0x77 && mine[1] == 0x31);
+	for (int i = 0; i < NFB; i++)
+		CHECK(holds_seed(b[i], fork_sizes[i], 0x70 + i));
+
+	/* Every copy went back with the children. */
 	CHECK(kheap_stats(&after) == 0);
 	CHECKF(after.pool_free == before.pool_free,
-	       "pool free %llu before fork, %llu after the child exited",
+	       "pool free %llu before fork, %llu after the children exited",
 	       (unsigned long long)before.pool_free,
 	       (unsigned long long)after.pool_free);
-	kheap_free(mine);
-	kheap_free(big);
+	for (int i = 0; i < NFB; i++)
+		kheap_free(b[i]);
+	CHECK(HEAP_OK());
+}
+
+/* kheap_malloc_shared: writes cross fork() in both directions. */
+static void test_fork_shared(void)
+{
+	unsigned char *s = kheap_malloc_shared(3 * 4096);
+	uint64_t ps = kheap_phys(s);
+	int go[2], back[2], status = -1;
+	pid_t pid;
+	char c = 0;
+
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	fill_seed(s, 3 * 4096, 0x21);
+	CHECK(pipe(go) == 0 && pipe(back) == 0);
+	pid = fork();
+	if (pid == 0) {
+		int bad;
+
+		reopen_pagemap();
+		bad = !holds_seed(s, 3 * 4096, 0x21) || !phys_true(s, 3 * 4096);
+		bad |= phys_checkable && !restricted && kheap_phys(s) != ps;
+		fill_seed(s, 4096, 0x22);
+		if (write(back[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(2);
+		bad |= !holds_seed(s + 4096, 4096, 0x23);
+		kheap_free(s);	/* the child's mapping only */
+		_exit(bad);
+	}
+	CHECK(read(back[0], &c, 1) == 1);
+	CHECK(holds_seed(s, 4096, 0x22));
+	fill_seed(s + 4096, 4096, 0x23);
+	CHECK(write(go[1], &c, 1) == 1);
+	waitpid(pid, &status, 0);
+	CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %#x",
+	       status);
+	CHECK(s[2 * 4096] == (unsigned char)(0x21 + 2 * 4096 / 64));
+	kheap_free(s);
+	close(go[0]);
+	close(go[1]);
+	close(back[0]);
+	close(back[1]);
+	CHECK(HEAP_OK());
+}
+
+/*
+ * fork() while two threads allocate, then the child exits or execs, many
+ * times over: the child's copies come and go, the pool's accounting
+ * returns exactly, and the parent's heap is intact.
+ */
+static int fork_stop;
+
+static void *fork_spinner(void *arg)
+{
+	unsigned x = (unsigned)(uintptr_t)arg;
+
+	while (!__atomic_load_n(&fork_stop, __ATOMIC_RELAXED)) {
+		size_t n = (x = x * 1103515245u + 12345u) % 100000 + 1;
+		unsigned char *p = kheap_malloc(n);
+
+		if (p) {
+			p[0] = p[n - 1] = 1;
+			kheap_free(p);
+		}
+	}
+	return NULL;
+}
+
+static void test_fork_loop(void)
+{
+	unsigned char *keep = kheap_malloc(200000);
+	struct kheap_stats before, after;
+	pthread_t t[2];
+	int bad = 0;
+
+	CHECK(keep != NULL);
+	if (!keep)
+		return;
+	fill_seed(keep, 200000, 0x33);
+	CHECK(kheap_stats(&before) == 0);
+	fork_stop = 0;
+	for (uintptr_t i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, fork_spinner, (void *)(i + 5));
+	for (int i = 0; i < 1000 && !bad; i++) {
+		int status = -1;
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			if (i % 2)
+				execl("/bin/true", "true", (char *)NULL);
+			/* (or no /bin/true:) the child's heap works */
+			unsigned char *p = kheap_malloc(1000);
+
+			_exit(!p || !holds_seed(keep, 200000, 0x33));
+		}
+		keep[64 * (i % 100)] ^= 0;	/* the parent writes meanwhile */
+		bad |= pid < 0 || waitpid(pid, &status, 0) != pid ||
+		       !WIFEXITED(status) || WEXITSTATUS(status);
+	}
+	__atomic_store_n(&fork_stop, 1, __ATOMIC_RELAXED);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	CHECK(!bad);
+	CHECK(holds_seed(keep, 200000, 0x33));
+	kheap_free(keep);
+	CHECK(kheap_stats(&after) == 0);
+	/* The spinners' caches may hold chunks; the pool's view of this
+	 * process is what counts: nothing held by the children remains. */
+	CHECKF(after.pool_free + after.bytes_held ==
+	       before.pool_free + before.bytes_held,
+	       "pool free %llu + held %llu before, %llu + %llu after",
+	       (unsigned long long)before.pool_free,
+	       (unsigned long long)before.bytes_held,
+	       (unsigned long long)after.pool_free,
+	       (unsigned long long)after.bytes_held);
 	CHECK(HEAP_OK());
 }
 
@@ -456,7 +663,7 @@ int main(void)
 		phys_checkable = pm_ok || restricted;
 		kheap_free(q);
 	}
-	ktap_plan(9);
+	ktap_plan(11);
 	ktap_diag("device %s: pool %llu bytes, arena %llu, pool free %llu, "
 		  "largest free %llu, pagemap %s", dev,
 		  (unsigned long long)st0.pool_size,
@@ -491,6 +698,8 @@ int main(void)
 	RUN(test_chunk_cache);
 	RUN(test_exhaustion_recovery);
 	RUN(test_fork);
+	RUN(test_fork_shared);
+	RUN(test_fork_loop);
 	RUN(test_threads);
 	return ktap_finish();
 }

@@ -8,7 +8,7 @@
  * child handler after theirs), and "late" ones registered in main (the
  * usual case: kheap's prepare runs last, its child handler first).
  * fork() must not deadlock, every block a child handler allocates must be
- * the child's own (not carved from the chunks it shares with the parent),
+ * the child's own (and the inherited ones, private copies, its own too),
  * and both heaps must stay sound.  A thread keeps allocating meanwhile.
  */
 #include <errno.h>
@@ -141,14 +141,16 @@ static int scenario(void)
 			armed = 0;
 			/* the child handlers' blocks are the child's own */
 			cbad |= !own_block(early.child) || !own_block(late.child);
-			/* the prepare handlers' are the parent's: inherited */
-			cbad |= !(khm.kind[gran_of((uintptr_t)early.prepare)] &
-				  K_FOREIGN);
-			cbad |= !(khm.kind[gran_of((uintptr_t)mine)] & K_FOREIGN);
+			/* the prepare handlers' are inherited: the child's
+			 * private copies, its own to free */
+			cbad |= !own_block(early.prepare) ||
+				!own_block(late.prepare) || !own_block(mine);
 			cbad |= kheap__check() != 0;
 			kheap_free(early.child);
 			kheap_free(late.child);
-			kheap_free(mine);	/* inherited: ignored */
+			kheap_free(mine);	/* inherited: the child's copy */
+			kheap_free(early.prepare);
+			kheap_free(late.prepare);
 			cbad |= kheap__check() != 0;
 			cbad |= order_errors != 0;
 			_exit(cbad);

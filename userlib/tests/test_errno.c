@@ -4,10 +4,14 @@
  * provider's ioctl or mmap said, the allocation functions answer ENOMEM,
  * ENODEV or EACCES, on the arena path and the dedicated one alike; and
  * with physical addresses withheld kheap_phys says EPERM for every block,
- * even one placed beyond pool_size in the larger window.
+ * even one placed beyond pool_size in the larger window; in a fork child
+ * whose copy cannot be adopted, kheap_phys says what adopt said (ENOMEM,
+ * EIO), and succeeds once it can.
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "ktap.h"
@@ -18,12 +22,20 @@
 /* ---- the region provider, with failures injected into alloc ---- */
 
 static struct kheap_provider faulty;
-static int (*real_alloc)(size_t, size_t, struct kheap_chunk *);
+static int (*real_alloc)(size_t, size_t, unsigned int, struct kheap_chunk *);
+static int (*real_adopt)(struct kheap_chunk *);
 static int inject;		/* -errno every alloc returns, 0 for none */
+static int inject_adopt;	/* -errno every adopt returns, 0 for none */
 
-static int faulty_alloc(size_t size, size_t align, struct kheap_chunk *c)
+static int faulty_alloc(size_t size, size_t align, unsigned int flags,
+			struct kheap_chunk *c)
 {
-	return inject ? inject : real_alloc(size, align, c);
+	return inject ? inject : real_alloc(size, align, flags, c);
+}
+
+static int faulty_adopt(struct kheap_chunk *c)
+{
+	return inject_adopt ? inject_adopt : real_adopt(c);
 }
 
 static void use_faulty(size_t pool)
@@ -31,7 +43,10 @@ static void use_faulty(size_t pool)
 	faulty = *kheap_region_provider(pool, FAKE_PHYS);
 	real_alloc = faulty.alloc;
 	faulty.alloc = faulty_alloc;
+	real_adopt = faulty.adopt;
+	faulty.adopt = faulty_adopt;
 	inject = 0;
+	inject_adopt = 0;
 	if (kheap__use_provider(&faulty)) {
 		printf("# region provider failed\n");
 		exit(1);
@@ -140,10 +155,69 @@ static void test_phys_withheld(void)
 	CHECK(kheap__check() == 0);
 }
 
+/* ---- a fork child's copies ---- */
+
+/* In the child: 0 when every check held, else the failing check's line. */
+static int child_adopt_checks(unsigned char *small, unsigned char *big,
+			      uint64_t phys_small, uint64_t phys_big)
+{
+	inject_adopt = -ENOMEM;
+	errno = 0;
+	if (kheap_phys(small) != 0 || errno != ENOMEM)
+		return __LINE__;
+	inject_adopt = -EIO;
+	errno = 0;
+	if (kheap_phys(big + 5) != 0 || errno != EIO)
+		return __LINE__;
+	/* Not ours stays EINVAL, whatever adopt would say. */
+	errno = 0;
+	if (kheap_phys(&inject) != 0 || errno != EINVAL)
+		return __LINE__;
+	/* The blocks are usable all the same. */
+	if (small[3] != 0x5a || big[4 * MIB] != 0xa5)
+		return __LINE__;
+	inject_adopt = 0;
+	if (kheap_phys(small) != phys_small ||
+	    kheap_phys(big + 5) != phys_big + 5)
+		return __LINE__;
+	kheap_free(small);
+	kheap_free(big);
+	return kheap__check() ? __LINE__ : 0;
+}
+
+static void test_fork_adopt_errors(void)
+{
+	unsigned char *small, *big;
+	uint64_t ps, pb;
+	int st;
+	pid_t pid;
+
+	use_faulty(64 * MIB);
+	small = kheap_malloc(100);
+	big = kheap_malloc(8 * MIB);
+	CHECK(small && big);
+	if (!small || !big)
+		return;
+	memset(small, 0x5a, 100);
+	memset(big, 0xa5, 8 * MIB);
+	ps = kheap_phys(small);
+	pb = kheap_phys(big);
+	pid = fork();
+	if (pid == 0)
+		_exit(child_adopt_checks(small, big, ps, pb));
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+	CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	       "child failed at line %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	CHECK(kheap_phys(small) == ps && kheap_phys(big) == pb);
+	kheap_free(small);
+	kheap_free(big);
+}
+
 int main(void)
 {
-	ktap_plan(2);
+	ktap_plan(3);
 	RUN(test_provider_errors);
 	RUN(test_phys_withheld);
+	RUN(test_fork_adopt_errors);
 	return ktap_finish();
 }

@@ -808,22 +808,30 @@ static void test_chunk_cache(void)
 }
 
 /* Fork: the child keeps its inherited blocks and allocates its own. */
+/*
+ * fork: the child keeps its heap, privately (the region is private memory,
+ * as the device's chunks are since ABI 3): it frees, reallocates and
+ * writes inherited blocks, reuses the inherited chunk cache, and the
+ * parent's bytes do not change.  A shared block's writes cross.
+ */
 static void test_fork(void)
 {
 	unsigned char *small = kheap_malloc(200), *mid = kheap_malloc(20000);
 	unsigned char *big = kheap_malloc(30 * MIB);
 	unsigned char *gone = kheap_malloc(5 * MIB);	/* to the cache */
-	uint64_t ps = kheap_phys(small);
+	unsigned char *shared = kheap_malloc_shared(3 * 4096);
+	uint64_t ps = kheap_phys(small), pb = kheap_phys(big);
 	struct kheap_stats st;
 	pid_t pid;
 	int status = -1;
 
-	CHECK(small && mid && big && gone);
+	CHECK(small && mid && big && gone && shared);
 	kheap_free(gone);
 	CHECK(kheap_stats(&st) == 0 && st.chunks_cached == 1);
 	fill(small, 200, 0x11);
 	fill(mid, 20000, 0x22);
 	fill(big, 4096, 0x33);
+	fill(shared, 3 * 4096, 0x55);
 	pid = fork();
 	if (pid == 0) {
 		int bad = 0;
@@ -831,10 +839,11 @@ static void test_fork(void)
 
 		bad |= !filled(small, 200, 0x11) || !filled(mid, 20000, 0x22);
 		bad |= !filled(big, 4096, 0x33);
-		bad |= kheap_phys(small) != ps;
+		bad |= kheap_phys(small) != ps || kheap_phys(big) != pb;
 		bad |= kheap_malloc_usable_size(mid) < 20000;
-		kheap_free(small);	/* the parent's: ignored */
-		bad |= !filled(small, 200, 0x11);
+		fill(small, 200, 0x66);
+		fill(big, 4096, 0x77);
+		kheap_free(small);	/* the child's copy: really freed */
 		for (int i = 0; i < 300; i++) {
 			v[i] = kheap_malloc((size_t)(i % 3 ? 64 : 30000));
 			bad |= !v[i];
@@ -843,26 +852,27 @@ static void test_fork(void)
 		}
 		mid = kheap_realloc(mid, 40000);
 		bad |= !mid || !filled(mid, 20000, 0x22);
+		big = kheap_realloc(big, 12 * MIB);
+		bad |= !big || !filled(big, 4096, 0x77);
 		bad |= kheap__check() != 0;
-		/* the parent's cached chunk is not the child's to reuse */
+		/* the inherited cached chunk is the child's copy: reused */
 		{
 			unsigned char *h = kheap_malloc(5 * MIB);
 			struct kheap_stats cs;
 
-			bad |= !h || h == gone;
-			bad |= kheap_stats(&cs) != 0 ||
-			       cs.chunk_reuses != st.chunk_reuses ||
-			       cs.chunks_cached != 0;
-			kheap_free(h);
-			bad |= kheap_stats(&cs) != 0 || cs.chunks_cached != 1;
-			h = kheap_malloc(5 * MIB);	/* its own, reused */
+			bad |= h != gone;
 			bad |= kheap_stats(&cs) != 0 ||
 			       cs.chunk_reuses != st.chunk_reuses + 1;
 			kheap_free(h);
 		}
+		fill(shared, 4096, 0x99);	/* crosses to the parent */
+		shared = kheap_realloc(shared, 5 * 4096);	/* stays shared */
+		bad |= !shared || !filled(shared + 4096, 2 * 4096, 0x55);
 		for (int i = 0; i < 300; i++)
 			kheap_free(v[i]);
 		kheap_free(mid);
+		kheap_free(big);
+		kheap_free(shared);
 		bad |= kheap__check() != 0;
 		_exit(bad);
 	}
@@ -871,9 +881,12 @@ static void test_fork(void)
 	CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x",
 	       status);
 	CHECK(filled(small, 200, 0x11) && filled(mid, 20000, 0x22));
+	CHECK(filled(big, 4096, 0x33));
+	CHECK(filled(shared, 4096, 0x99) && filled(shared + 4096, 2 * 4096, 0x55));
 	kheap_free(small);
 	kheap_free(mid);
 	kheap_free(big);
+	kheap_free(shared);
 	CHECK(heap_ok());
 }
 
