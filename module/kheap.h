@@ -37,12 +37,22 @@
 #include <linux/dma-direction.h>
 #include <linux/mutex.h>
 #include <linux/notifier.h>
+#include <linux/sizes.h>
 #include <linux/types.h>
 #include <linux/workqueue.h>
 
 #include <uapi/linux/kheap.h>
 
 struct gen_pool;
+
+/*
+ * The largest ALLOC alignment granted to a file that physical addresses
+ * are withheld from (restrict_phys=1, opened without CAP_SYS_RAWIO).  An
+ * alignment fixes the low bits of a chunk's physical address; up to 2 MiB
+ * that tells nothing new (the uapi header, struct kheap_alloc, says why),
+ * beyond it ALLOC gives -EPERM.
+ */
+#define KHEAP_RESTRICTED_ALIGN_MAX	SZ_2M
 
 /* "auto" is not a pool source, only a choice of the source= parameter. */
 #define KHEAP_SOURCE_AUTO	0

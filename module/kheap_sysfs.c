@@ -6,10 +6,17 @@
  *
  * free_extents is the one list: a line "<offset> <length>" per run of free
  * pages, both hexadecimal ("0x...") bytes relative to the pool's base, in
- * ascending order of offset.  Offsets reveal no physical address, so the
- * file is readable by everyone.  A sysfs file holds at most one page: when
+ * ascending order of offset.  A sysfs file holds at most one page: when
  * more extents exist than fit, the list is truncated and its last line is
  * "...".  A fully allocated pool gives an empty file.
+ *
+ * Who may read what: everything is readable by everyone but pool_phys
+ * (root only) and, with restrict_phys=1, free_extents (root only).  An
+ * offset is a physical address minus the pool's base, and the base of a
+ * reserved pool is no secret (memmap= is on the kernel command line), so
+ * diffing free_extents around an ALLOC would give away the new chunk's
+ * physical address.  The other attributes are sizes and counts that no
+ * chunk's place can be read from.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -162,8 +169,24 @@ static struct attribute *kheap_attrs[] = {
 	NULL
 };
 
+/*
+ * free_extents is root's alone while physical addresses are restricted
+ * (see the top of this file).  restrict_phys is read-only, so deciding
+ * once, when misc_register() creates the files, is enough.
+ */
+static umode_t kheap_attr_visible(struct kobject *kobj, struct attribute *attr,
+				  int n)
+{
+	struct kheap_dev *kd = kheap_dev_from(kobj_to_dev(kobj));
+
+	if (attr == &dev_attr_free_extents.attr && kd->restrict_phys)
+		return 0400;
+	return attr->mode;
+}
+
 static const struct attribute_group kheap_attr_group = {
 	.attrs = kheap_attrs,
+	.is_visible = kheap_attr_visible,
 };
 
 const struct attribute_group *kheap_attr_groups[] = {

@@ -140,7 +140,9 @@ struct kheap_info {
  * struct kheap_alloc - KHEAP_IOC_ALLOC: allocate one chunk
  * @size: in: bytes wanted, > 0; rounded up to whole pages
  * @align: in: physical alignment in bytes, 0 or a power of two no larger
- *	than the pool; anything below a page means a page
+ *	than the pool; anything below a page means a page.  Files that
+ *	physical addresses are withheld from (restrict_phys=1, opened
+ *	without CAP_SYS_RAWIO) get at most 2 MiB, see below
  * @flags: in: KHEAP_ALLOC_FLAGS_VALID bits only
  * @token: out: the chunk's handle, also its mmap() offset; page aligned,
  *	never reused by the same file
@@ -151,9 +153,24 @@ struct kheap_info {
  *
  * The chunk is zero-filled.  Errors: -EINVAL for a zero size, a size that
  * overflows when rounded, a bad alignment, unknown flags or non-zero
- * output or reserved fields; -ENOMEM when the pool has no free extent
- * large enough (including a size larger than the pool).  On any error the
- * pool is unchanged.
+ * output or reserved fields; -EPERM for an alignment above 2 MiB on a file
+ * that physical addresses are withheld from; -ENOMEM when the pool has no
+ * free extent large enough (including a size larger than the pool).  On
+ * any error the pool is unchanged.
+ *
+ * Alignment and withheld addresses: an alignment of 2^k bytes tells the
+ * caller the low k bits of the chunk's physical address.  Up to 2 MiB
+ * those bits are no secret anyway: any process can get 2 MiB-aligned
+ * physical memory from transparent huge pages, and a contig pool's base
+ * is itself 2 MiB aligned (it starts on a pageblock), so a chunk's offset
+ * in the pool, which follows from the order of allocations, already gives
+ * them.  Above 2 MiB they would narrow down where the chunk lies, so such
+ * alignments are refused (-EPERM) rather than honoured or silently
+ * lowered.  A file that physical addresses are withheld from learns no
+ * offset within the pool either: the sysfs list of free extents is then
+ * readable by root only.  What kheap cannot hide is the base of a pool
+ * reserved at boot, which is on the kernel command line: prefer a runtime
+ * pool where this matters.
  */
 struct kheap_alloc {
 	__u64 size;
