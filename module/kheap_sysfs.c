@@ -17,6 +17,11 @@
  * diffing free_extents around an ALLOC would give away the new chunk's
  * physical address.  The other attributes are sizes and counts that no
  * chunk's place can be read from.
+ *
+ * The quarantine counters (kheap_retire.c): quarantined_chunks and
+ * quarantined_bytes count the released chunks waiting for someone else's
+ * page references to go.  Like every other statistic here they are
+ * counters: reading them scans no page.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -149,6 +154,26 @@ static ssize_t free_extents_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(free_extents);
 
+static ssize_t quarantined_chunks_show(struct device *dev,
+				       struct device_attribute *attr, char *buf)
+{
+	struct kheap_stats stats;
+
+	kheap_heap_stats(kheap_dev_from(dev), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.quarantined_chunks);
+}
+static DEVICE_ATTR_RO(quarantined_chunks);
+
+static ssize_t quarantined_bytes_show(struct device *dev,
+				      struct device_attribute *attr, char *buf)
+{
+	struct kheap_stats stats;
+
+	kheap_heap_stats(kheap_dev_from(dev), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.quarantined_bytes);
+}
+static DEVICE_ATTR_RO(quarantined_bytes);
+
 /* The max_phys= parameter, hexadecimal; 0x0 when none was given. */
 static ssize_t max_phys_show(struct device *dev,
 			     struct device_attribute *attr, char *buf)
@@ -166,6 +191,8 @@ static struct attribute *kheap_attrs[] = {
 	&dev_attr_chunks_in_use.attr,
 	&dev_attr_free_extents.attr,
 	&dev_attr_max_phys.attr,
+	&dev_attr_quarantined_chunks.attr,
+	&dev_attr_quarantined_bytes.attr,
 	NULL
 };
 

@@ -62,7 +62,9 @@ enum kheap_pool_source {
  * @pool_size: pool size in bytes, a multiple of @page_size
  * @page_size: allocation granule (PAGE_SIZE)
  * @free_bytes: bytes not held by any chunk (a freed chunk that is still
- *	mapped somewhere is held)
+ *	mapped somewhere is held, and so is a freed chunk whose pages
+ *	someone else still references, until the module notices that they
+ *	went)
  * @largest_free: largest physically contiguous free extent in bytes
  * @chunks_in_use: chunks held, by any file, including freed chunks that
  *	are still mapped or pinned
