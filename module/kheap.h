@@ -15,9 +15,10 @@
  * is the kheap file's mapping file, not the kheap file itself, so that
  * close() releases every chunk that is not mapped at once.
  *
- * Where the pages of a released chunk go - back to genalloc, or into the
- * quarantine while someone else still holds a reference on them - is
- * decided in kheap_retire.c.
+ * Where the pages of a released chunk go - back to genalloc, into the
+ * quarantine while someone else still holds a reference on them, or out
+ * of service for good when the hardware poisoned them - is decided in
+ * kheap_retire.c.
  *
  * Lock ordering (outermost first)
  * -------------------------------
@@ -112,6 +113,8 @@ struct kheap_pool {
  *	else (a get_user_pages() pin, for instance)
  * @quarantined_chunks: chunks in @quarantine
  * @quarantined_bytes: bytes of the chunks in @quarantine
+ * @retired_pages: pages taken out of service for good because the
+ *	hardware poisoned them (PG_hwpoison); genalloc keeps them allocated
  * @reap_work: re-checks @quarantine while it is not empty, with a
  *	backoff (kheap_retire.c)
  * @reap_delay: the delay before the next run of @reap_work
@@ -129,7 +132,7 @@ struct kheap_dev {
 	struct gen_pool *gp;
 	/*
 	 * Protects @free_bytes, @chunks_in_use, @next_token, @quarantine,
-	 * its counters and @reap_delay, and serialises every
+	 * its counters, @retired_pages and @reap_delay, and serialises every
 	 * allocation from and every free to @gp so that the statistics
 	 * (including the largest free extent, read from the genalloc bitmap)
 	 * are exact snapshots.  Statistics are read from the counters: no
@@ -142,6 +145,7 @@ struct kheap_dev {
 	struct list_head quarantine;
 	u64 quarantined_chunks;
 	u64 quarantined_bytes;
+	u64 retired_pages;
 	struct delayed_work reap_work;
 	unsigned long reap_delay;
 	u64 max_phys;
@@ -232,6 +236,7 @@ struct kheap_file {
  * @chunks_in_use: see &kheap_dev.chunks_in_use
  * @quarantined_chunks: see &kheap_dev.quarantined_chunks
  * @quarantined_bytes: see &kheap_dev.quarantined_bytes
+ * @retired_bytes: &kheap_dev.retired_pages in bytes
  */
 struct kheap_stats {
 	u64 free_bytes;
@@ -239,6 +244,7 @@ struct kheap_stats {
 	u64 chunks_in_use;
 	u64 quarantined_chunks;
 	u64 quarantined_bytes;
+	u64 retired_bytes;
 };
 
 /**
@@ -337,6 +343,7 @@ unsigned long kheap_pool_take(struct kheap_dev *kd, size_t size,
 			      genpool_algo_t algo, void *data);
 void kheap_chunk_dispose_locked(struct kheap_dev *kd,
 				struct kheap_chunk *chunk);
+bool kheap_page_poisoned(unsigned long pfn);
 
 /* kheap_dma.c */
 int kheap_dma_init(struct kheap_dev *kd);

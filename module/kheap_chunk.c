@@ -160,6 +160,7 @@ void kheap_heap_stats(struct kheap_dev *kd, struct kheap_stats *stats)
 	stats->chunks_in_use = kd->chunks_in_use;
 	stats->quarantined_chunks = kd->quarantined_chunks;
 	stats->quarantined_bytes = kd->quarantined_bytes;
+	stats->retired_bytes = kd->retired_pages << PAGE_SHIFT;
 	mutex_unlock(&kd->lock);
 }
 
@@ -220,9 +221,10 @@ static void kheap_free_extent_walk(struct gen_pool *gp,
  * @more: set to whether free extents beyond the first @max exist
  *
  * Like kheap_heap_stats(), reads the genalloc bitmap under
- * &kheap_dev.lock, so the extents are an exact snapshot.  The walk stops
- * after @max extents, so it costs at most one pass over the bitmap.
- * Nothing is allocated here: the caller provides @ext.
+ * &kheap_dev.lock, so the extents are an exact snapshot.  Retired pages
+ * are not free.  The walk stops after @max extents, so it costs at most one
+ * pass over the bitmap.  Nothing is allocated here: the caller provides
+ * @ext.
  *
  * Return: the number of extents stored in @ext.
  */

@@ -81,6 +81,7 @@ static int kheap_ioctl_info(struct file *file, union kheap_ioctl_arg *arg)
 	mutex_unlock(&kf->lock);
 	info->max_phys = kd->max_phys;
 	info->attachments = kheap_dma_nr_attached(kf);
+	info->retired_bytes = stats.retired_bytes;
 	return 0;
 }
 

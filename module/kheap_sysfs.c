@@ -18,10 +18,12 @@
  * physical address.  The other attributes are sizes and counts that no
  * chunk's place can be read from.
  *
- * The quarantine counters (kheap_retire.c): quarantined_chunks and
- * quarantined_bytes count the released chunks waiting for someone else's
- * page references to go.  Like every other statistic here they are
- * counters: reading them scans no page.
+ * The quarantine and retirement counters (kheap_retire.c):
+ * quarantined_chunks and quarantined_bytes count the released chunks
+ * waiting for someone else's page references to go, retired_pages the
+ * pages taken out of service for good because the hardware poisoned them.
+ * Like every other statistic here they are counters: reading them scans
+ * no page.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -174,6 +176,16 @@ static ssize_t quarantined_bytes_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(quarantined_bytes);
 
+static ssize_t retired_pages_show(struct device *dev,
+				  struct device_attribute *attr, char *buf)
+{
+	struct kheap_stats stats;
+
+	kheap_heap_stats(kheap_dev_from(dev), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.retired_bytes >> PAGE_SHIFT);
+}
+static DEVICE_ATTR_RO(retired_pages);
+
 /* The max_phys= parameter, hexadecimal; 0x0 when none was given. */
 static ssize_t max_phys_show(struct device *dev,
 			     struct device_attribute *attr, char *buf)
@@ -193,6 +205,7 @@ static struct attribute *kheap_attrs[] = {
 	&dev_attr_max_phys.attr,
 	&dev_attr_quarantined_chunks.attr,
 	&dev_attr_quarantined_bytes.attr,
+	&dev_attr_retired_pages.attr,
 	NULL
 };
 

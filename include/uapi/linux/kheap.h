@@ -64,7 +64,7 @@ enum kheap_pool_source {
  * @free_bytes: bytes not held by any chunk (a freed chunk that is still
  *	mapped somewhere is held, and so is a freed chunk whose pages
  *	someone else still references, until the module notices that they
- *	went)
+ *	went; retired pages are not free either)
  * @largest_free: largest physically contiguous free extent in bytes
  * @chunks_in_use: chunks held, by any file, including freed chunks that
  *	are still mapped or pinned
@@ -76,6 +76,12 @@ enum kheap_pool_source {
  *	Reported even when physical addresses are restricted: it is the
  *	administrator's setting, not a property of any chunk.
  * @attachments: (ABI 2) devices this file has attached (KHEAP_IOC_ATTACH)
+ * @retired_bytes: (ABI 3) bytes of the pool taken out of service for good
+ *	because the hardware reported them bad (pages marked PG_hwpoison by
+ *	the kernel's memory failure handling): they are never cleared nor
+ *	handed out again while the module is loaded, and are not counted in
+ *	@free_bytes.  A multiple of @page_size.  Modules that predate this
+ *	field report 0 (they never retire pages)
  * @reserved: must be zero on input; zero on output
  */
 struct kheap_info {
@@ -91,7 +97,8 @@ struct kheap_info {
 	__u64 file_bytes;
 	__u64 max_phys;
 	__u64 attachments;
-	__u64 reserved[4];
+	__u64 retired_bytes;
+	__u64 reserved[3];
 };
 
 /**
