@@ -251,6 +251,8 @@ TEST_F(kheap, info_sane)
 		EXPECT_EQ(0ULL, i->reserved[k]) TH_LOG("reserved[%d]", k);
 	/* A fresh file has attached no device (ABI 2). */
 	EXPECT_EQ(0ULL, i->attachments);
+	/* Nothing poisoned the pool (kheap_hwpoison_test does, alone). */
+	EXPECT_EQ(0ULL, i->retired_bytes);
 	EXPECT_EQ(0ULL, i->pool_phys % self->pg);
 	/* Nothing hides the address from a CAP_SYS_RAWIO opener. */
 	if (kheap_cap_effective(CAP_SYS_RAWIO))
@@ -270,6 +272,7 @@ TEST_F(kheap, info_matches_sysfs)
 	static const char * const ro[] = {
 		"pool_size", "free_bytes", "largest_free", "chunks_in_use",
 		"pool_source", "quarantined_chunks", "quarantined_bytes",
+		"retired_pages",
 	};
 	struct kheap_alloc a, b;
 	struct kheap_info info;
