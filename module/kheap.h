@@ -15,6 +15,11 @@
  * is the kheap file's mapping file, not the kheap file itself, so that
  * close() releases every chunk that is not mapped at once.
  *
+ * Where the pages of a released chunk go - back to genalloc, into the
+ * quarantine while someone else still holds a reference on them, or out
+ * of service for good when the hardware poisoned them - is decided in
+ * kheap_retire.c.
+ *
  * Lock ordering (outermost first)
  * -------------------------------
  *   device_lock  ->  mm->mmap_lock  ->  kheap_dev.fork_lock  ->
@@ -29,6 +34,7 @@
 #ifndef _KHEAP_H
 #define _KHEAP_H
 
+#include <linux/genalloc.h>
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/maple_tree.h>
@@ -37,12 +43,20 @@
 #include <linux/dma-direction.h>
 #include <linux/mutex.h>
 #include <linux/notifier.h>
+#include <linux/sizes.h>
 #include <linux/types.h>
 #include <linux/workqueue.h>
 
 #include <uapi/linux/kheap.h>
 
-struct gen_pool;
+/*
+ * The largest ALLOC alignment granted to a file that physical addresses
+ * are withheld from (restrict_phys=1, opened without CAP_SYS_RAWIO).  An
+ * alignment fixes the low bits of a chunk's physical address; up to 2 MiB
+ * that tells nothing new (the uapi header, struct kheap_alloc, says why),
+ * beyond it ALLOC gives -EPERM.
+ */
+#define KHEAP_RESTRICTED_ALIGN_MAX	SZ_2M
 
 /* "auto" is not a pool source, only a choice of the source= parameter. */
 #define KHEAP_SOURCE_AUTO	0
@@ -97,7 +111,13 @@ struct kheap_pool {
  * @next_token: token of the next chunk to be allocated
  * @quarantine: released chunks whose pages are still referenced by someone
  *	else (a get_user_pages() pin, for instance)
- * @reap_work: re-checks @quarantine while it is not empty
+ * @quarantined_chunks: chunks in @quarantine
+ * @quarantined_bytes: bytes of the chunks in @quarantine
+ * @retired_pages: pages taken out of service for good because the
+ *	hardware poisoned them (PG_hwpoison); genalloc keeps them allocated
+ * @reap_work: re-checks @quarantine while it is not empty, with a
+ *	backoff (kheap_retire.c)
+ * @reap_delay: the delay before the next run of @reap_work
  * @max_phys: the max_phys= parameter (0: none)
  * @dma_lock: see below
  * @attachments: every file's device attachments (kheap_dma.c)
@@ -111,17 +131,23 @@ struct kheap_dev {
 	bool restrict_phys;
 	struct gen_pool *gp;
 	/*
-	 * Protects @free_bytes, @chunks_in_use, @next_token and @quarantine,
-	 * and serialises every allocation from and every free to @gp so that
-	 * the statistics (including the largest free extent, read from the
-	 * genalloc bitmap) are exact snapshots.  Innermost kheap lock.
+	 * Protects @free_bytes, @chunks_in_use, @next_token, @quarantine,
+	 * its counters, @retired_pages and @reap_delay, and serialises every
+	 * allocation from and every free to @gp so that the statistics
+	 * (including the largest free extent, read from the genalloc bitmap)
+	 * are exact snapshots.  Statistics are read from the counters: no
+	 * reader rescans quarantined pages.  Innermost kheap lock.
 	 */
 	struct mutex lock;
 	u64 free_bytes;
 	u64 chunks_in_use;
 	u64 next_token;
 	struct list_head quarantine;
+	u64 quarantined_chunks;
+	u64 quarantined_bytes;
+	u64 retired_pages;
 	struct delayed_work reap_work;
+	unsigned long reap_delay;
 	u64 max_phys;
 	/*
 	 * Protects @attachments, every file's &kheap_file.attachments,
@@ -150,9 +176,11 @@ struct kheap_dev {
  * @shared: allocated KHEAP_ALLOC_SHARED: fork() children map it too
  * @copies: fork copies of this chunk that still miss pages, under
  *	&kheap_dev.fork_lock (kheap_fork.c)
+ * @idle_pages: while quarantined, the first @idle_pages pages were found
+ *	idle by an earlier check and need no new look, under &kheap_dev.lock
  *
- * All fields but @ref, @qnode and @copies are immutable once the chunk
- * is visible to anyone but its creator.
+ * All fields but @ref, @qnode, @copies and @idle_pages are immutable once
+ * the chunk is visible to anyone but its creator.
  */
 struct kheap_chunk {
 	struct kref ref;
@@ -163,6 +191,7 @@ struct kheap_chunk {
 	struct list_head qnode;
 	bool shared;
 	struct list_head copies;
+	unsigned long idle_pages;
 };
 
 /**
@@ -205,11 +234,17 @@ struct kheap_file {
  * @free_bytes: see &kheap_dev.free_bytes
  * @largest_free: largest physically contiguous free extent in bytes
  * @chunks_in_use: see &kheap_dev.chunks_in_use
+ * @quarantined_chunks: see &kheap_dev.quarantined_chunks
+ * @quarantined_bytes: see &kheap_dev.quarantined_bytes
+ * @retired_bytes: &kheap_dev.retired_pages in bytes
  */
 struct kheap_stats {
 	u64 free_bytes;
 	u64 largest_free;
 	u64 chunks_in_use;
+	u64 quarantined_chunks;
+	u64 quarantined_bytes;
+	u64 retired_bytes;
 };
 
 /**
@@ -300,6 +335,15 @@ struct kheap_chunk *kheap_chunk_find_range(struct kheap_file *kf,
 					   unsigned long nr_pages);
 void kheap_chunk_get(struct kheap_chunk *chunk);
 void kheap_chunk_put(struct kheap_chunk *chunk);
+
+/* kheap_retire.c */
+void kheap_retire_init(struct kheap_dev *kd);
+int kheap_retire_fini(struct kheap_dev *kd);
+unsigned long kheap_pool_take(struct kheap_dev *kd, size_t size,
+			      genpool_algo_t algo, void *data);
+void kheap_chunk_dispose_locked(struct kheap_dev *kd,
+				struct kheap_chunk *chunk);
+bool kheap_page_poisoned(unsigned long pfn);
 
 /* kheap_dma.c */
 int kheap_dma_init(struct kheap_dev *kd);

@@ -27,7 +27,6 @@
 #include <linux/bug.h>
 #include <linux/fs.h>
 #include <linux/genalloc.h>
-#include <linux/jiffies.h>
 #include <linux/lockdep.h>
 #include <linux/module.h>
 #include <linux/overflow.h>
@@ -39,9 +38,6 @@
 /* The first token handed out: 0 never names a chunk. */
 #define KHEAP_TOKEN_BASE	SZ_1M
 
-/* How often quarantined chunks are re-checked. */
-#define KHEAP_REAP_DELAY	msecs_to_jiffies(100)
-
 /*
  * Tokens are mmap() offsets of a character device: keep them below what
  * both a (signed) off_t and the kernel's mmap() offset limit for character
@@ -52,91 +48,13 @@ static u64 kheap_token_limit(void)
 	return min_t(u64, MAX_LFS_FILESIZE, ULONG_MAX);
 }
 
-/* Does anyone but the pool hold a reference on a page of @chunk? */
-static bool kheap_chunk_pages_busy(const struct kheap_chunk *chunk)
-{
-	unsigned long pfn = PHYS_PFN(chunk->phys);
-	unsigned long end = pfn + kheap_chunk_pages(chunk);
-
-	/* Raw PFN mappings take no page references. */
-	if (!kheap_pool_maps_pages(&chunk->kd->pool))
-		return false;
-
-	for (; pfn < end; pfn++) {
-		if (page_count(pfn_to_page(pfn)) != 1)
-			return true;
-	}
-	return false;
-}
-
-/* Give @chunk's pages back to genalloc and forget the chunk. */
-static void kheap_chunk_destroy(struct kheap_dev *kd, struct kheap_chunk *chunk)
-{
-	lockdep_assert_held(&kd->lock);
-
-	gen_pool_free(kd->gp, chunk->phys, chunk->size);
-	kd->free_bytes += chunk->size;
-	kd->chunks_in_use--;
-	kfree(chunk);
-}
-
-/*
- * Destroy the quarantined chunks whose pages have become idle.
- *
- * A non-empty quarantine holds a reference on this module: the files and
- * mappings that pinned it may all be gone while a page is still pinned
- * (a page vmsplice()d into a pipe, or an RDMA registration), and unloading
- * then would hand the pool back with the pin outstanding.  The reference is dropped here
- * once the quarantine drains; module exit cancels the reap work
- * synchronously, so the work item never runs module code after that.
- */
-static void kheap_reap_locked(struct kheap_dev *kd)
-{
-	struct kheap_chunk *chunk, *tmp;
-
-	lockdep_assert_held(&kd->lock);
-
-	if (list_empty(&kd->quarantine))
-		return;
-
-	list_for_each_entry_safe(chunk, tmp, &kd->quarantine, qnode) {
-		if (kheap_chunk_pages_busy(chunk))
-			continue;
-		list_del(&chunk->qnode);
-		kheap_chunk_destroy(kd, chunk);
-	}
-
-	if (list_empty(&kd->quarantine))
-		module_put(THIS_MODULE);
-	else
-		schedule_delayed_work(&kd->reap_work, KHEAP_REAP_DELAY);
-}
-
-static void kheap_reap_work(struct work_struct *work)
-{
-	struct kheap_dev *kd = container_of(to_delayed_work(work),
-					    struct kheap_dev, reap_work);
-
-	mutex_lock(&kd->lock);
-	kheap_reap_locked(kd);
-	mutex_unlock(&kd->lock);
-}
-
 /* Called by kref_put_mutex() with kd->lock held; drops it. */
 static void kheap_chunk_release(struct kref *ref)
 {
 	struct kheap_chunk *chunk = container_of(ref, struct kheap_chunk, ref);
 	struct kheap_dev *kd = chunk->kd;
 
-	if (kheap_chunk_pages_busy(chunk)) {
-		/* See kheap_reap_locked() for why the module is pinned. */
-		if (list_empty(&kd->quarantine))
-			__module_get(THIS_MODULE);
-		list_add_tail(&chunk->qnode, &kd->quarantine);
-		schedule_delayed_work(&kd->reap_work, KHEAP_REAP_DELAY);
-	} else {
-		kheap_chunk_destroy(kd, chunk);
-	}
+	kheap_chunk_dispose_locked(kd, chunk);
 	mutex_unlock(&kd->lock);
 }
 
@@ -227,18 +145,22 @@ static void kheap_largest_extent(struct gen_pool *gp,
  * @kd: the device
  * @stats: filled in
  *
- * Destroys idle quarantined chunks first, so the numbers are current.
+ * Reads the counters and the genalloc bitmap, never the quarantined pages:
+ * a chunk whose pin went counts as in use until the quarantine's next look
+ * (kheap_retire.c).
  */
 void kheap_heap_stats(struct kheap_dev *kd, struct kheap_stats *stats)
 {
 	u64 largest = 0;
 
 	mutex_lock(&kd->lock);
-	kheap_reap_locked(kd);
 	gen_pool_for_each_chunk(kd->gp, kheap_largest_extent, &largest);
 	stats->free_bytes = kd->free_bytes;
 	stats->largest_free = largest;
 	stats->chunks_in_use = kd->chunks_in_use;
+	stats->quarantined_chunks = kd->quarantined_chunks;
+	stats->quarantined_bytes = kd->quarantined_bytes;
+	stats->retired_bytes = kd->retired_pages << PAGE_SHIFT;
 	mutex_unlock(&kd->lock);
 }
 
@@ -298,9 +220,9 @@ static void kheap_free_extent_walk(struct gen_pool *gp,
  * @max: capacity of @ext
  * @more: set to whether free extents beyond the first @max exist
  *
- * Like kheap_heap_stats(), destroys idle quarantined chunks first and reads
- * the genalloc bitmap under &kheap_dev.lock, so the extents are an exact
- * snapshot.  The walk stops after @max extents, so it costs at most one
+ * Like kheap_heap_stats(), reads the genalloc bitmap under
+ * &kheap_dev.lock, so the extents are an exact snapshot.  Retired pages
+ * are not free.  The walk stops after @max extents, so it costs at most one
  * pass over the bitmap.  Nothing is allocated here: the caller provides
  * @ext.
  *
@@ -317,7 +239,6 @@ unsigned int kheap_heap_free_extents(struct kheap_dev *kd,
 	};
 
 	mutex_lock(&kd->lock);
-	kheap_reap_locked(kd);
 	gen_pool_for_each_chunk(kd->gp, kheap_free_extent_walk, &w);
 	mutex_unlock(&kd->lock);
 	*more = w.more;
@@ -336,8 +257,7 @@ int kheap_heap_init(struct kheap_dev *kd)
 
 	mutex_init(&kd->lock);
 	mutex_init(&kd->fork_lock);
-	INIT_LIST_HEAD(&kd->quarantine);
-	INIT_DELAYED_WORK(&kd->reap_work, kheap_reap_work);
+	kheap_retire_init(kd);
 
 	kd->gp = gen_pool_create(PAGE_SHIFT, NUMA_NO_NODE);
 	if (!kd->gp)
@@ -367,10 +287,11 @@ int kheap_heap_init(struct kheap_dev *kd)
  */
 int kheap_heap_fini(struct kheap_dev *kd)
 {
-	cancel_delayed_work_sync(&kd->reap_work);
+	int ret;
 
-	if (WARN_ON(kd->chunks_in_use))
-		return -EBUSY;
+	ret = kheap_retire_fini(kd);
+	if (ret)
+		return ret;
 	gen_pool_destroy(kd->gp);
 	mutex_destroy(&kd->fork_lock);
 	mutex_destroy(&kd->lock);
@@ -458,18 +379,15 @@ struct kheap_chunk *kheap_chunk_new(struct kheap_dev *kd, u64 size, u64 align,
 		return NULL;
 
 	mutex_lock(&kd->lock);
-	kheap_reap_locked(kd);
 	/* Running out of tokens is as final as running out of pool. */
 	if (!token &&
 	    (check_add_overflow(kd->next_token, size, &token_end) ||
 	     token_end > kheap_token_limit()))
 		goto err_unlock;
 	if (align > PAGE_SIZE || limit < kd->pool.phys + kd->pool.size - 1)
-		addr = gen_pool_alloc_algo(kd->gp, size, kheap_fit_aligned,
-					   &fit);
+		addr = kheap_pool_take(kd, size, kheap_fit_aligned, &fit);
 	else
-		addr = gen_pool_alloc_algo(kd->gp, size, gen_pool_best_fit,
-					   NULL);
+		addr = kheap_pool_take(kd, size, gen_pool_best_fit, NULL);
 	if (!addr)
 		goto err_unlock;
 	if (token) {
@@ -478,7 +396,6 @@ struct kheap_chunk *kheap_chunk_new(struct kheap_dev *kd, u64 size, u64 align,
 		chunk->token = kd->next_token;
 		kd->next_token = token_end;
 	}
-	kd->free_bytes -= size;
 	kd->chunks_in_use++;
 	mutex_unlock(&kd->lock);
 

@@ -81,6 +81,7 @@ static int kheap_ioctl_info(struct file *file, union kheap_ioctl_arg *arg)
 	mutex_unlock(&kf->lock);
 	info->max_phys = kd->max_phys;
 	info->attachments = kheap_dma_nr_attached(kf);
+	info->retired_bytes = stats.retired_bytes;
 	return 0;
 }
 
@@ -107,6 +108,9 @@ static int kheap_ioctl_alloc(struct file *file, union kheap_ioctl_arg *arg)
 	align = alloc->align;
 	if (align & (align - 1) || align > kf->kd->pool.size)
 		return -EINVAL;
+	/* It fixes low bits of the address: see the uapi header. */
+	if (!kf->show_phys && align > KHEAP_RESTRICTED_ALIGN_MAX)
+		return -EPERM;
 	align = max_t(u64, align, PAGE_SIZE);
 
 	/* Where every device attached without an IOMMU can reach. */

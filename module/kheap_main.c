@@ -4,8 +4,9 @@
  *
  * Module parameters, load and unload, and the /dev/kheap misc device.
  * Reading order for the rest: kheap_ioctl.c (commands) -> kheap_chunk.c
- * (allocation and lifetime) -> kheap_mmap.c (mappings and faults);
- * kheap_pool.c obtains the memory and kheap_sysfs.c reports on it.
+ * (allocation and lifetime) -> kheap_retire.c (where released pages go)
+ * -> kheap_mmap.c (mappings and faults); kheap_pool.c obtains the memory
+ * and kheap_sysfs.c reports on it.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 

@@ -26,6 +26,7 @@
 #include <linux/mmzone.h>
 #include <linux/nodemask.h>
 #include <linux/overflow.h>
+#include <linux/page-flags.h>
 #include <linux/pageblock-flags.h>
 #include <linux/sched/signal.h>
 #include <linux/sizes.h>
@@ -180,7 +181,7 @@ static bool kheap_pfn_unusable(struct zone *zone, unsigned long pfn)
 	struct page *page = pfn_to_online_page(pfn);
 
 	return !page || page_zone(page) != zone || PageReserved(page) ||
-	       PageSlab(page) || PageHuge(page);
+	       PageSlab(page) || PageHuge(page) || PageHWPoison(page);
 }
 
 /* Pages asked of alloc_contig_range() at once while all goes well. */
@@ -467,9 +468,35 @@ int kheap_pool_create(struct kheap_pool *pool,
 	return -ENOMEM;
 }
 
+/*
+ * Free the @nr pages of a contig pool from @pfn, but for the poisoned ones
+ * (kheap_retire.c): free_contig_range() warns about pages with another
+ * reference than ours, which memory_failure() may keep on a poisoned page
+ * for good.  A poisoned page only loses our reference; the page allocator
+ * never takes it back (free_pages_prepare() keeps PG_hwpoison pages out).
+ */
+static void kheap_pool_free_contig(unsigned long pfn, unsigned long nr)
+{
+	unsigned long end = pfn + nr, run = pfn;
+
+	for (; pfn < end; pfn++) {
+		struct page *page = pfn_to_page(pfn);
+
+		if (!PageHWPoison(page))
+			continue;
+		if (run < pfn)
+			free_contig_range(run, pfn - run);
+		put_page(page);
+		run = pfn + 1;
+	}
+	if (run < end)
+		free_contig_range(run, end - run);
+}
+
 /**
  * kheap_pool_destroy() - return the pool to where it came from
- * @pool: a pool set up by kheap_pool_create(); no page of it may be in use
+ * @pool: a pool set up by kheap_pool_create(); no page of it may be in
+ *	use, but for poisoned pages (kheap_retire.c)
  */
 void kheap_pool_destroy(struct kheap_pool *pool)
 {
@@ -480,10 +507,11 @@ void kheap_pool_destroy(struct kheap_pool *pool)
 		release_mem_region(pool->phys, pool->size);
 		break;
 	case KHEAP_SOURCE_CONTIG:
-		free_contig_range(PHYS_PFN(pool->phys),
-				  pool->size >> PAGE_SHIFT);
+		kheap_pool_free_contig(PHYS_PFN(pool->phys),
+				       pool->size >> PAGE_SHIFT);
 		break;
 	case KHEAP_SOURCE_BUDDY:
+		/* Page by page: a poisoned page only loses our reference. */
 		free_pages_exact(phys_to_virt(pool->phys), pool->size);
 		break;
 	}

@@ -6,10 +6,24 @@
  *
  * free_extents is the one list: a line "<offset> <length>" per run of free
  * pages, both hexadecimal ("0x...") bytes relative to the pool's base, in
- * ascending order of offset.  Offsets reveal no physical address, so the
- * file is readable by everyone.  A sysfs file holds at most one page: when
+ * ascending order of offset.  A sysfs file holds at most one page: when
  * more extents exist than fit, the list is truncated and its last line is
  * "...".  A fully allocated pool gives an empty file.
+ *
+ * Who may read what: everything is readable by everyone but pool_phys
+ * (root only) and, with restrict_phys=1, free_extents (root only).  An
+ * offset is a physical address minus the pool's base, and the base of a
+ * reserved pool is no secret (memmap= is on the kernel command line), so
+ * diffing free_extents around an ALLOC would give away the new chunk's
+ * physical address.  The other attributes are sizes and counts that no
+ * chunk's place can be read from.
+ *
+ * The quarantine and retirement counters (kheap_retire.c):
+ * quarantined_chunks and quarantined_bytes count the released chunks
+ * waiting for someone else's page references to go, retired_pages the
+ * pages taken out of service for good because the hardware poisoned them.
+ * Like every other statistic here they are counters: reading them scans
+ * no page.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -142,6 +156,36 @@ static ssize_t free_extents_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(free_extents);
 
+static ssize_t quarantined_chunks_show(struct device *dev,
+				       struct device_attribute *attr, char *buf)
+{
+	struct kheap_stats stats;
+
+	kheap_heap_stats(kheap_dev_from(dev), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.quarantined_chunks);
+}
+static DEVICE_ATTR_RO(quarantined_chunks);
+
+static ssize_t quarantined_bytes_show(struct device *dev,
+				      struct device_attribute *attr, char *buf)
+{
+	struct kheap_stats stats;
+
+	kheap_heap_stats(kheap_dev_from(dev), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.quarantined_bytes);
+}
+static DEVICE_ATTR_RO(quarantined_bytes);
+
+static ssize_t retired_pages_show(struct device *dev,
+				  struct device_attribute *attr, char *buf)
+{
+	struct kheap_stats stats;
+
+	kheap_heap_stats(kheap_dev_from(dev), &stats);
+	return sysfs_emit(buf, "%llu\n", stats.retired_bytes >> PAGE_SHIFT);
+}
+static DEVICE_ATTR_RO(retired_pages);
+
 /* The max_phys= parameter, hexadecimal; 0x0 when none was given. */
 static ssize_t max_phys_show(struct device *dev,
 			     struct device_attribute *attr, char *buf)
@@ -159,11 +203,30 @@ static struct attribute *kheap_attrs[] = {
 	&dev_attr_chunks_in_use.attr,
 	&dev_attr_free_extents.attr,
 	&dev_attr_max_phys.attr,
+	&dev_attr_quarantined_chunks.attr,
+	&dev_attr_quarantined_bytes.attr,
+	&dev_attr_retired_pages.attr,
 	NULL
 };
 
+/*
+ * free_extents is root's alone while physical addresses are restricted
+ * (see the top of this file).  restrict_phys is read-only, so deciding
+ * once, when misc_register() creates the files, is enough.
+ */
+static umode_t kheap_attr_visible(struct kobject *kobj, struct attribute *attr,
+				  int n)
+{
+	struct kheap_dev *kd = kheap_dev_from(kobj_to_dev(kobj));
+
+	if (attr == &dev_attr_free_extents.attr && kd->restrict_phys)
+		return 0400;
+	return attr->mode;
+}
+
 static const struct attribute_group kheap_attr_group = {
 	.attrs = kheap_attrs,
+	.is_visible = kheap_attr_visible,
 };
 
 const struct attribute_group *kheap_attr_groups[] = {

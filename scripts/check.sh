@@ -192,6 +192,8 @@ fi
 if [ -x /kheap/tools/tests/run.sh ]; then
 	/kheap/tools/tests/run.sh || status=1
 fi
+# Last: it poisons a page of RAM for the rest of the boot.
+/kheap/selftests/kheap_hwpoison_test || status=1
 exit \$status
 RUN
 	say "# guest $krel"

@@ -657,6 +657,9 @@ static const char * const kmsg_bad[] = {
 	"kernel BUG",
 	"Oops",
 	"Call Trace",
+	/* Only kheap_hwpoison_test may poison memory, and it checks itself. */
+	"Memory failure: ",
+	"is hardware-poisoned",
 };
 
 int kheap_kmsg_read(int fd, void (*fn)(const char *msg, void *arg), void *arg)

@@ -153,7 +153,8 @@ void kheap_kmod_verbose(bool on);
  * Kernel log: kheap_kmsg_open() returns a /dev/kmsg reader positioned at
  * the end of the log (or -errno); kheap_kmsg_scan() reads everything
  * logged since and calls @bad for each record that carries a warning,
- * BUG, oops or stack trace.  It returns the number of such records or
+ * BUG, oops or stack trace, or tells of a memory failure (which only
+ * kheap_hwpoison_test causes, and checks itself).  It returns the number of such records or
  * -errno.
  */
 int kheap_kmsg_open(void);

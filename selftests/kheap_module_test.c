@@ -9,8 +9,10 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <linux/capability.h>
 #include <signal.h>
@@ -1124,6 +1126,330 @@ TEST_F(restrict_phys, decided_at_open)
 				    status >= 10 && status <= 20 ?
 				    restrict_steps[status] : "?");
 	munmap(p, 2 * pg);
+}
+
+/*
+ * restrict_phys=1 against user nobody: no physical address can be read
+ * off anything kheap shows a restricted opener.  Root knows where nobody's
+ * chunk lies (its QUERY, /proc/PID/pagemap); nobody's view of sysfs before
+ * and after its ALLOC must contain neither that address nor the chunk's
+ * offset in the pool, and alignments that would fix the address's higher
+ * bits are refused.  Without restrict_phys the same view does show the
+ * offset (free_extents), which proves the search.
+ */
+#define NOBODY		65534
+#define SNAP_MAX	16384
+
+struct leak_view {
+	char before[SNAP_MAX];	/* every file nobody can read, "path=text" */
+	char after[SNAP_MAX];
+	uint64_t addr;		/* nobody's mapping of its chunk */
+	uint64_t alloc_phys;	/* ALLOC's answer */
+	uint64_t query_phys;	/* QUERY's answer */
+	uint64_t info_phys;	/* INFO pool_phys */
+	int align_4m;		/* ALLOC with 4 MiB alignment: 0 or -errno */
+	int align_2m;		/* with 2 MiB */
+	int extents_err;	/* reading free_extents: 0 or -errno */
+};
+
+static const char * const leak_steps[] = {
+	[10] = "dropping to uid nobody",
+	[11] = "open as nobody",
+	[12] = "ALLOC as nobody",
+	[13] = "mmap as nobody",
+	[14] = "QUERY as nobody",
+	[15] = "INFO as nobody",
+	[16] = "telling root",
+	[17] = "waiting for root",
+};
+
+/* Append "path=text" for every regular file of @dir this process reads. */
+static void snapshot_dir(const char *dir, char *buf, size_t len)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	size_t at = strlen(buf);
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char path[512], text[4096];
+		ssize_t n = -1;
+		int fd;
+
+		if (de->d_type != DT_REG)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			n = read(fd, text, sizeof(text) - 1);
+			close(fd);
+		}
+		if (n < 0)
+			continue;
+		text[n] = '\0';
+		at += snprintf(buf + at, at < len ? len - at : 0, "%s=%s\n",
+			       path, text);
+	}
+	closedir(d);
+}
+
+static void snapshot(char *buf, size_t len)
+{
+	buf[0] = '\0';
+	snapshot_dir(KHEAP_SYSFS, buf, len);
+	snapshot_dir("/sys/module/" KHEAP_MODNAME "/parameters", buf, len);
+}
+
+/*
+ * The first number in @text (hexadecimal with 0x, or decimal) that is one
+ * of @vals[0..@n), as the line it is on; NULL when there is none.
+ */
+static const char *find_number(const char *text, const uint64_t *vals,
+			       size_t n, char *line, size_t len)
+{
+	const char *p = text;
+
+	while (*p) {
+		unsigned long long v;
+		const char *start;
+		char *end;
+		size_t i;
+
+		if (*p < '0' || *p > '9') {
+			p++;
+			continue;
+		}
+		start = p;
+		errno = 0;
+		v = strtoull(p, &end, p[0] == '0' && p[1] == 'x' ? 16 : 10);
+		p = end > start ? end : start + 1;
+		if (errno)
+			continue;
+		for (i = 0; i < n; i++) {
+			const char *b = start, *e = p;
+
+			if (v != vals[i])
+				continue;
+			while (b > text && b[-1] != '\n')
+				b--;
+			while (*e && *e != '\n')
+				e++;
+			snprintf(line, len, "%.*s", (int)(e - b), b);
+			return line;
+		}
+	}
+	return NULL;
+}
+
+/* Physical address of @addr in process @pid, from its pagemap (root). */
+static int pagemap_phys(pid_t pid, uint64_t addr, uint64_t *phys)
+{
+	uint64_t pg = getpagesize(), e;
+	char path[64];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, &e, sizeof(e), (off_t)(addr / pg * sizeof(e)));
+	close(fd);
+	if (n != sizeof(e))
+		return n < 0 ? -errno : -EIO;
+	if (!(e >> 63) || !(e & ((1ULL << 55) - 1)))
+		return -ENOENT;
+	*phys = (e & ((1ULL << 55) - 1)) * pg + addr % pg;
+	return 0;
+}
+
+FIXTURE(restrict_leaks) {
+	int fd;
+	struct leak_view *view;
+};
+
+FIXTURE_VARIANT(restrict_leaks) {
+	const char *params;
+	bool hidden;
+};
+
+FIXTURE_VARIANT_ADD(restrict_leaks, on) {
+	.params = "size=16M restrict_phys=1", .hidden = true,
+};
+
+FIXTURE_VARIANT_ADD(restrict_leaks, off) {
+	.params = "size=16M restrict_phys=0", .hidden = false,
+};
+
+FIXTURE_SETUP(restrict_leaks)
+{
+	self->fd = -1;
+	self->view = mmap(NULL, sizeof(*self->view), PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->view);
+	ensure_unloaded(_metadata);
+}
+
+FIXTURE_TEARDOWN(restrict_leaks)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+	munmap(self->view, sizeof(*self->view));
+	kheap_module_unload_wait(KHEAP_SETTLE_MS);
+}
+
+/* The child: nobody allocates, maps and looks. */
+static int nobody_looks(struct leak_view *v, int tell, int wait_fd)
+{
+	uint64_t pg = getpagesize();
+	struct kheap_alloc b, al;
+	struct kheap_query q;
+	struct kheap_info info;
+	char c, text[64];
+	void *p;
+	int fd, ret;
+
+	if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+	    setresuid(NOBODY, NOBODY, NOBODY) || geteuid() != NOBODY ||
+	    kheap_cap_effective(CAP_SYS_RAWIO))
+		return 10;
+	fd = kheap_open();
+	if (fd < 0)
+		return 11;
+	v->extents_err = kheap_sysfs_str("free_extents", text, sizeof(text));
+
+	snapshot(v->before, sizeof(v->before));
+	if (kheap_alloc(fd, 5 * pg, 0, &b))
+		return 12;
+	p = kheap_map(fd, b.token, 5 * pg);
+	if (p == MAP_FAILED)
+		return 13;
+	snapshot(v->after, sizeof(v->after));
+	v->addr = (uintptr_t)p;
+	v->alloc_phys = b.phys;
+	if (kheap_query(fd, p, &q))
+		return 14;
+	v->query_phys = q.phys;
+	if (kheap_info(fd, &info))
+		return 15;
+	v->info_phys = info.pool_phys;
+
+	ret = kheap_alloc(fd, pg, 4ULL << 20, &al);
+	v->align_4m = ret;
+	if (!ret)
+		kheap_free(fd, al.token);
+	ret = kheap_alloc(fd, pg, 2ULL << 20, &al);
+	v->align_2m = ret;
+	if (!ret)
+		kheap_free(fd, al.token);
+
+	if (write(tell, "x", 1) != 1)
+		return 16;
+	if (read(wait_fd, &c, 1) != 1)
+		return 17;
+	return 0;
+}
+
+TEST_F_TIMEOUT(restrict_leaks, nobody_learns_nothing, 60)
+{
+	uint64_t pg = getpagesize(), pad_phys, phys, off, secrets[5];
+	int to_parent[2], to_child[2], status, ret;
+	struct kheap_alloc pad, a4;
+	struct kheap_query q;
+	struct kheap_info info;
+	struct leak_view *v = self->view;
+	const char *hit;
+	char line[512], c;
+	mode_t mode;
+	pid_t pid;
+	void *p;
+
+	if (!kheap_cap_effective(CAP_SYS_RAWIO) ||
+	    !kheap_cap_effective(CAP_SYS_ADMIN))
+		SKIP(return, "test needs CAP_SYS_RAWIO and CAP_SYS_ADMIN to start with");
+	load_ok(_metadata, variant->params);
+	ASSERT_EQ(0, chmod(KHEAP_DEV, 0666));
+
+	ASSERT_EQ(0, kheap_sysfs_mode("free_extents", &mode));
+	EXPECT_EQ(variant->hidden ? 0400U : 0444U, mode & 07777)
+		TH_LOG("free_extents mode %o", mode);
+
+	/* Root: a pad chunk first, so that nobody's lands further in. */
+	self->fd = kheap_open();
+	ASSERT_GE(self->fd, 0);
+	ASSERT_EQ(0, kheap_info(self->fd, &info));
+	ASSERT_NE(0ULL, info.pool_phys);
+	ASSERT_EQ(0, kheap_alloc(self->fd, 7 * pg, 0, &pad));
+	p = kheap_map(self->fd, pad.token, 7 * pg);
+	ASSERT_NE(MAP_FAILED, p);
+	ASSERT_EQ(0, kheap_query(self->fd, (char *)p + pg, &q));
+	ASSERT_EQ(pad.phys + pg, q.phys);
+	/* Root's pagemap reading agrees with root's QUERY. */
+	ASSERT_EQ(0, pagemap_phys(getpid(), (uintptr_t)p + pg, &pad_phys));
+	ASSERT_EQ(q.phys, pad_phys);
+	/* Root is given any alignment. */
+	ASSERT_EQ(0, kheap_alloc(self->fd, pg, 4ULL << 20, &a4));
+	EXPECT_EQ(0ULL, a4.phys % (4ULL << 20));
+	ASSERT_EQ(0, kheap_free(self->fd, a4.token));
+
+	ASSERT_EQ(0, pipe(to_parent));
+	ASSERT_EQ(0, pipe(to_child));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0)
+		_exit(nobody_looks(v, to_parent[1], to_child[0]));
+
+	ret = read(to_parent[0], &c, 1);
+	if (ret == 1) {
+		ret = pagemap_phys(pid, v->addr, &phys);
+		EXPECT_EQ(0, ret) TH_LOG("pagemap of nobody's chunk: %s",
+					 kheap_errname(ret));
+	}
+	ASSERT_EQ(1, write(to_child[1], "x", 1));
+	status = wait_child_status(pid);
+	ASSERT_EQ(0, status) TH_LOG("child: %s failed",
+				    status >= 10 && status <= 17 ?
+				    leak_steps[status] : "?");
+	ASSERT_EQ(0, ret);
+
+	off = phys - info.pool_phys;
+	TH_LOG("nobody's chunk: %#llx, %#llx into the pool",
+	       (unsigned long long)phys, (unsigned long long)off);
+	ASSERT_LT(off, info.pool_size);
+	ASSERT_NE(0ULL, off);
+	secrets[0] = phys;
+	secrets[1] = phys + 5 * pg;
+	secrets[2] = off;
+	secrets[3] = off + 5 * pg;
+	secrets[4] = phys / pg;
+
+	if (variant->hidden) {
+		EXPECT_EQ(0ULL, v->alloc_phys);
+		EXPECT_EQ(0ULL, v->query_phys);
+		EXPECT_EQ(0ULL, v->info_phys);
+		EXPECT_EQ(-EACCES, v->extents_err);
+		hit = find_number(v->before, secrets, 5, line, sizeof(line));
+		EXPECT_EQ(NULL, hit) TH_LOG("before ALLOC, nobody reads \"%s\"", hit);
+		hit = find_number(v->after, secrets, 5, line, sizeof(line));
+		EXPECT_EQ(NULL, hit) TH_LOG("after ALLOC, nobody reads \"%s\"", hit);
+		/* 4 MiB alignment would fix 22 low bits: refused. */
+		EXPECT_EQ(-EPERM, v->align_4m);
+	} else {
+		EXPECT_EQ(phys, v->alloc_phys);
+		EXPECT_EQ(phys, v->query_phys);
+		EXPECT_EQ(0, v->extents_err);
+		/* The search works: free_extents gives the offset away. */
+		hit = find_number(v->before, secrets, 5, line, sizeof(line));
+		if (!hit)
+			hit = find_number(v->after, secrets, 5, line,
+					  sizeof(line));
+		EXPECT_NE(NULL, hit);
+		EXPECT_EQ(0, v->align_4m);
+	}
+	/* Up to 2 MiB, nothing is revealed that is not known anyway. */
+	EXPECT_EQ(0, v->align_2m);
+	munmap(p, 7 * pg);
 }
 
 /* Must stay the last fixture: it checks what all the tests above logged. */

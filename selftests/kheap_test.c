@@ -251,6 +251,8 @@ TEST_F(kheap, info_sane)
 		EXPECT_EQ(0ULL, i->reserved[k]) TH_LOG("reserved[%d]", k);
 	/* A fresh file has attached no device (ABI 2). */
 	EXPECT_EQ(0ULL, i->attachments);
+	/* Nothing poisoned the pool (kheap_hwpoison_test does, alone). */
+	EXPECT_EQ(0ULL, i->retired_bytes);
 	EXPECT_EQ(0ULL, i->pool_phys % self->pg);
 	/* Nothing hides the address from a CAP_SYS_RAWIO opener. */
 	if (kheap_cap_effective(CAP_SYS_RAWIO))
@@ -269,7 +271,8 @@ TEST_F(kheap, info_matches_sysfs)
 {
 	static const char * const ro[] = {
 		"pool_size", "free_bytes", "largest_free", "chunks_in_use",
-		"pool_source",
+		"pool_source", "quarantined_chunks", "quarantined_bytes",
+		"retired_pages",
 	};
 	struct kheap_alloc a, b;
 	struct kheap_info info;
@@ -2632,6 +2635,140 @@ TEST_F(kheap, info_input_checked)
 	buf[sizeof(buf) - 1] = 0x80;
 	EXPECT_REFUSED(self->fd, E2BIG,
 		       kheap_ioctl(self->fd, kheap_cmd_sized(KHEAP_IOC_INFO, sizeof(buf)), in));
+}
+
+/* Quarantine: freed chunks whose pages someone else still references */
+
+/*
+ * The quarantine looks at a chunk again within this long after its last
+ * pin went (the module's KHEAP_REAP_DELAY_MAX, kheap_retire.c).
+ */
+#define REAP_DELAY_MAX_MS	5000
+
+/* A sysfs counter, or ~0 when it cannot be read (the test then fails). */
+static uint64_t sysfs_count(const char *attr)
+{
+	uint64_t v;
+
+	return kheap_sysfs_u64(attr, &v) ? ~0ULL : v;
+}
+
+/*
+ * Allocate and fill a chunk of @npages, vmsplice() all of it into a new
+ * pipe @pfd (the pipe's buffers then hold references on its pages), then
+ * unmap and FREE it: the chunk has no owner and no mapping, only the pin.
+ */
+static void pin_and_release(struct __test_metadata *_metadata, int fd,
+			    uint64_t npages, uint64_t pg, uint64_t seed,
+			    int pfd[2])
+{
+	uint64_t len = npages * pg;
+	struct kheap_alloc a;
+	struct iovec iov;
+	ssize_t n;
+	char *p;
+
+	ASSERT_ALLOC(fd, len, 0, &a);
+	p = kheap_map(fd, a.token, len);
+	ASSERT_MAPPED(p);
+	fill_pages(p, npages, pg, seed);
+	ASSERT_EQ(0, pipe(pfd));
+	iov.iov_base = p;
+	iov.iov_len = len;
+	n = vmsplice(pfd[1], &iov, 1, 0);
+	ASSERT_EQ((ssize_t)len, n) TH_LOG("vmsplice: %s", strerror(errno));
+	ASSERT_EQ(0, munmap(p, len));
+	ASSERT_EQ(0, kheap_free(fd, a.token));
+}
+
+/*
+ * A pinned chunk stays out of the pool, counted in sysfs, and is not
+ * handed out even to an ALLOC that needs it; once the pin goes it comes
+ * back by itself within a bounded time, seen through sysfs alone (whose
+ * counters never look at the pages).
+ */
+TEST_F_TIMEOUT(kheap, quarantine_pinned_chunk, 60)
+{
+	uint64_t npages = min_u64(4, self->pool / self->pg / 2);
+	uint64_t len = npages * self->pg, t0, waited;
+	struct kheap_alloc big;
+	struct kheap_info info;
+	int pfd[2], round;
+	char *buf;
+
+	if (gup_refused_here(&self->info))
+		SKIP(return, "a reserved pool is mapped as raw frames: nothing pins it");
+	pin_and_release(_metadata, self->fd, npages, self->pg, 0x9a00, pfd);
+
+	/* Right after FREE, and after a second of pin, nothing changed. */
+	for (round = 0; round < 2; round++) {
+		EXPECT_EQ(1ULL, sysfs_count("quarantined_chunks"))
+			TH_LOG("round %d", round);
+		EXPECT_EQ(len, sysfs_count("quarantined_bytes"))
+			TH_LOG("round %d", round);
+		EXPECT_EQ(self->pool - len, sysfs_count("free_bytes"));
+		EXPECT_EQ(1ULL, sysfs_count("chunks_in_use"));
+		ASSERT_EQ(0, kheap_info(self->fd, &info));
+		EXPECT_EQ(self->pool - len, info.free_bytes);
+		EXPECT_EQ(1ULL, info.chunks_in_use);
+		/* Not even an ALLOC that needs the pages gets them. */
+		EXPECT_REFUSED(self->fd, ENOMEM,
+			       kheap_alloc(self->fd, self->pool, 0, &big));
+		if (!round)
+			kheap_sleep_ms(1000);
+	}
+
+	/* The pipe holds the chunk's bytes: nothing cleared or reused them. */
+	buf = malloc(len);
+	ASSERT_NE(NULL, buf);
+	EXPECT_EQ((ssize_t)len, read(pfd[0], buf, len));
+	EXPECT_EQ(-1, check_pages(buf, 0, npages, self->pg, 0x9a00));
+	free(buf);
+
+	/* The pipe is empty: the pin is gone.  Watch sysfs only. */
+	t0 = kheap_now_ms();
+	while (sysfs_count("quarantined_chunks") != 0 &&
+	       kheap_now_ms() - t0 < REAP_DELAY_MAX_MS + 2000)
+		kheap_sleep_ms(20);
+	waited = kheap_now_ms() - t0;
+	EXPECT_EQ(0ULL, sysfs_count("quarantined_chunks"))
+		TH_LOG("still quarantined %llu ms after the pin went",
+		       (unsigned long long)waited);
+	EXPECT_EQ(0ULL, sysfs_count("quarantined_bytes"));
+	EXPECT_EQ(self->pool, sysfs_count("free_bytes"));
+	EXPECT_EQ(0ULL, sysfs_count("chunks_in_use"));
+	EXPECT_LE(waited, (uint64_t)REAP_DELAY_MAX_MS + 1000);
+	TH_LOG("back %llu ms after the pin went", (unsigned long long)waited);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+/*
+ * An ALLOC that finds no room looks at the quarantine at once: pages
+ * whose pin just went are handed out without waiting for the module's
+ * next look.
+ */
+TEST_F_TIMEOUT(kheap, quarantine_reclaimed_on_demand, 60)
+{
+	uint64_t npages = min_u64(4, self->pool / self->pg / 2);
+	struct kheap_alloc big;
+	int pfd[2], ret;
+
+	if (gup_refused_here(&self->info))
+		SKIP(return, "a reserved pool is mapped as raw frames: nothing pins it");
+	pin_and_release(_metadata, self->fd, npages, self->pg, 0x9b00, pfd);
+	/* Long enough for the module to back off past its first looks. */
+	kheap_sleep_ms(1000);
+	EXPECT_EQ(1ULL, sysfs_count("quarantined_chunks"));
+	close(pfd[0]);
+	close(pfd[1]);
+
+	ret = kheap_alloc(self->fd, self->pool, 0, &big);
+	ASSERT_EQ(0, ret) TH_LOG("ALLOC of the whole pool after the pin went: %s",
+				 kheap_errname(ret));
+	EXPECT_EQ(0ULL, sysfs_count("quarantined_chunks"));
+	EXPECT_EQ(0ULL, sysfs_count("free_bytes"));
+	EXPECT_EQ(0, kheap_free(self->fd, big.token));
 }
 
 /* Concurrency */

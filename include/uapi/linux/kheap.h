@@ -62,7 +62,9 @@ enum kheap_pool_source {
  * @pool_size: pool size in bytes, a multiple of @page_size
  * @page_size: allocation granule (PAGE_SIZE)
  * @free_bytes: bytes not held by any chunk (a freed chunk that is still
- *	mapped somewhere is held)
+ *	mapped somewhere is held, and so is a freed chunk whose pages
+ *	someone else still references, until the module notices that they
+ *	went; retired pages are not free either)
  * @largest_free: largest physically contiguous free extent in bytes
  * @chunks_in_use: chunks held, by any file, including freed chunks that
  *	are still mapped or pinned
@@ -74,6 +76,12 @@ enum kheap_pool_source {
  *	Reported even when physical addresses are restricted: it is the
  *	administrator's setting, not a property of any chunk.
  * @attachments: (ABI 2) devices this file has attached (KHEAP_IOC_ATTACH)
+ * @retired_bytes: (ABI 3) bytes of the pool taken out of service for good
+ *	because the hardware reported them bad (pages marked PG_hwpoison by
+ *	the kernel's memory failure handling): they are never cleared nor
+ *	handed out again while the module is loaded, and are not counted in
+ *	@free_bytes.  A multiple of @page_size.  Modules that predate this
+ *	field report 0 (they never retire pages)
  * @reserved: must be zero on input; zero on output
  */
 struct kheap_info {
@@ -89,7 +97,8 @@ struct kheap_info {
 	__u64 file_bytes;
 	__u64 max_phys;
 	__u64 attachments;
-	__u64 reserved[4];
+	__u64 retired_bytes;
+	__u64 reserved[3];
 };
 
 /**
@@ -140,7 +149,9 @@ struct kheap_info {
  * struct kheap_alloc - KHEAP_IOC_ALLOC: allocate one chunk
  * @size: in: bytes wanted, > 0; rounded up to whole pages
  * @align: in: physical alignment in bytes, 0 or a power of two no larger
- *	than the pool; anything below a page means a page
+ *	than the pool; anything below a page means a page.  Files that
+ *	physical addresses are withheld from (restrict_phys=1, opened
+ *	without CAP_SYS_RAWIO) get at most 2 MiB, see below
  * @flags: in: KHEAP_ALLOC_FLAGS_VALID bits only
  * @token: out: the chunk's handle, also its mmap() offset; page aligned,
  *	never reused by the same file
@@ -151,9 +162,24 @@ struct kheap_info {
  *
  * The chunk is zero-filled.  Errors: -EINVAL for a zero size, a size that
  * overflows when rounded, a bad alignment, unknown flags or non-zero
- * output or reserved fields; -ENOMEM when the pool has no free extent
- * large enough (including a size larger than the pool).  On any error the
- * pool is unchanged.
+ * output or reserved fields; -EPERM for an alignment above 2 MiB on a file
+ * that physical addresses are withheld from; -ENOMEM when the pool has no
+ * free extent large enough (including a size larger than the pool).  On
+ * any error the pool is unchanged.
+ *
+ * Alignment and withheld addresses: an alignment of 2^k bytes tells the
+ * caller the low k bits of the chunk's physical address.  Up to 2 MiB
+ * those bits are no secret anyway: any process can get 2 MiB-aligned
+ * physical memory from transparent huge pages, and a contig pool's base
+ * is itself 2 MiB aligned (it starts on a pageblock), so a chunk's offset
+ * in the pool, which follows from the order of allocations, already gives
+ * them.  Above 2 MiB they would narrow down where the chunk lies, so such
+ * alignments are refused (-EPERM) rather than honoured or silently
+ * lowered.  A file that physical addresses are withheld from learns no
+ * offset within the pool either: the sysfs list of free extents is then
+ * readable by root only.  What kheap cannot hide is the base of a pool
+ * reserved at boot, which is on the kernel command line: prefer a runtime
+ * pool where this matters.
  */
 struct kheap_alloc {
 	__u64 size;
