@@ -67,6 +67,7 @@ usr/share/man/man3/kheap_detach.3
 usr/share/man/man3/kheap_dma_addr.3
 usr/share/man/man3/kheap_free.3
 usr/share/man/man3/kheap_malloc.3
+usr/share/man/man3/kheap_malloc_shared.3
 usr/share/man/man3/kheap_malloc_usable_size.3
 usr/share/man/man3/kheap_phys.3
 usr/share/man/man3/kheap_phys_to_virt.3
