@@ -103,7 +103,8 @@ static struct kheap_chunk *kheap_copy_detach(struct kheap_copy *copy)
 
 /*
  * Fill page @index of @copy unless it is already.  Returns false when the
- * copy has no chunk and the pool cannot give it one now, or is lost.
+ * copy has no chunk and the pool cannot give it one now, is lost, or the
+ * source page is poisoned.
  */
 static bool kheap_copy_fill(struct kheap_copy *copy, pgoff_t index)
 {
@@ -120,8 +121,13 @@ static bool kheap_copy_fill(struct kheap_copy *copy, pgoff_t index)
 		if (!copy->dst)
 			return false;
 	}
-	if (__test_and_set_bit(index, copy->copied))
+	if (test_bit(index, copy->copied))
 		return true;
+	/* Reading a page the hardware reported bad could crash: no copy. */
+	if (kheap_pool_maps_pages(&copy->kd->pool) &&
+	    PageHWPoison(kheap_phys_to_page(src->phys + off)))
+		return false;
+	__set_bit(index, copy->copied);
 	kheap_pool_copy_page(&copy->kd->pool, copy->dst->phys + off,
 			     src->phys + off);
 	/* The caller holds a reference on the source besides ours. */

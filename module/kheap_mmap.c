@@ -92,6 +92,9 @@ vm_fault_t kheap_mmap_insert(struct vm_fault *vmf, struct kheap_chunk *chunk,
 	 * here as the mapping's own.
 	 */
 	page = pfn_to_page(pfn);
+	/* A page the hardware reported bad is never mapped again. */
+	if (PageHWPoison(page))
+		return VM_FAULT_HWPOISON;
 	get_page(page);
 	vmf->page = page;
 	return 0;
