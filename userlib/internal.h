@@ -52,6 +52,8 @@
 #define K_FOREIGN	0x80	/* or-ed in: inherited, still shared */
 
 #define MAX_ALIGN	((size_t)1 << 30)
+/* The largest alignment the kernel gives an opener without addresses. */
+#define WITHHELD_MAX_ALIGN	((size_t)2 << 20)
 
 #define LIVE_SHIFT	4
 #define LIVE_NONE	0	/* no block starts here */

@@ -389,6 +389,16 @@ static void *aligned_alloc_impl(size_t align, size_t n)
 		note_failure(-err);
 		return NULL;
 	}
+	/*
+	 * Addresses withheld: the kernel places chunks at most 2 MiB aligned
+	 * for this process (more would tell address bits), so a larger
+	 * alignment could hold virtually but not physically.
+	 */
+	if (!khm.phys && align > WITHHELD_MAX_ALIGN) {
+		__atomic_fetch_add(&kh.failed, 1, __ATOMIC_RELAXED);
+		errno = EINVAL;
+		return NULL;
+	}
 	if (n > TLSF_MAX_BLOCK || is_huge(n + align + TLSF_MIN_BLOCK))
 		return central_huge(tc, n, align, NULL, 0);
 	if (tc && n > TC_MED_MIN && n <= TC_MED_MAX &&

@@ -26,7 +26,10 @@
  *  - kheap_posix_memalign returns EINVAL for an alignment that is not a
  *    power-of-two multiple of sizeof(void *); kheap_aligned_alloc takes
  *    any power of two up to 1 GiB (EINVAL above, or for a non power of
- *    two); the alignment holds both virtually and physically.
+ *    two); the alignment holds both virtually and physically.  When the
+ *    kernel withholds physical addresses (restrict_phys), alignments
+ *    above 2 MiB give EINVAL: the kernel would not place the memory so
+ *    (that would tell address bits), and a virtual-only promise is none.
  *
  * The device opens on first use: /dev/kheap, or the path in the
  * KHEAP_DEVICE environment variable.  Without it every allocation fails

@@ -139,6 +139,18 @@ static void test_phys_withheld(void)
 	errno = 0;
 	CHECKF(kheap_phys(h3 + 8 * MIB - 1) == 0 && errno == EPERM,
 	       "beyond pool_size: %s", strerror(errno));
+	/* Above 2 MiB an alignment could not hold physically: EINVAL. */
+	{
+		void *q = NULL;
+
+		errno = 0;
+		CHECK(kheap_aligned_alloc(4 * MIB, 100) == NULL &&
+		      errno == EINVAL);
+		CHECK(kheap_posix_memalign(&q, 4 * MIB, 100) == EINVAL && !q);
+		q = kheap_aligned_alloc(2 * MIB, 100);
+		CHECK(q && (uintptr_t)q % (2 * MIB) == 0);
+		kheap_free(q);
+	}
 	/* not ours: still EINVAL */
 	errno = 0;
 	CHECK(kheap_phys(&local) == 0 && errno == EINVAL);
