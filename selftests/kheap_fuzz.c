@@ -298,6 +298,12 @@ static uint64_t pick_align(struct worker *w)
 	}
 }
 
+/* Read one byte, so that the page is faulted in. */
+static void touch(const char *p)
+{
+	(void)__atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
 /* ---- model ----------------------------------------------------------- */
 
 static int free_map_slots(struct worker *w)
@@ -461,7 +467,8 @@ static void check_file(struct worker *w, int fi, const char *after)
 	    info.largest_free > info.free_bytes ||
 	    info.free_bytes + hb > G->pool || info.chunks_in_use < hc ||
 	    info.free_bytes % G->pg)
-		fail(w, "after %s: pool counters: size %llu free %llu largest %llu chunks %llu; this thread holds %llu / %llu bytes",
+		fail(w, "after %s: pool size %llu free %llu largest %llu chunks %llu; "
+		     "this thread holds %llu / %llu bytes",
 		     after, (unsigned long long)info.pool_size,
 		     (unsigned long long)info.free_bytes,
 		     (unsigned long long)info.largest_free,
@@ -574,7 +581,8 @@ static void check_query(struct worker *w, int mi, uint64_t delta)
 	}
 	if (q.token != c->token || q.offset != off ||
 	    q.chunk_size != c->size || q.phys != (c->phys ? c->phys + off : 0))
-		fail(w, "QUERY token %#llx off %llu size %llu phys %#llx; want %#llx %llu %llu %#llx",
+		fail(w, "QUERY token %#llx off %llu size %llu phys %#llx; "
+		     "want %#llx %llu %llu %#llx",
 		     (unsigned long long)q.token, (unsigned long long)q.offset,
 		     (unsigned long long)q.chunk_size,
 		     (unsigned long long)q.phys, (unsigned long long)c->token,
@@ -588,7 +596,6 @@ static void check_pagemap(struct worker *w, int mi)
 	struct map *m = &w->maps[mi];
 	struct chunk *c = &w->chunks[m->chunk];
 	uint64_t pg = G->pg, pfns[8], n = m->len / pg, i;
-	volatile const char *p = (volatile const char *)m->addr;
 	int ret;
 
 	if (!(m->prot & PROT_READ) || !c->phys)
@@ -596,7 +603,7 @@ static void check_pagemap(struct worker *w, int mi)
 	if (n > 8)
 		n = 8;
 	for (i = 0; i < n; i++)
-		(void)p[i * pg];
+		touch(m->addr + i * pg);
 	ret = kheap_pagemap_pfns(m->addr, n, pfns);
 	if (ret == -EPERM) {
 		G->w[w->id].pagemap_hidden++;
@@ -608,7 +615,7 @@ static void check_pagemap(struct worker *w, int mi)
 	}
 	for (i = 0; i < n; i++) {
 		if (pfns[i] * pg != c->phys + m->off + i * pg) {
-			fail(w, "pagemap: page %llu of token %#llx is frame %#llx, ALLOC said phys %#llx",
+			fail(w, "pagemap: page %llu of %#llx: frame %#llx, phys %#llx",
 			     (unsigned long long)(m->off / pg + i),
 			     (unsigned long long)c->token,
 			     (unsigned long long)pfns[i],
@@ -781,7 +788,7 @@ static void op_alloc(struct worker *w)
 			      a.phys + a.size_out > G->pool_phys + G->pool ||
 			      a.phys % (align > G->pg ? align : G->pg))) ||
 	    (!G->pool_phys && a.phys))
-		fail(w, "ALLOC size %#llx align %#llx gave token %#llx (last %#llx) phys %#llx size %#llx",
+		fail(w, "ALLOC %#llx align %#llx: token %#llx (last %#llx) phys %#llx size %#llx",
 		     (unsigned long long)size, (unsigned long long)align,
 		     (unsigned long long)a.token,
 		     (unsigned long long)w->last_token,
@@ -929,7 +936,7 @@ static void op_query(struct worker *w)
 {
 	int mi = pick_map(w), fi, ret;
 	struct kheap_query q;
-	volatile char local = 0;
+	char local[8];
 	char *addr;
 
 	if (mi >= 0 && w->maps[mi].file >= 0 && !chance(w, 4)) {
@@ -949,7 +956,7 @@ static void op_query(struct worker *w)
 		addr = NULL;
 		break;
 	case 1:
-		addr = (char *)&local;
+		addr = local;
 		break;
 	case 2:
 		addr = (char *)0xffffffff81000000UL;
@@ -1007,9 +1014,20 @@ static void op_bad_ioctl(struct worker *w)
 		break;
 	case 1:		/* NULL, a kernel address, a guard page */
 		cmd = cmds[k].cmd;
-		arg = (char *[]){ NULL, (char *)1,
-				  (char *)0xffffffff81000000UL,
-				  w->guard + G->pg }[below(w, 4)];
+		switch (below(w, 4)) {
+		case 0:
+			arg = NULL;
+			break;
+		case 1:
+			arg = (char *)1;
+			break;
+		case 2:
+			arg = (char *)0xffffffff81000000UL;
+			break;
+		default:
+			arg = w->guard + G->pg;
+			break;
+		}
 		want = -EFAULT;
 		break;
 	case 2:		/* a larger struct running into the guard page */
@@ -1503,7 +1521,6 @@ static void reap_kids(struct worker *w, bool block)
 static void fork_child(struct worker *w)
 {
 	uint64_t pg = G->pg, i, rounds = 1 + below(w, 4);
-	volatile const char *p;
 	struct kheap_alloc a;
 	struct kheap_info info;
 	struct kheap_query q;
@@ -1514,9 +1531,8 @@ static void fork_child(struct worker *w)
 		if (!w->maps[mi].used || w->maps[mi].dontfork ||
 		    !(w->maps[mi].prot & PROT_READ))
 			continue;
-		p = (volatile const char *)w->maps[mi].addr;
 		for (i = 0; i < w->maps[mi].len; i += pg)
-			(void)p[i];
+			touch(w->maps[mi].addr + i);
 	}
 	fd = kheap_open();
 	if (fd < 0) {
@@ -1769,6 +1785,7 @@ TEST(fuzz)
 {
 	unsigned int nworkers = opt_procs * opt_threads, p, e, i;
 	uint64_t t0, epochs, ops = 0, enomem = 0, forks = 0, pm = 0, pmh = 0;
+	uint64_t elapsed;
 	pid_t pids[MAX_PROCS];
 	struct kheap_info info;
 	char buf[192];
@@ -1850,6 +1867,7 @@ TEST(fuzz)
 		pm += G->w[i].pagemap_checks;
 		pmh += G->w[i].pagemap_hidden;
 	}
+	elapsed = now_ms() - t0;
 	EXPECT_EQ(0U, G->failures);
 
 	/* Everything closed and unmapped: the whole pool is free. */
@@ -1861,16 +1879,18 @@ TEST(fuzz)
 	EXPECT_EQ(0ULL, info.chunks_in_use);
 	EXPECT_EQ(0ULL, info.file_chunks);
 
-	ksft_print_msg("seed %llu: %llu operations in %u s (%llu/s) by %u processes x %u threads; %llu ENOMEM, %llu forks, %llu pagemap checks%s, %u epochs\n",
+	ksft_print_msg("seed %llu: %llu operations in %llu ms (%llu/s), %u x %u workers;"
+		       " %llu ENOMEM, %llu forks, %llu pagemap checks%s, %u epochs\n",
 		       (unsigned long long)opt_seed, (unsigned long long)ops,
-		       opt_duration,
-		       (unsigned long long)(ops / (opt_duration ? opt_duration : 1)),
+		       (unsigned long long)elapsed,
+		       (unsigned long long)(ops * 1000 / (elapsed ? elapsed : 1)),
 		       opt_procs, opt_threads, (unsigned long long)enomem,
 		       (unsigned long long)forks, (unsigned long long)pm,
 		       pmh ? " (frame numbers hidden)" : "",
 		       (unsigned int)epochs);
 	close(fd);
 }
+
 #pragma GCC diagnostic pop
 
 /* Must stay the last test: it checks what the fuzzer logged. */
@@ -1930,7 +1950,8 @@ int main(int argc, char **argv)
 			opt_epoch = parse_uint(optarg, 1, 3600, "epoch");
 			break;
 		default:
-			fprintf(stderr, "usage: %s [--seed S] [--duration SECONDS] [--procs N] [--threads N] [--epoch SECONDS]\n",
+			fprintf(stderr, "usage: %s [--seed S] [--duration SEC]\n"
+				"\t[--procs N] [--threads N] [--epoch SEC]\n",
 				argv[0]);
 			return 2;
 		}
@@ -1941,7 +1962,7 @@ int main(int argc, char **argv)
 				 getpid());
 	}
 	/* First line of output: how to replay this run. */
-	printf("# kheap_fuzz: seed %llu (replay: %s --seed %llu --duration %u --procs %u --threads %u --epoch %u)\n",
+	printf("# kheap_fuzz: seed %llu; replay: %s -s %llu -d %u -p %u -t %u -e %u\n",
 	       (unsigned long long)opt_seed, argv[0],
 	       (unsigned long long)opt_seed, opt_duration, opt_procs,
 	       opt_threads, opt_epoch);

@@ -88,7 +88,7 @@ static long slab_find(const struct slab_count *s, int n, const char *name)
 }
 
 /* One cycle; @i picks the size and the order of the ending.  0 or -1. */
-static int cycle(unsigned long i, uint64_t pg)
+static int one_cycle(unsigned long i, uint64_t pg)
 {
 	uint64_t size = (1 + i % 4) * pg, p;
 	struct kheap_alloc a;
@@ -97,27 +97,27 @@ static int cycle(unsigned long i, uint64_t pg)
 
 	fd = kheap_open();
 	if (fd < 0) {
-		fprintf(stderr, "# cycle %lu: open: %s\n", i, kheap_errname(fd));
+		fprintf(stderr, "# round %lu: open: %s\n", i, kheap_errname(fd));
 		return -1;
 	}
 	ret = kheap_alloc(fd, size, 0, &a);
 	if (ret) {
-		fprintf(stderr, "# cycle %lu: ALLOC: %s\n", i, kheap_errname(ret));
+		fprintf(stderr, "# round %lu: ALLOC: %s\n", i, kheap_errname(ret));
 		close(fd);
 		return -1;
 	}
 	m = kheap_map(fd, a.token, size);
 	if (m == MAP_FAILED) {
-		fprintf(stderr, "# cycle %lu: mmap: %s\n", i, strerror(errno));
+		fprintf(stderr, "# round %lu: mmap: %s\n", i, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	for (p = 0; p < size; p += pg) {
-		if (*(volatile uint64_t *)(m + p)) {
-			fprintf(stderr, "# cycle %lu: a new chunk is not zero\n", i);
+		if (__atomic_load_n((uint64_t *)(m + p), __ATOMIC_RELAXED)) {
+			fprintf(stderr, "# round %lu: a new chunk is not zero\n", i);
 			ret = -1;
 		}
-		*(volatile uint64_t *)(m + p) = i + 1;
+		__atomic_store_n((uint64_t *)(m + p), i + 1, __ATOMIC_RELAXED);
 	}
 	switch (i % 3) {
 	case 0:
@@ -130,7 +130,7 @@ static int cycle(unsigned long i, uint64_t pg)
 		break;
 	default:
 		if (kheap_free(fd, a.token)) {
-			fprintf(stderr, "# cycle %lu: FREE failed\n", i);
+			fprintf(stderr, "# round %lu: FREE failed\n", i);
 			ret = -1;
 		}
 		close(fd);
@@ -155,7 +155,7 @@ static int run_cycles(unsigned long n, uint64_t pg)
 			unsigned long i;
 
 			for (i = p; i < n; i += opt_procs)
-				if (cycle(i, pg))
+				if (one_cycle(i, pg))
 					_exit(1);
 			_exit(0);
 		}
@@ -237,6 +237,7 @@ TEST(soak)
 		       worst, worst_i >= 0 ? after[worst_i].name : "none",
 		       allowed);
 }
+
 #pragma GCC diagnostic pop
 
 /* Must stay the last test: it checks what the soak logged. */
