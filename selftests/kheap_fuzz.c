@@ -709,8 +709,7 @@ static void file_close(struct worker *w, int fi)
 	for (i = 0; i < MAX_CHUNKS; i++) {
 		struct chunk *c = &w->chunks[i];
 
-		if (c->used && c->owned && c->file == fi && c->filled &&
-		    chance(w, 2))
+		if (c->used && c->owned && c->file == fi && chance(w, 2))
 			chunk_through_owner(w, i, false);
 	}
 	note(w, "close fd %d", w->files[fi].fd);
@@ -875,7 +874,8 @@ static void op_free(struct worker *w)
 		fr.reserved[below(w, 2)] = 1;
 		want = -EINVAL;
 	}
-	if (!want && w->chunks[ci].filled)
+	/* Still the owner's pattern, or zero if never written. */
+	if (!want)
 		chunk_through_owner(w, ci, false);
 	note(w, "FREE fd %d token %#llx flags %#llx", w->files[fi].fd,
 	     (unsigned long long)fr.token, (unsigned long long)fr.flags);
@@ -929,6 +929,8 @@ static void op_sync(struct worker *w)
 		break;
 	}
 	s.flags = below(w, 8);
+	if (chance(w, 10))
+		s.flags |= 1ULL << (3 + below(w, 61));
 	if (chance(w, 10))
 		s.reserved[below(w, 2)] = 1;
 	if (ci < 0 || (s.flags & ~KHEAP_SYNC_FLAGS_VALID) ||
@@ -1429,11 +1431,55 @@ static void op_mprotect(struct worker *w)
 	w->maps[pi].prot = prot & PROT_WRITE ? PROT_READ | PROT_WRITE : prot;
 }
 
+#ifndef MADV_COLD
+#define MADV_COLD		20
+#define MADV_PAGEOUT		21
+#endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ	22
+#define MADV_POPULATE_WRITE	23
+#endif
+
+/*
+ * Advice that reclaims or populates pages: the pool's pages are neither
+ * on an LRU list nor in a page cache, which these paths must cope with.
+ * Returns whether @ret is an answer madvise(2) documents for the case.
+ */
+static bool madvise_ok(int adv, int ret)
+{
+	switch (adv) {
+	case MADV_COLD:
+	case MADV_PAGEOUT:
+		return ret == 0;
+	case MADV_POPULATE_READ:
+	case MADV_POPULATE_WRITE:
+		/*
+		 * Contig and buddy pools are pages, which populate; a
+		 * reserved pool is raw frames, which get_user_pages refuses
+		 * (EFAULT); a mapping without the access asked for answers
+		 * EINVAL, EFAULT or ENOMEM depending on the kernel.
+		 */
+		return ret == 0 || ret == -EFAULT || ret == -ENOMEM ||
+		       ret == -EINVAL;
+	case MADV_FREE:
+		return ret == -EINVAL;		/* private anonymous only */
+	default:
+		/*
+		 * MADV_REMOVE: no hole punching in a chunk; fallocate() of
+		 * the mapping's (anonymous inode) file is ENODEV, and a
+		 * mapping that may not write is EACCES.
+		 */
+		return ret == -ENODEV || ret == -EACCES;
+	}
+}
+
 static void op_madvise(struct worker *w)
 {
 	static const int advs[] = {
 		MADV_DONTNEED, MADV_DONTFORK, MADV_DOFORK, MADV_WILLNEED,
-		MADV_NORMAL, MADV_RANDOM,
+		MADV_NORMAL, MADV_RANDOM, MADV_COLD, MADV_PAGEOUT,
+		MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_FREE,
+		MADV_REMOVE,
 	};
 	int mi = pick_map(w), adv, ret, pi;
 	uint64_t pg = G->pg, n, first, cnt;
@@ -1446,10 +1492,20 @@ static void op_madvise(struct worker *w)
 	n = m->len / pg;
 	first = below(w, n);
 	cnt = 1 + below(w, n - first);
-	adv = advs[below(w, 6)];
+	adv = advs[below(w, ARRAY_SIZE(advs))];
 	a = m->addr + first * pg;
 	note(w, "madvise %p +%llu pages: %d", a, (unsigned long long)cnt, adv);
 	ret = madvise(a, cnt * pg, adv) ? -errno : 0;
+	if (adv >= MADV_COLD || adv == MADV_FREE || adv == MADV_REMOVE) {
+		if (!madvise_ok(adv, ret))
+			fail(w, "madvise %d of a kheap mapping (prot %d): %s",
+			     adv, m->prot, kheap_errname(ret));
+		if (m->prot & PROT_READ)
+			check_pages(w, &w->chunks[m->chunk], a,
+				    (m->off + first * pg) / pg, cnt,
+				    "after madvise");
+		return;
+	}
 	if (ret == -ENOMEM) {
 		G->w[w->id].enomem++;
 		return;
