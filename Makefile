@@ -7,6 +7,10 @@
 #   sudo make check HOST=1   the same tests against the running kernel
 #   make bench               libkheap against glibc, jemalloc, mimalloc: host,
 #                            then end to end in a 6.12 guest
+#   make fuzz                kheap_fuzz for FUZZ_SECONDS (default 600) in a 6.12
+#                            guest; FUZZ_ARGS='--seed S' replays a run
+#   make soak                kheap_soak_test, SOAK_CYCLES (default 100000)
+#                            open/alloc/mmap/close cycles, in a 6.12 guest
 #   make checkpatch          checkpatch.pl --strict on module/ and include/
 #   make clean
 #
@@ -18,7 +22,7 @@ KERNELRELEASE ?= $(shell uname -r)
 KDIR ?= /lib/modules/$(KERNELRELEASE)/build
 HOST ?= 0
 
-.PHONY: all module check bench checkpatch deps clean
+.PHONY: all module check bench checkpatch deps clean fuzz soak
 
 all: module
 
@@ -37,6 +41,16 @@ endif
 
 bench:
 	scripts/bench.sh
+
+# KHEAP_SERIES=6.1 picks the other kernel; see scripts/fuzz.sh.
+FUZZ_SECONDS ?= 600
+SOAK_CYCLES ?= 100000
+
+fuzz:
+	FUZZ_SECONDS='$(FUZZ_SECONDS)' FUZZ_ARGS='$(FUZZ_ARGS)' scripts/fuzz.sh fuzz
+
+soak:
+	SOAK_CYCLES='$(SOAK_CYCLES)' scripts/fuzz.sh soak
 
 mutants:
 	$(MAKE) -C userlib mutants

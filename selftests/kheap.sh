@@ -1,8 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# Run kheap_test and kheap_fork_test against each pool source, then the module lifecycle tests
-# and the pool placement test (kheap_movable_test, see there).
+# Run kheap_test, kheap_fork_test and a short kheap_fuzz
+# ($KHEAP_FUZZ_SECONDS seconds, default 20) against each pool source, then
+# the module lifecycle tests, the pool placement test (kheap_movable_test,
+# see there) and a short soak (kheap_soak_test, $KHEAP_SOAK_CYCLES cycles,
+# default 10000).  `make fuzz` and `make soak` run the long versions.
 #
 #   contig    size=64M source=contig   (taken at load time)
 #   buddy     size=2M source=buddy     (one page allocator block)
@@ -49,6 +52,12 @@ run_pool() {
 			status=1
 		fi
 	done
+	"$dir/kheap_fuzz" --duration "${KHEAP_FUZZ_SECONDS:-20}"
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		echo "# kheap.sh: $name pool: kheap_fuzz exited with $rc"
+		status=1
+	fi
 	if ! "$dir/kheap_modload" unload; then
 		echo "# kheap.sh: $name pool: unloading the module failed"
 		status=1
@@ -74,5 +83,19 @@ for t in kheap_module_test kheap_movable_test; do
 		status=1
 	fi
 done
+
+"$dir/kheap_modload" unload >/dev/null 2>&1
+if "$dir/kheap_modload" load size=64M source=contig; then
+	"$dir/kheap_soak_test" --cycles "${KHEAP_SOAK_CYCLES:-10000}"
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		echo "# kheap.sh: kheap_soak_test exited with $rc"
+		status=1
+	fi
+	"$dir/kheap_modload" unload || status=1
+else
+	echo "# kheap.sh: soak: loading the module failed"
+	status=1
+fi
 
 exit $status
