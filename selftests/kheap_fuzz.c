@@ -773,7 +773,8 @@ static void op_alloc(struct worker *w)
 		a.size_out = size;
 		break;
 	}
-	if (a.flags || a.reserved[0] || a.reserved[1] || a.token || a.phys ||
+	if ((a.flags & ~KHEAP_ALLOC_FLAGS_VALID) || a.reserved[0] ||
+	    a.reserved[1] || a.token || a.phys ||
 	    a.size_out || !size || size > UINT64_MAX - (G->pg - 1) ||
 	    (align & (align - 1)) || align > G->pool) {
 		want = -EINVAL;
@@ -1062,7 +1063,7 @@ static void op_bad_ioctl(struct worker *w)
 	case 4:		/* unknown command number, wrong magic, wrong direction */
 		switch (below(w, 3)) {
 		case 0:
-			cmd = _IOWR(KHEAP_IOC_MAGIC, 8 + below(w, 248), __u64);
+			cmd = _IOWR(KHEAP_IOC_MAGIC, 9 + below(w, 247), __u64);
 			break;
 		case 1:
 			cmd = _IOC(_IOC_READ | _IOC_WRITE,
