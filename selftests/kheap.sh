@@ -1,8 +1,10 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# Run kheap_test against each pool source, then the module lifecycle tests
-# and the pool placement test (kheap_movable_test, see there).
+# Run kheap_test against each pool source, then the module lifecycle tests,
+# the pool placement test (kheap_movable_test, see there) and the
+# allocation failure sweep (kheap_failnth_test: skips on a kernel without
+# fault injection).
 #
 #   contig    size=64M source=contig   (taken at load time)
 #   buddy     size=2M source=buddy     (one page allocator block)
@@ -63,7 +65,7 @@ else
 	echo "# kheap.sh: reserved pool skipped (KHEAP_RESERVED not set)"
 fi
 
-for t in kheap_module_test kheap_movable_test; do
+for t in kheap_module_test kheap_movable_test kheap_failnth_test; do
 	"$dir/kheap_modload" unload >/dev/null 2>&1
 	"$dir/$t"
 	rc=$?
