@@ -106,7 +106,7 @@ export GUEST_SLOWDOWN
 . scripts/guest-suite.sh
 
 run_all() {
-scripts/deps.sh || { echo "not ok 1 scripts/deps.sh"; echo "# Totals: pass:0 fail:1"; return; }
+scripts/deps.sh --debug || { echo "not ok 1 scripts/deps.sh --debug"; echo "# Totals: pass:0 fail:1"; return; }
 
 # --- the debug kernel ---------------------------------------------------------
 t=$(date +%s)
