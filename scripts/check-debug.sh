@@ -30,6 +30,7 @@ mkdir -p "$build"
 log=$build/check-debug.log
 times=$build/check-debug-times.txt
 # No foreign modules to stage: only the debug kernel runs.
+# shellcheck disable=SC2034	# read by guest_suite
 series=""
 start=$(date +%s)
 : > "$times"
@@ -52,7 +53,9 @@ check_result() { # NAME STATUS
 }
 
 # First in every guest run script: how long the boot took, and kmemleak
-# told to forget what it suspects of the boot itself.
+# told to forget what it suspects of the boot itself.  Shell text for the
+# guest, not expanded here.
+# shellcheck disable=SC2016,SC2089
 GUEST_PROLOGUE='echo "# boot: $(cut -d" " -f1 /proc/uptime) s of guest time to the test run"
 [ -e /sys/kernel/debug/kmemleak ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 echo clear > /sys/kernel/debug/kmemleak 2>/dev/null
@@ -60,6 +63,7 @@ echo clear > /sys/kernel/debug/kmemleak 2>/dev/null
 # Last: kmemleak's verdict and the debug detectors' messages, as KTAP.
 # An object is kheap's when its allocation backtrace names the module, or
 # a frame that no longer resolves (the module is unloaded by then).
+# shellcheck disable=SC2016,SC2089
 GUEST_EPILOGUE='/kheap/selftests/kheap_modload unload >/dev/null 2>&1
 kpass=0
 kfail=0
@@ -99,14 +103,29 @@ fi
 echo "# Totals: pass:$kpass fail:$kfail xfail:0 xpass:0 skip:0 error:0"
 [ "$kfail" -eq 0 ] || status=1
 '
+# shellcheck disable=SC2090
 export GUEST_PROLOGUE GUEST_EPILOGUE
 : "${GUEST_SLOWDOWN:=4}"
 export GUEST_SLOWDOWN
 
+# shellcheck disable=SC1091
 . scripts/guest-suite.sh
 
-run_all() {
-scripts/deps.sh --debug || { echo "not ok 1 scripts/deps.sh --debug"; echo "# Totals: pass:0 fail:1"; return; }
+# guest-suite.sh's run_guest, timed: the debug kernel always.
+run_guest() {
+	for last in "$@"; do :; done
+	g0=$(date +%s)
+	scripts/run-guest.sh --kernel "$GUEST_KERNEL" "$@"
+	grc=$?
+	took "guest $(basename "$last" .log)" "$g0"
+	return "$grc"
+}
+
+steps() {
+if ! scripts/deps.sh --debug; then
+	check_result "scripts/deps.sh --debug" 1
+	return
+fi
 
 # --- the debug kernel ---------------------------------------------------------
 t=$(date +%s)
@@ -148,7 +167,10 @@ for c in "$out"/console*.log; do
 	[ -f "$c" ] || continue
 	grep -h '^# boot:' "$c" | tr -d '\r' | sed "s|^# |# $(basename "$c"): |" >> "$times"
 done
+}
 
+run_all() {
+steps
 # --- our own checks, as one more KTAP block ---------------------------------
 npass=$(grep -c '^ok ' "$checks_out")
 nfail=$(grep -c '^not ok ' "$checks_out")
