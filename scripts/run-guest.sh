@@ -16,7 +16,8 @@
 #   RUNSCRIPT  shell script run as /kheap/run.sh inside the guest (cwd /kheap)
 #   LOG        where the serial console is written (also echoed to stdout)
 # Options:
-#   --append ARGS   extra kernel command line (e.g. 'memmap=64M$0x30000000')
+#   --append ARGS   extra kernel command line (e.g. 'memmap=64M$0x30000000');
+#                   may be repeated
 #   --timeout SECS  host-side limit for the whole boot (default 600)
 #   --mem SIZE      guest RAM (default 1G)
 #   --quiet         do not echo the console to stdout
@@ -35,7 +36,7 @@ iommu=0
 kernel=""
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--append) append="$2"; shift 2 ;;
+	--append) append="$append $2"; shift 2 ;;
 	--timeout) timeout="$2"; shift 2 ;;
 	--mem) mem="$2"; shift 2 ;;
 	--quiet) quiet=1; shift ;;
