@@ -74,15 +74,24 @@ static void knob_set(const char *path, const char *val)
 
 	if (nknobs == KNOBS_MAX)
 		return;
-	fd = open(path, O_RDWR | O_CLOEXEC);
+	k = &knobs[nknobs];
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	k = &knobs[nknobs];
 	n = read(fd, k->old, sizeof(k->old) - 1);
-	if (n > 0 && pwrite(fd, val, strlen(val), 0) == (ssize_t)strlen(val)) {
-		k->old[n] = '\0';
+	close(fd);
+	if (n <= 0)
+		return;
+	k->old[n] = '\0';
+	/* A debugfs attribute takes a whole value per open file. */
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, val, strlen(val)) == (ssize_t)strlen(val)) {
 		snprintf(k->path, sizeof(k->path), "%s", path);
 		nknobs++;
+	} else {
+		ksft_print_msg("%s: %s\n", path, strerror(errno));
 	}
 	close(fd);
 }
