@@ -5,6 +5,8 @@
 #   make module [KDIR=...]   build module/kheap.ko (default: the running kernel)
 #   make check               everything, in real 6.1 and 6.12 guests (QEMU)
 #   sudo make check HOST=1   the same tests against the running kernel
+#   make check-debug         the guest suite on a KASAN/lockdep/kmemleak/
+#                            fault injection kernel built here (README)
 #   make bench               libkheap against glibc, jemalloc, mimalloc: host,
 #                            then end to end in a 6.12 guest
 #   make fuzz                kheap_fuzz for FUZZ_SECONDS (default 600) in a 6.12
@@ -22,7 +24,7 @@ KERNELRELEASE ?= $(shell uname -r)
 KDIR ?= /lib/modules/$(KERNELRELEASE)/build
 HOST ?= 0
 
-.PHONY: all module check bench checkpatch deps clean fuzz soak
+.PHONY: all module check check-debug bench checkpatch deps clean fuzz soak
 
 all: module
 
@@ -38,6 +40,9 @@ ifeq ($(HOST),1)
 else
 	scripts/check.sh
 endif
+
+check-debug:
+	scripts/check-debug.sh
 
 bench:
 	scripts/bench.sh

@@ -4,9 +4,20 @@
 # Install, from Debian's archive, everything kheap needs to build and test:
 # the newest 6.1 and 6.12 kernels with their headers and sources, QEMU,
 # busybox and libkmod.  Installs only what is missing, so it is cheap to run
-# before every `make check`.  Usage: scripts/deps.sh [--check]
+# before every `make check`.  Usage: scripts/deps.sh [--check] [--debug]
 #   --check  only report whether something is missing (exit 1 if so)
+#   --debug  also what building the debug kernel of `make check-debug`
+#            takes (scripts/debug-kernel.sh)
 set -eu
+check=0
+debug=0
+for arg in "$@"; do
+	case "$arg" in
+	--check) check=1 ;;
+	--debug) debug=1 ;;
+	*) echo "deps.sh: unknown option $arg" >&2; exit 2 ;;
+	esac
+done
 
 # Meta-packages that always point at the newest kernel of each series.
 PACKAGES="
@@ -17,6 +28,9 @@ PACKAGES="
 	linux-source-6.1 linux-source-6.12
 	libjemalloc-dev libmimalloc-dev dkms groff-base
 "
+# A kernel build from linux-source-6.12.
+DEBUG_PACKAGES="flex bison bc libelf-dev libssl-dev"
+[ "$debug" -eq 0 ] || PACKAGES="$PACKAGES $DEBUG_PACKAGES"
 
 missing=""
 for p in $PACKAGES; do
@@ -28,7 +42,7 @@ done
 if [ -z "$missing" ]; then
 	exit 0
 fi
-if [ "${1:-}" = "--check" ]; then
+if [ "$check" -eq 1 ]; then
 	echo "missing:$missing"
 	exit 1
 fi

@@ -7,11 +7,15 @@
 # O_DIRECT tests; vfio-pci, for the DMA tests), decompressed because busybox
 # insmod wants plain .ko files.
 # Usage: scripts/mkinitramfs.sh KREL STAGEDIR OUT.cpio
+# The kernel's modules are those of /lib/modules/KREL, or of
+# $KHEAP_MODBASE/lib/modules/KREL for a kernel installed elsewhere (a
+# modules_install with INSTALL_MOD_PATH=$KHEAP_MODBASE).
 set -eu
 krel=$1
 stage=$2
 out=$3
 here=$(cd "$(dirname "$0")" && pwd)
+modbase=${KHEAP_MODBASE:-/}
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
@@ -37,7 +41,7 @@ copy_ko() {
 
 # Helper modules of the guest kernel itself, loaded at boot.
 for name in loop; do
-	ko=$(find "/lib/modules/$krel/kernel" -name "$name.ko*" | head -n 1)
+	ko=$(find "$modbase/lib/modules/$krel/kernel" -name "$name.ko*" | head -n 1)
 	[ -n "$ko" ] || continue
 	copy_ko "$ko" "$root/kheap/modules/$name.ko"
 done
@@ -48,12 +52,12 @@ done
 # mod_files NAME: the module files of NAME's dependencies, then NAME's own;
 # in a subshell, so the recursion keeps its variables apart.
 mod_files() (
-	file=$(modinfo -k "$krel" -n "$1" 2>/dev/null) || exit 0
+	file=$(modinfo -b "$modbase" -k "$krel" -n "$1" 2>/dev/null) || exit 0
 	case "$file" in
 	/*) ;;
 	*) exit 0 ;;	# "(builtin)"
 	esac
-	for dep in $(modinfo -k "$krel" -F depends "$1" | tr ',' ' '); do
+	for dep in $(modinfo -b "$modbase" -k "$krel" -F depends "$1" | tr ',' ' '); do
 		mod_files "$dep"
 	done
 	echo "$file"

@@ -16,13 +16,16 @@
 #   RUNSCRIPT  shell script run as /kheap/run.sh inside the guest (cwd /kheap)
 #   LOG        where the serial console is written (also echoed to stdout)
 # Options:
-#   --append ARGS   extra kernel command line (e.g. 'memmap=64M$0x30000000')
+#   --append ARGS   extra kernel command line (e.g. 'memmap=64M$0x30000000');
+#                   may be repeated
 #   --timeout SECS  host-side limit for the whole boot (default 600)
 #   --mem SIZE      guest RAM (default 1G)
 #   --quiet         do not echo the console to stdout
 #   --qemu ARGS     extra QEMU arguments, split at white space; may be repeated
 #                   (e.g. --qemu '-device edu,addr=10.0')
 #   --iommu         an emulated Intel IOMMU (VT-d), enabled in strict mode
+#   --kernel IMAGE  boot IMAGE instead of /boot/vmlinuz-KREL (a kernel built
+#                   here, e.g. by scripts/debug-kernel.sh)
 set -eu
 append=""
 timeout=600
@@ -30,14 +33,16 @@ mem=1G
 quiet=0
 qemu_extra=""
 iommu=0
+kernel=""
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--append) append="$2"; shift 2 ;;
+	--append) append="$append $2"; shift 2 ;;
 	--timeout) timeout="$2"; shift 2 ;;
 	--mem) mem="$2"; shift 2 ;;
 	--quiet) quiet=1; shift ;;
 	--qemu) qemu_extra="$qemu_extra $2"; shift 2 ;;
 	--iommu) iommu=1; shift ;;
+	--kernel) kernel="$2"; shift 2 ;;
 	--) shift; break ;;
 	-*) echo "run-guest.sh: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
@@ -49,7 +54,7 @@ initramfs=$2
 runscript=$3
 log=$4
 
-kernel=/boot/vmlinuz-$krel
+[ -n "$kernel" ] || kernel=/boot/vmlinuz-$krel
 [ -r "$kernel" ] || { echo "run-guest.sh: $kernel missing" >&2; exit 1; }
 
 work=$(mktemp -d)

@@ -4,8 +4,10 @@
 # Run kheap_test, kheap_fork_test and a short kheap_fuzz
 # ($KHEAP_FUZZ_SECONDS seconds, default 20) against each pool source, then
 # the module lifecycle tests, the pool placement test (kheap_movable_test,
-# see there) and a short soak (kheap_soak_test, $KHEAP_SOAK_CYCLES cycles,
-# default 10000).  `make fuzz` and `make soak` run the long versions.
+# see there), the allocation failure sweep (kheap_failnth_test: skips on a
+# kernel without fault injection) and a short soak (kheap_soak_test,
+# $KHEAP_SOAK_CYCLES cycles, default 10000).  `make fuzz` and `make soak`
+# run the long versions.
 #
 #   contig    size=64M source=contig   (taken at load time)
 #   buddy     size=2M source=buddy     (one page allocator block)
@@ -74,7 +76,7 @@ else
 	echo "# kheap.sh: reserved pool skipped (KHEAP_RESERVED not set)"
 fi
 
-for t in kheap_module_test kheap_movable_test; do
+for t in kheap_module_test kheap_movable_test kheap_failnth_test; do
 	"$dir/kheap_modload" unload >/dev/null 2>&1
 	"$dir/$t"
 	rc=$?

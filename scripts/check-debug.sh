@@ -1,0 +1,191 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# `make check-debug`: the guest suite of `make check` on a debug kernel.
+#   1. scripts/debug-kernel.sh: Debian's 6.12 source with KASAN, lockdep,
+#      kmemleak, DMA-API debugging, DEBUG_VM and fault injection (built
+#      once, then cached in /var/cache/kheap);
+#   2. kheap.ko built against it (W=1, warning-free), the selftests and
+#      libkheap's and kheapctl's guest tests as for `make check`;
+#   3. the three guests of scripts/guest-suite.sh on that kernel, with
+#      kheap_failnth_test running for real (fail-nth exists there); each
+#      guest then asks kmemleak for two scans and fails on any
+#      unreferenced object of kheap's, and on any KASAN, lockdep,
+#      DMA-API or kmemleak complaint in its kernel log (a WARN or BUG
+#      already ends the guest: panic_on_warn).
+# KTAP on stdout, summed as by `make check`: one last line "N passed, N
+# failed, N skipped", non-zero exit status on any failure.  The durations
+# (kernel build, each boot, the whole run) are printed as KTAP comments
+# and kept in $BUILD/check-debug-times.txt.
+#
+# No "set -e": a failed step is a test result, and the run goes on.
+# Environment: BUILD (default ./build), GUEST_SLOWDOWN (default 4: the
+# factor on make check's guest time limits), KHEAP_CACHE (see
+# scripts/debug-kernel.sh).
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+build=${BUILD:-$top/build}
+mkdir -p "$build"
+log=$build/check-debug.log
+times=$build/check-debug-times.txt
+# No foreign modules to stage: only the debug kernel runs.
+# shellcheck disable=SC2034	# read by guest_suite
+series=""
+start=$(date +%s)
+: > "$times"
+
+say() { printf '%s\n' "$*"; }
+took() { # WHAT SINCE
+	say "# check-debug: $1: $(($(date +%s) - $2)) s" | tee -a "$times"
+}
+
+nchecks=0
+checks_out=$build/checks-debug.ktap
+: > "$checks_out"
+check_result() { # NAME STATUS
+	nchecks=$((nchecks + 1))
+	if [ "$2" -eq 0 ]; then
+		echo "ok $nchecks $1" >> "$checks_out"
+	else
+		echo "not ok $nchecks $1" >> "$checks_out"
+	fi
+}
+
+# First in every guest run script: how long the boot took, and kmemleak
+# told to forget what it suspects of the boot itself.  Shell text for the
+# guest, not expanded here.
+# shellcheck disable=SC2016,SC2089
+GUEST_PROLOGUE='echo "# boot: $(cut -d" " -f1 /proc/uptime) s of guest time to the test run"
+[ -e /sys/kernel/debug/kmemleak ] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+echo clear > /sys/kernel/debug/kmemleak 2>/dev/null
+'
+# Last: kmemleak's verdict and the debug detectors' messages, as KTAP.
+# (kmemleak's "Cannot allocate a scan area" is an injected failure of its
+# own bookkeeping, which it survives by scanning the whole object.)
+# An object is kheap's when its allocation backtrace names the module, or
+# a frame that no longer resolves (the module is unloaded by then).
+# shellcheck disable=SC2016,SC2089
+GUEST_EPILOGUE='/kheap/selftests/kheap_modload unload >/dev/null 2>&1
+kpass=0
+kfail=0
+echo "TAP version 13"
+echo "1..2"
+kml=/sys/kernel/debug/kmemleak
+if [ -w $kml ]; then
+	echo scan > $kml
+	sleep 6
+	echo scan > $kml
+	cat $kml > /tmp/kmemleak.txt
+	all=$(grep -c "^unreferenced object" /tmp/kmemleak.txt)
+	ours=$(awk "/^unreferenced object/ { if (o) n++; o = 0 }
+		/\\[kheap\\]\$|\\] 0x[0-9a-f]+\$/ { o = 1 }
+		END { if (o) n++; print n + 0 }" /tmp/kmemleak.txt)
+	sed -n "1,200s/^/# kmemleak: /p" /tmp/kmemleak.txt
+	if [ "$ours" -eq 0 ]; then
+		echo "ok 1 kmemleak: nothing of kheap unreferenced ($all other objects)"
+		kpass=$((kpass + 1))
+	else
+		echo "not ok 1 kmemleak: $ours unreferenced objects of kheap ($all in all)"
+		kfail=$((kfail + 1))
+	fi
+else
+	echo "not ok 1 kmemleak: no $kml"
+	kfail=$((kfail + 1))
+fi
+if dmesg | grep -E "BUG: KASAN|DMA-API: |possible (circular|recursive) locking|inconsistent lock state|suspicious RCU usage|lockdep is turned off|DEBUG_LOCKS_WARN_ON|kmemleak: .*(suspected|disabl|Cannot allocate a kmemleak_object)" |
+	grep -v -E "DMA-API: (preallocated|debugging enabled)" > /tmp/detectors.txt; then
+	sed "s/^/# /" /tmp/detectors.txt
+	echo "not ok 2 dmesg: the debug detectors complained"
+	kfail=$((kfail + 1))
+else
+	echo "ok 2 dmesg: no KASAN, lockdep, DMA-API debug or kmemleak complaint"
+	kpass=$((kpass + 1))
+fi
+echo "# Totals: pass:$kpass fail:$kfail xfail:0 xpass:0 skip:0 error:0"
+[ "$kfail" -eq 0 ] || status=1
+'
+# shellcheck disable=SC2090
+export GUEST_PROLOGUE GUEST_EPILOGUE
+: "${GUEST_SLOWDOWN:=4}"
+export GUEST_SLOWDOWN
+
+# shellcheck disable=SC1091
+. scripts/guest-suite.sh
+
+# guest-suite.sh's run_guest, timed: the debug kernel always, with 4-level
+# paging (no5lvl): with QEMU's "-cpu max" offering LA57, this KASAN kernel
+# reports a wild access in rcu_is_watching() from an interrupt during
+# identify_cpu() and panics before the console is up.
+run_guest() {
+	for last in "$@"; do :; done
+	g0=$(date +%s)
+	scripts/run-guest.sh --kernel "$GUEST_KERNEL" --append no5lvl "$@"
+	grc=$?
+	took "guest $(basename "$last" .log)" "$g0"
+	return "$grc"
+}
+
+steps() {
+if ! scripts/deps.sh --debug; then
+	check_result "scripts/deps.sh --debug" 1
+	return
+fi
+
+# --- the debug kernel ---------------------------------------------------------
+t=$(date +%s)
+if kdir=$(scripts/debug-kernel.sh --cached); then
+	took "debug kernel (cached, built in $(cat "$kdir/build-seconds") s)" "$t"
+elif kdir=$(scripts/debug-kernel.sh); then
+	took "debug kernel build" "$t"
+else
+	check_result "debug kernel build" 1
+	return
+fi
+check_result "debug kernel build" 0
+krel=$(cat "$kdir/krel")
+GUEST_KERNEL=$kdir/obj/arch/x86/boot/bzImage
+GUEST_MODBASE=$kdir/mod
+export GUEST_KERNEL GUEST_MODBASE
+
+# --- kheap.ko against it --------------------------------------------------------
+out=$build/$krel
+rm -rf "$out/src" && mkdir -p "$out/src"
+cp -a Kbuild module include "$out/src/"
+if nice -n 19 make -s -C "$kdir/obj" M="$out/src" W=1 -j2 modules \
+	> "$out/module-build.txt" 2>&1 &&
+	! grep -E 'warning:|error:' "$out/module-build.txt" >/dev/null &&
+	[ -f "$out/src/module/kheap.ko" ]; then
+	check_result "kheap.ko W=1 build for $krel" 0
+else
+	cat "$out/module-build.txt"
+	check_result "kheap.ko W=1 build for $krel" 1
+	return
+fi
+
+# --- the guests -----------------------------------------------------------------
+ksrc=$(scripts/ksrc.sh 6.12 "$top/.cache/linux-6.12")
+t=$(date +%s)
+guest_suite "$krel" "$out" "$ksrc"
+took "three guests" "$t"
+for c in "$out"/console*.log; do
+	[ -f "$c" ] || continue
+	grep -h '^# boot:' "$c" | tr -d '\r' | sed "s|^# |# $(basename "$c"): |" >> "$times"
+done
+}
+
+run_all() {
+steps
+# --- our own checks, as one more KTAP block ---------------------------------
+npass=$(grep -c '^ok ' "$checks_out")
+nfail=$(grep -c '^not ok ' "$checks_out")
+echo "TAP version 13"
+echo "1..$nchecks"
+cat "$checks_out"
+echo "# Totals: pass:$npass fail:$nfail xfail:0 xpass:0 skip:0 error:0"
+took "check-debug in all" "$start"
+}
+
+run_all 2>&1 | tee "$log"
+
+scripts/ktap-sum.sh "$log"
