@@ -569,8 +569,9 @@ TEST_F(fork, pool_full_loses_the_copy)
 /*
  * fork() then exit or exec, many times, while the parent writes: copies
  * come and go, the accounting stays exact (checked by the teardown).
+ * Slow on a debug kernel (KASAN under emulation): a long timeout.
  */
-TEST_F(fork, fork_exit_loop)
+TEST_F_TIMEOUT(fork, fork_exit_loop, 600)
 {
 	for (int i = 0; i < 300; i++) {
 		pid_t pid = fork();
