@@ -360,6 +360,10 @@ TEST_F_TIMEOUT(failnth, info, 600)
 	bool injected;
 	int ret = 0;
 
+	/* The harness of 6.1 runs the body after a skipped setup. */
+	if (self->nth < 0)
+		SKIP(return, "no fault injection");
+
 	for (n = 1, injected = true; injected && n <= NTH_MAX; n++) {
 		memset(&info, 0, sizeof(info));
 		ASSERT_EQ(0, nth_arm(self->nth, n));
@@ -395,6 +399,10 @@ TEST_F_TIMEOUT(failnth, alloc, 600)
 	bool injected;
 	int ret = 0;
 
+	/* The harness of 6.1 runs the body after a skipped setup. */
+	if (self->nth < 0)
+		SKIP(return, "no fault injection");
+
 	for (n = 1, injected = true; injected && n <= NTH_MAX; n++) {
 		memset(&a, 0, sizeof(a));
 		a.size = CHUNK;
@@ -424,6 +432,10 @@ TEST_F_TIMEOUT(failnth, free, 600)
 	unsigned int n;
 	bool injected = true;
 	int ret = 0;
+
+	/* The harness of 6.1 runs the body after a skipped setup. */
+	if (self->nth < 0)
+		SKIP(return, "no fault injection");
 
 	for (n = 1; injected && n <= NTH_MAX; n++) {
 		ASSERT_EQ(0, alloc_chunk(self->fd, &a));
@@ -477,6 +489,10 @@ TEST_F_TIMEOUT(failnth, query, 600)
 	bool injected;
 	int ret = 0;
 
+	/* The harness of 6.1 runs the body after a skipped setup. */
+	if (self->nth < 0)
+		SKIP(return, "no fault injection");
+
 	map_chunk(_metadata, self->fd, &m);
 	ASSERT_EQ(0, kheap_query(self->fd, m.p + 4096 + 17, &ref));
 	for (n = 1, injected = true; injected && n <= NTH_MAX; n++) {
@@ -507,6 +523,10 @@ TEST_F_TIMEOUT(failnth, sync, 600)
 	bool injected;
 	int ret = 0;
 
+	/* The harness of 6.1 runs the body after a skipped setup. */
+	if (self->nth < 0)
+		SKIP(return, "no fault injection");
+
 	map_chunk(_metadata, self->fd, &m);
 	for (i = 0; i < 2; i++) {
 		for (n = 1, injected = true; injected && n <= NTH_MAX; n++) {
@@ -531,6 +551,10 @@ TEST_F_TIMEOUT(failnth, open, 600)
 	unsigned int n;
 	bool injected;
 	int ret = 0;
+
+	/* The harness of 6.1 runs the body after a skipped setup. */
+	if (self->nth < 0)
+		SKIP(return, "no fault injection");
 
 	for (n = 1, injected = true; injected && n <= NTH_MAX; n++) {
 		ASSERT_EQ(0, nth_arm(self->nth, n));
@@ -561,6 +585,10 @@ TEST_F_TIMEOUT(failnth, mmap, 600)
 	bool injected;
 	char *p = MAP_FAILED;
 	int ret = 0;
+
+	/* The harness of 6.1 runs the body after a skipped setup. */
+	if (self->nth < 0)
+		SKIP(return, "no fault injection");
 
 	ASSERT_EQ(0, alloc_chunk(self->fd, &a));
 	ASSERT_EQ(0, kheap_info(self->fd, &held));
@@ -595,6 +623,10 @@ TEST_F_TIMEOUT(failnth, attach, 600)
 	unsigned int n;
 	bool injected;
 	int ret = 0;
+
+	/* The harness of 6.1 runs the body after a skipped setup. */
+	if (self->nth < 0)
+		SKIP(return, "no fault injection");
 
 	if (kheap_edu_list(&dev, 1) <= 0)
 		SKIP(return, "no edu device (-device edu)");
@@ -631,6 +663,10 @@ TEST_F_TIMEOUT(failnth, detach, 600)
 	bool injected = true;
 	int ret = 0;
 
+	/* The harness of 6.1 runs the body after a skipped setup. */
+	if (self->nth < 0)
+		SKIP(return, "no fault injection");
+
 	if (kheap_edu_list(&dev, 1) <= 0)
 		SKIP(return, "no edu device (-device edu)");
 	map_chunk(_metadata, self->fd, &m);
@@ -664,6 +700,10 @@ TEST_F_TIMEOUT(failnth, dma_addr, 600)
 	unsigned int n;
 	bool injected;
 	int ret = 0;
+
+	/* The harness of 6.1 runs the body after a skipped setup. */
+	if (self->nth < 0)
+		SKIP(return, "no fault injection");
 
 	if (kheap_edu_list(&dev, 1) <= 0)
 		SKIP(return, "no edu device (-device edu)");
@@ -796,6 +836,10 @@ TEST_F_TIMEOUT(failnth_load, init, 1800)
 	unsigned int n;
 	bool injected = true;
 	int ret = 0, fd;
+
+	/* The harness of 6.1 runs the body after a skipped setup. */
+	if (self->nth < 0)
+		SKIP(return, "no fault injection");
 
 	ASSERT_EQ(0, kheap_meminfo_kb("MemFree", &free_before));
 	for (n = 1; injected && n <= NTH_MAX; n++) {
