@@ -2801,7 +2801,9 @@ static void *worker_run(void *arg)
 	struct kheap_query q;
 	int ret;
 
-	for (it = 0; it < w->iterations && kheap_now_ms() < w->deadline; it++) {
+	/* At least one round, however slow the machine (a debug kernel). */
+	for (it = 0; it < w->iterations &&
+	     (!it || kheap_now_ms() < w->deadline); it++) {
 		/* Mostly small chunks; now and then one that strains the pool. */
 		uint64_t npages = it % 8 == 7 ? w->big_pages :
 				  1 + rand_r(&seed) % w->max_pages;
