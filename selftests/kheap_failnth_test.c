@@ -249,6 +249,15 @@ FIXTURE(failnth) {
 	struct kheap_info base;	/* with no chunk held */
 };
 
+/*
+ * First thing in every test body: the harness of 6.1 runs the body even
+ * after its setup skipped (no fail-nth, or a load sweep not asked for).
+ */
+#define NEED_FAILNTH() do {						\
+	if (self->nth < 0)						\
+		SKIP(return, "no fault injection");			\
+} while (0)
+
 FIXTURE_SETUP(failnth)
 {
 	int ret;
@@ -360,9 +369,7 @@ TEST_F_TIMEOUT(failnth, info, 600)
 	bool injected;
 	int ret = 0;
 
-	/* The harness of 6.1 runs the body after a skipped setup. */
-	if (self->nth < 0)
-		SKIP(return, "no fault injection");
+	NEED_FAILNTH();
 
 	for (n = 1, injected = true; injected && n <= NTH_MAX; n++) {
 		memset(&info, 0, sizeof(info));
@@ -399,9 +406,7 @@ TEST_F_TIMEOUT(failnth, alloc, 600)
 	bool injected;
 	int ret = 0;
 
-	/* The harness of 6.1 runs the body after a skipped setup. */
-	if (self->nth < 0)
-		SKIP(return, "no fault injection");
+	NEED_FAILNTH();
 
 	for (n = 1, injected = true; injected && n <= NTH_MAX; n++) {
 		memset(&a, 0, sizeof(a));
@@ -433,9 +438,7 @@ TEST_F_TIMEOUT(failnth, free, 600)
 	bool injected = true;
 	int ret = 0;
 
-	/* The harness of 6.1 runs the body after a skipped setup. */
-	if (self->nth < 0)
-		SKIP(return, "no fault injection");
+	NEED_FAILNTH();
 
 	for (n = 1; injected && n <= NTH_MAX; n++) {
 		ASSERT_EQ(0, alloc_chunk(self->fd, &a));
@@ -489,9 +492,7 @@ TEST_F_TIMEOUT(failnth, query, 600)
 	bool injected;
 	int ret = 0;
 
-	/* The harness of 6.1 runs the body after a skipped setup. */
-	if (self->nth < 0)
-		SKIP(return, "no fault injection");
+	NEED_FAILNTH();
 
 	map_chunk(_metadata, self->fd, &m);
 	ASSERT_EQ(0, kheap_query(self->fd, m.p + 4096 + 17, &ref));
@@ -523,9 +524,7 @@ TEST_F_TIMEOUT(failnth, sync, 600)
 	bool injected;
 	int ret = 0;
 
-	/* The harness of 6.1 runs the body after a skipped setup. */
-	if (self->nth < 0)
-		SKIP(return, "no fault injection");
+	NEED_FAILNTH();
 
 	map_chunk(_metadata, self->fd, &m);
 	for (i = 0; i < 2; i++) {
@@ -552,9 +551,7 @@ TEST_F_TIMEOUT(failnth, open, 600)
 	bool injected;
 	int ret = 0;
 
-	/* The harness of 6.1 runs the body after a skipped setup. */
-	if (self->nth < 0)
-		SKIP(return, "no fault injection");
+	NEED_FAILNTH();
 
 	for (n = 1, injected = true; injected && n <= NTH_MAX; n++) {
 		ASSERT_EQ(0, nth_arm(self->nth, n));
@@ -586,9 +583,7 @@ TEST_F_TIMEOUT(failnth, mmap, 600)
 	char *p = MAP_FAILED;
 	int ret = 0;
 
-	/* The harness of 6.1 runs the body after a skipped setup. */
-	if (self->nth < 0)
-		SKIP(return, "no fault injection");
+	NEED_FAILNTH();
 
 	ASSERT_EQ(0, alloc_chunk(self->fd, &a));
 	ASSERT_EQ(0, kheap_info(self->fd, &held));
@@ -624,9 +619,7 @@ TEST_F_TIMEOUT(failnth, attach, 600)
 	bool injected;
 	int ret = 0;
 
-	/* The harness of 6.1 runs the body after a skipped setup. */
-	if (self->nth < 0)
-		SKIP(return, "no fault injection");
+	NEED_FAILNTH();
 
 	if (kheap_edu_list(&dev, 1) <= 0)
 		SKIP(return, "no edu device (-device edu)");
@@ -663,9 +656,7 @@ TEST_F_TIMEOUT(failnth, detach, 600)
 	bool injected = true;
 	int ret = 0;
 
-	/* The harness of 6.1 runs the body after a skipped setup. */
-	if (self->nth < 0)
-		SKIP(return, "no fault injection");
+	NEED_FAILNTH();
 
 	if (kheap_edu_list(&dev, 1) <= 0)
 		SKIP(return, "no edu device (-device edu)");
@@ -701,9 +692,7 @@ TEST_F_TIMEOUT(failnth, dma_addr, 600)
 	bool injected;
 	int ret = 0;
 
-	/* The harness of 6.1 runs the body after a skipped setup. */
-	if (self->nth < 0)
-		SKIP(return, "no fault injection");
+	NEED_FAILNTH();
 
 	if (kheap_edu_list(&dev, 1) <= 0)
 		SKIP(return, "no edu device (-device edu)");
@@ -837,9 +826,7 @@ TEST_F_TIMEOUT(failnth_load, init, 1800)
 	bool injected = true;
 	int ret = 0, fd;
 
-	/* The harness of 6.1 runs the body after a skipped setup. */
-	if (self->nth < 0)
-		SKIP(return, "no fault injection");
+	NEED_FAILNTH();
 
 	ASSERT_EQ(0, kheap_meminfo_kb("MemFree", &free_before));
 	for (n = 1; injected && n <= NTH_MAX; n++) {
