@@ -172,7 +172,6 @@ static int kheap_pool_map_reserved(struct kheap_pool *pool, u64 phys, u64 size)
 	pgmap->range.end = phys + size - 1;
 	pgmap->nr_range = 1;
 	pgmap->ops = &kheap_pgmap_ops;
-	pgmap->owner = pool;
 
 	vaddr = memremap_pages(pgmap, memory_add_physaddr_to_nid(phys));
 	if (IS_ERR(vaddr)) {
