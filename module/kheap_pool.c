@@ -143,9 +143,11 @@ static const struct dev_pagemap_ops kheap_pgmap_ops = {
  *   (ZONE_DEVICE is not ZONE_MOVABLE: long-term pins need no migration).
  * - The pages start PG_reserved.  VFIO type1 takes a PG_reserved page for
  *   an MMIO frame: it pins it but never unpins it (put_pfn()), which
- *   would keep such a chunk in the quarantine for good.  Nothing else
- *   looks at the flag on a ZONE_DEVICE page (they are never onlined nor
- *   freed to the page allocator), so it is cleared.
+ *   would keep such a chunk in the quarantine for good.  The flag only
+ *   stands for "not onlined" here, and these pages are never onlined nor
+ *   freed to the page allocator; nothing on the paths a pool's pages take
+ *   (mapping, get_user_pages(), DMA mapping, memunmap_pages()) needs it,
+ *   so it is cleared.
  * - memunmap_pages() waits for the pgmap references that get_user_pages()
  *   takes while it works, not for page references: a pin that outlives
  *   every mapping keeps its chunk in the quarantine, which keeps the
@@ -588,6 +590,8 @@ static void kheap_pool_report_poisoned(const struct kheap_pool *pool)
 		if (PageHWPoison(pfn_to_page(pfn)))
 			pr_warn("pfn %#lx is hardware-poisoned: a reserved pool loaded again would not know\n",
 				pfn);
+		if (!(pfn % SZ_1K))
+			cond_resched();
 	}
 }
 
