@@ -38,6 +38,7 @@
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/maple_tree.h>
+#include <linux/memremap.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/dma-direction.h>
@@ -82,20 +83,23 @@ struct kheap_pool_params {
  * @source: where the range came from, one of &enum kheap_pool_source
  * @phys: physical address of the first byte
  * @size: size in bytes, a multiple of PAGE_SIZE
- * @vaddr: kernel mapping of a reserved range (NULL for the other sources,
- *	whose pages are reached through their struct pages)
+ * @pgmap: the struct pages given to a reserved range (unused for the
+ *	other sources, whose pages the page allocator gave us)
  * @pm_nb: refuses hibernation while a reserved range is the pool
  *
- * The pages of a contig or buddy pool are ordinary pages in the kernel's
- * direct map, and the pool holds one reference on each of them for as
- * long as the module is loaded.  A reserved range is not in the direct
- * map; see kheap_pool_maps_pages().
+ * Every pool is made of struct pages in the kernel's direct map, which
+ * the pool holds one reference on each for as long as the module is
+ * loaded: the pages of a contig or buddy pool come from the page
+ * allocator; a reserved range gets ZONE_DEVICE pages from
+ * memremap_pages() (kheap_pool.c).  So the rest of the module treats all
+ * pools alike: user mappings hold pages, get_user_pages() works on them,
+ * and kheap_phys_to_page() is valid for every byte of every pool.
  */
 struct kheap_pool {
 	enum kheap_pool_source source;
 	phys_addr_t phys;
 	size_t size;
-	void *vaddr;
+	struct dev_pagemap pgmap;
 	struct notifier_block pm_nb;
 };
 
@@ -271,19 +275,7 @@ struct kheap_addr_info {
 	phys_addr_t phys;
 };
 
-/*
- * Are the pool's pages mapped into user space as pages?  Only pages in the
- * kernel's direct map may be: get_user_pages() hands them to kernel code
- * (pipes, the page cache, block drivers) that reaches their contents
- * through page_address(), which faults for a reserved range outside the
- * direct map.  Reserved ranges are mapped as raw PFNs instead, which
- * get_user_pages() refuses cleanly.
- */
-static inline bool kheap_pool_maps_pages(const struct kheap_pool *pool)
-{
-	return pool->source != KHEAP_SOURCE_RESERVED;
-}
-
+/* The page of any byte of the pool: every pool has struct pages. */
 static inline struct page *kheap_phys_to_page(phys_addr_t phys)
 {
 	return pfn_to_page(PHYS_PFN(phys));
@@ -303,12 +295,8 @@ static inline unsigned long kheap_chunk_pages(const struct kheap_chunk *chunk)
 int kheap_pool_create(struct kheap_pool *pool,
 		      const struct kheap_pool_params *params);
 void kheap_pool_destroy(struct kheap_pool *pool);
-int kheap_pool_zero(const struct kheap_pool *pool, phys_addr_t phys,
-		    size_t size);
-void kheap_pool_copy_page(const struct kheap_pool *pool, phys_addr_t dst,
-			  phys_addr_t src);
-void kheap_pool_copy(const struct kheap_pool *pool, phys_addr_t phys,
-		     void *buf, size_t len, bool write);
+int kheap_pool_zero(phys_addr_t phys, size_t size);
+void kheap_pool_copy_page(phys_addr_t dst, phys_addr_t src);
 const char *kheap_pool_source_name(int source);
 int kheap_pool_parse_source(const char *str);
 

@@ -1466,10 +1466,9 @@ static bool madvise_ok(int adv, int ret)
 	case MADV_POPULATE_READ:
 	case MADV_POPULATE_WRITE:
 		/*
-		 * Contig and buddy pools are pages, which populate; a
-		 * reserved pool is raw frames, which get_user_pages refuses
-		 * (EFAULT); a mapping without the access asked for answers
-		 * EINVAL, EFAULT or ENOMEM depending on the kernel.
+		 * Every pool is pages, which populate; a mapping without
+		 * the access asked for answers EINVAL, EFAULT or ENOMEM
+		 * depending on the kernel.
 		 */
 		return ret == 0 || ret == -EFAULT || ret == -ENOMEM ||
 		       ret == -EINVAL;

@@ -118,7 +118,6 @@ static int device_open(struct kheap_pool *pool)
 	}
 	dev.pool.phys = info.pool_phys;
 	dev.pool.size = info.pool_size;
-	dev.pool.raw_frames = info.pool_source == KHEAP_SOURCE_RESERVED;
 	dev.pool.page_size = info.page_size;
 	dev.pool.base = base;
 	dev.pool.span = span;

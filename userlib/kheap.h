@@ -156,10 +156,10 @@ uint64_t kheap_dma_addr(const void *ptr, int handle);
  * memory, now and later, into a VFIO type1 container with IOVA equal to
  * the physical address, so kheap_phys() is the device address there too.
  * container_fd has a group attached and VFIO_TYPE1v2_IOMMU (or TYPE1) set.
- * 0, or -1 with errno: EPERM (physical addresses withheld), EOPNOTSUPP
- * (a reserved memmap= pool, mapped as raw frames that VFIO cannot pin:
- * use a runtime pool), ENOSPC (too many containers), EEXIST (already
- * mapped), or what VFIO_IOMMU_MAP_DMA said.
+ * 0, or -1 with errno: EPERM (physical addresses withheld), ENOSPC (too
+ * many containers), EEXIST (already mapped), or what VFIO_IOMMU_MAP_DMA
+ * said (EFAULT from an older kheap.ko that mapped reserved memmap= pools
+ * as raw frames, which VFIO cannot pin).
  */
 int kheap_vfio_map(int container_fd);
 int kheap_vfio_unmap(int container_fd);

@@ -28,9 +28,6 @@ struct kheap_pool {
 	size_t page_size;
 	uintptr_t base;		/* virtual address of pool offset 0 */
 	size_t span;		/* window bytes from base (>= size) */
-	int raw_frames;		/* mapped as raw page frames (a reserved
-				 * pool): get_user_pages() users such as
-				 * VFIO cannot pin it */
 };
 
 struct kheap_chunk {
