@@ -4,8 +4,8 @@
 # Pack a guest initramfs for kernel KREL: busybox, scripts/guest-init.sh as
 # /init, everything in STAGEDIR under /kheap, the shared libraries that the
 # staged programs need, and the kernel's own helper modules (loop, for the
-# O_DIRECT tests; vfio-pci, for the DMA tests), decompressed because busybox
-# insmod wants plain .ko files.
+# O_DIRECT tests; vfio-pci, for the DMA tests; vgem and vivid, for the
+# dma-buf tests), decompressed because busybox insmod wants plain .ko files.
 # Usage: scripts/mkinitramfs.sh KREL STAGEDIR OUT.cpio
 # The kernel's modules are those of /lib/modules/KREL, or of
 # $KHEAP_MODBASE/lib/modules/KREL for a kernel installed elsewhere (a
@@ -46,9 +46,9 @@ for name in loop; do
 	copy_ko "$ko" "$root/kheap/modules/$name.ko"
 done
 
-# vfio-pci and what it needs, not loaded at boot: /kheap/modules/vfio/order
-# lists the files dependencies first, for a loop of busybox insmod (the
-# guest has no modprobe database).  Built-in modules are simply left out.
+# vfio-pci, vgem, vivid and what they need, not loaded at boot:
+# /kheap/modules/{vfio,dmabuf}/order list the files dependencies first, for
+# a loop of busybox insmod (the guest has no modprobe database).  Built-in modules are simply left out.
 # mod_files NAME: the module files of NAME's dependencies, then NAME's own;
 # in a subshell, so the recursion keeps its variables apart.
 mod_files() (
@@ -62,18 +62,26 @@ mod_files() (
 	done
 	echo "$file"
 )
-vfio_dir=$root/kheap/modules/vfio
-mkdir -p "$vfio_dir"
+# stage_modules DIR NAME...: NAMEs and their dependencies into DIR, with
+# DIR/order listing the files dependencies first.
+stage_modules() {
+	dir=$1
+	shift
+	mkdir -p "$dir"
+	for name in "$@"; do
+		mod_files "$name"
+	done | awk '!seen[$0]++' | while read -r file; do
+		base=$(basename "$file")
+		base=${base%.xz}
+		base=${base%.zst}
+		copy_ko "$file" "$dir/$base"
+		echo "$base" >> "$dir/order"
+	done
+}
 # vfio_iommu_type1 is only a soft dependency of vfio: name it.
-for name in vfio vfio_iommu_type1 vfio_pci; do
-	mod_files "$name"
-done | awk '!seen[$0]++' | while read -r file; do
-	base=$(basename "$file")
-	base=${base%.xz}
-	base=${base%.zst}
-	copy_ko "$file" "$vfio_dir/$base"
-	echo "$base" >> "$vfio_dir/order"
-done
+stage_modules "$root/kheap/modules/vfio" vfio vfio_iommu_type1 vfio_pci
+# The dma-buf importers of kheap_dmabuf_test: DRM's vgem, V4L2's vivid.
+stage_modules "$root/kheap/modules/dmabuf" vgem vivid
 
 # Shared libraries (and the dynamic loader) of every staged program.
 find "$root/kheap" -type f -perm -u+x | while read -r f; do
