@@ -50,6 +50,8 @@
 
 #include <uapi/linux/kheap.h>
 
+struct dma_buf;
+
 /*
  * The largest ALLOC alignment granted to a file that physical addresses
  * are withheld from (restrict_phys=1, opened without CAP_SYS_RAWIO).  An
@@ -128,6 +130,9 @@ struct kheap_pool {
  * @dma_nb: PCI bus notifier: attached devices changing hands or leaving
  * @dma_pnb: the same for the platform bus
  * @fork_lock: see below
+ * @dmabuf_lock: see below
+ * @dmabufs: every &struct kheap_dmabuf that still exists (kheap_dmabuf.c)
+ * @nr_dmabufs: entries in @dmabufs
  */
 struct kheap_dev {
 	struct miscdevice misc;
@@ -166,6 +171,13 @@ struct kheap_dev {
 	 * fork copy (kheap_fork.c).  Taken in page faults, under mmap_lock.
 	 */
 	struct mutex fork_lock;
+	/*
+	 * Protects @dmabufs and @nr_dmabufs.  Taken by EXPORT and by a
+	 * dma-buf's release, outside every other kheap lock.
+	 */
+	struct mutex dmabuf_lock;
+	struct list_head dmabufs;
+	u64 nr_dmabufs;
 };
 
 /**
@@ -348,6 +360,29 @@ int kheap_dma_addr(struct kheap_file *kf, struct kheap_chunk *chunk,
 void kheap_dma_sync(struct kheap_file *kf, struct kheap_chunk *chunk,
 		    u64 offset, u64 len, enum dma_data_direction dir, bool end);
 u64 kheap_dma_nr_attached(struct kheap_file *kf);
+
+/* kheap_dmabuf.c */
+
+/**
+ * struct kheap_dmabuf_new - an exported dma-buf user space does not see yet
+ * @dmabuf: the dma-buf, with the reference the descriptor will own
+ * @fd: the descriptor reserved for it, not installed
+ */
+struct kheap_dmabuf_new {
+	struct dma_buf *dmabuf;
+	int fd;
+};
+
+void kheap_dmabuf_init(struct kheap_dev *kd);
+void kheap_dmabuf_fini(struct kheap_dev *kd);
+int kheap_dmabuf_export(struct kheap_file *kf, u64 token, u64 offset,
+			u64 length, u64 flags, struct kheap_dmabuf_new *out);
+void kheap_dmabuf_install(const struct kheap_dmabuf_new *nb);
+void kheap_dmabuf_abort(const struct kheap_dmabuf_new *nb);
+u64 kheap_dmabuf_count(struct kheap_dev *kd);
+unsigned int kheap_dmabuf_extents(struct kheap_dev *kd,
+				  struct kheap_extent *ext, unsigned int max,
+				  bool *more);
 
 /* kheap_fork.c */
 extern const struct vm_operations_struct kheap_copy_vm_ops;

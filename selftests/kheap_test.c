@@ -1982,10 +1982,14 @@ TEST_F_TIMEOUT(kheap, alloc_alignment, 120)
 TEST_F(kheap, ioctl_unknown_commands)
 {
 	const unsigned long cmds[] = {
-		/* unknown numbers (0x05-0x07 are ABI 2's, 0x08 ABI 3's) */
+		/* unknown numbers (0x05-0x07 are ABI 2's, 0x08 ABI 3's, 0x09 ABI 4's) */
+		_IO(KHEAP_IOC_MAGIC, 0x0a),
+		_IOR(KHEAP_IOC_MAGIC, 0x0a, struct kheap_info),
+		_IOWR(KHEAP_IOC_MAGIC, 0x0a, struct kheap_alloc),
+		/* EXPORT's number, wrong direction */
 		_IO(KHEAP_IOC_MAGIC, 0x09),
-		_IOR(KHEAP_IOC_MAGIC, 0x09, struct kheap_info),
-		_IOWR(KHEAP_IOC_MAGIC, 0x09, struct kheap_alloc),
+		_IOR(KHEAP_IOC_MAGIC, 0x09, struct kheap_export),
+		_IOW(KHEAP_IOC_MAGIC, 0x09, struct kheap_export),
 		_IOW(KHEAP_IOC_MAGIC, 0x3f, struct kheap_free),
 		_IOWR(KHEAP_IOC_MAGIC, 0xff, struct kheap_query),
 		/* another magic */

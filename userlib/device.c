@@ -331,6 +331,23 @@ static int device_dma_addr(const struct kheap_chunk *c, uint64_t handle,
 	return 0;
 }
 
+static int device_export(const struct kheap_chunk *c, size_t off,
+			 size_t len, int flags)
+{
+	struct kheap_export e;
+
+	if (dev.fd < 0)
+		return -EBADF;
+	memset(&e, 0, sizeof(e));
+	e.token = c->token;
+	e.offset = off;
+	e.length = len;
+	e.flags = (unsigned int)flags;
+	if (ioctl(dev.fd, KHEAP_IOC_EXPORT, &e))
+		return -errno;
+	return (int)e.fd;
+}
+
 const struct kheap_provider kheap_device_provider = {
 	.name = "device",
 	.open = device_open,
@@ -343,4 +360,5 @@ const struct kheap_provider kheap_device_provider = {
 	.attach = device_attach,
 	.detach = device_detach,
 	.dma_addr = device_dma_addr,
+	.export = device_export,
 };

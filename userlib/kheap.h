@@ -68,7 +68,7 @@ extern "C" {
 #endif
 
 #define KHEAP_VERSION_MAJOR 1
-#define KHEAP_VERSION_MINOR 2
+#define KHEAP_VERSION_MINOR 3
 
 struct kheap_stats {
 	uint64_t bytes_in_use;	/* usable bytes of live allocations */
@@ -108,6 +108,27 @@ size_t kheap_malloc_usable_size(const void *ptr);
  * lives while any process maps it); kheap_realloc keeps it shared.
  */
 void *kheap_malloc_shared(size_t size);
+
+/*
+ * dma-buf export (since 1.3, with a kheap module of ABI 4): the len bytes
+ * at ptr as a dma-buf file descriptor, for any driver that imports
+ * dma-bufs (V4L2 V4L2_MEMORY_DMABUF, DRM PRIME, RDMA).  ptr and len must
+ * be multiples of the page size, len > 0, and the range must lie inside
+ * one block of this process (more exactly: one kernel chunk, which a
+ * block never crosses).  kheap_aligned_alloc(page size, n) with n a
+ * multiple of the page size always returns such a block, whole.  flags:
+ * O_RDONLY or O_RDWR, optionally | O_CLOEXEC.  The dma-buf is the same
+ * physical pages (kheap_phys() tells where the importer's data lands,
+ * without an IOMMU) and keeps them allocated in the kernel while it
+ * exists, but the block's owner must keep the block (not kheap_free or
+ * kheap_realloc it) while an importer may still use it: the library
+ * would hand the memory out again.  Returns the descriptor, or -1 with
+ * errno: EINVAL (not kheap memory of this process, unaligned or empty
+ * range, a range beyond its block's chunk, bad flags), EOPNOTSUPP (a
+ * module older than ABI 4, which cannot export), EMFILE, and
+ * in a fork child ENOMEM or EIO as for kheap_phys().
+ */
+int kheap_export(void *ptr, size_t len, int flags);
 
 /* Physical address of that byte, without a system call (but see fork
  * above); 0 with errno = EINVAL for an address that is not kheap memory

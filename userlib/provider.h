@@ -81,6 +81,11 @@ struct kheap_provider {
 	/* Device address of the chunk's first byte; 0 or -errno. */
 	int (*dma_addr)(const struct kheap_chunk *c, uint64_t handle,
 			uint64_t *addr);
+	/* A dma-buf of len bytes at offset off of the chunk (both page
+	 * multiples, inside it), open(2) flags O_RDONLY or O_RDWR and
+	 * O_CLOEXEC: its descriptor, or -errno.  NULL: no dma-bufs. */
+	int (*export)(const struct kheap_chunk *c, size_t off, size_t len,
+		      int flags);
 };
 
 /*

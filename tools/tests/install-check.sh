@@ -53,7 +53,7 @@ usr/include/linux/kheap.h
 usr/lib/libkheap.a
 usr/lib/libkheap.so
 usr/lib/libkheap.so.1
-usr/lib/libkheap.so.1.2.0
+usr/lib/libkheap.so.1.3.0
 usr/lib/pkgconfig/kheap.pc
 usr/sbin/kheapctl
 usr/share/doc/kheap/examples/kheap.modprobe.conf
