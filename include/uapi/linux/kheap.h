@@ -419,7 +419,8 @@ struct kheap_adopt {
 /*
  * EXPORT flags (ABI 4): the open(2) flags of the new dma-buf file.  The
  * access mode is O_RDONLY or O_RDWR (O_WRONLY is no dma-buf mode);
- * O_CLOEXEC sets close-on-exec on the new descriptor.
+ * O_CLOEXEC sets close-on-exec on the new descriptor.  (The O_ names
+ * come from <fcntl.h>, as for DMA_HEAP_VALID_FD_FLAGS.)
  */
 #define KHEAP_EXPORT_FLAGS_VALID	(O_ACCMODE | O_CLOEXEC)
 
