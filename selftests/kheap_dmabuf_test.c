@@ -6,8 +6,8 @@
  * allocators= modes).
  *
  * Needs the module loaded (kheap.sh does that for each pool source) and
- * root.  On a reserved pool (no struct pages) EXPORT must give
- * -EOPNOTSUPP and everything else skips.  vgem and vivid are loaded from
+ * root.  Every pool source exports, a reserved one too (its range has
+ * struct pages, as ZONE_DEVICE memory).  vgem and vivid are loaded from
  * $KHEAP_DMABUF_MODULES (a directory of .ko files with an "order" file,
  * dependencies first, as scripts/mkinitramfs.sh stages it), or with
  * modprobe's database when that is not set; they are unloaded again.
@@ -303,7 +303,6 @@ FIXTURE(dmabuf) {
 	int fd;
 	size_t pg;
 	struct kheap_info info;		/* at setup, pool idle */
-	bool exports;			/* the pool has struct pages */
 	long refcnt;			/* module references at setup */
 	int nfds;			/* descriptors at setup */
 };
@@ -322,7 +321,6 @@ FIXTURE_SETUP(dmabuf)
 				 kheap_state_str(&self->info, buf, sizeof(buf)),
 				 kheap_errname(ret));
 	ASSERT_LE(4ULL, self->info.abi_version);
-	self->exports = true;	/* every pool source exports */
 	ASSERT_EQ(0, dmabufs_now(self->fd, &a, &b));
 	ASSERT_EQ(0ULL, a);
 	ASSERT_EQ(0ULL, b);
@@ -337,11 +335,6 @@ FIXTURE_TEARDOWN(dmabuf)
 		close(self->fd);
 }
 
-#define NEED_EXPORT() do {						\
-	if (!self->exports)						\
-		SKIP(return, "a %s pool does not export",		\
-		     kheap_source_name(self->info.pool_source));	\
-} while (0)
 
 /*
  * After a test: everything went back, exactly, and no dma-buf, descriptor
@@ -366,22 +359,6 @@ static void expect_all_back(struct __test_metadata *_metadata,
 	EXPECT_EQ(self->refcnt, module_refcnt());
 }
 
-/* A reserved pool has no struct pages: EXPORT says so, and nothing else. */
-TEST_F(dmabuf, reserved_pool_refuses)
-{
-	struct kheap_alloc al;
-
-	if (self->exports)
-		SKIP(return, "not a reserved pool");
-	ASSERT_EQ(0, kheap_alloc(self->fd, self->pg, 0, &al));
-	EXPECT_EQ(-EOPNOTSUPP, export(self->fd, al.token, 0, self->pg,
-				      O_RDWR));
-	/* Bad input still comes first. */
-	EXPECT_EQ(-EINVAL, export(self->fd, al.token, 0, self->pg, O_WRONLY));
-	ASSERT_EQ(0, kheap_free(self->fd, al.token));
-	expect_all_back(_metadata, self);
-}
-
 /* One bad field per case, each with its errno, and nothing changes. */
 TEST_F(dmabuf, bad_input)
 {
@@ -398,7 +375,6 @@ TEST_F(dmabuf, bad_input)
 	unsigned int i;
 	int other;
 
-	NEED_EXPORT();
 	ASSERT_EQ(0, kheap_alloc(self->fd, size, 0, &al));
 
 	/* Tokens: never allocated, another file's, freed, unaligned. */
@@ -496,7 +472,6 @@ TEST_F(dmabuf, larger_struct_zero_tail)
 	struct kheap_export *ex = (struct kheap_export *)big;
 	struct kheap_alloc al;
 
-	NEED_EXPORT();
 	ASSERT_EQ(0, kheap_alloc(self->fd, self->pg, 0, &al));
 	memset(big, 0, sizeof(big));
 	ex->token = al.token;
@@ -524,7 +499,6 @@ TEST_F(dmabuf, export_maps_same_pages)
 	uint64_t a, b;
 	int dfd, flags;
 
-	NEED_EXPORT();
 	ASSERT_EQ(0, kheap_alloc(self->fd, size, 0, &al));
 	k = kheap_map(self->fd, al.token, size);
 	ASSERT_NE(MAP_FAILED, k);
@@ -592,7 +566,6 @@ TEST_F(dmabuf, read_only_export)
 	void *d;
 	int dfd;
 
-	NEED_EXPORT();
 	ASSERT_EQ(0, kheap_alloc(self->fd, self->pg, 0, &al));
 	dfd = export(self->fd, al.token, 0, self->pg, O_RDONLY);
 	ASSERT_GE(dfd, 0) TH_LOG("EXPORT: %s", kheap_errname(dfd));
@@ -619,7 +592,6 @@ TEST_F(dmabuf, sync_ioctl)
 	unsigned int i;
 	int dfd;
 
-	NEED_EXPORT();
 	ASSERT_EQ(0, kheap_alloc(self->fd, 2 * self->pg, 0, &al));
 	dfd = export(self->fd, al.token, 0, 2 * self->pg, O_RDWR);
 	ASSERT_GE(dfd, 0);
@@ -647,7 +619,6 @@ TEST_F(dmabuf, outlives_free_close_munmap)
 	unsigned char *k, *d;
 	int fd2, dfd, ret;
 
-	NEED_EXPORT();
 	fd2 = kheap_open();
 	ASSERT_GE(fd2, 0);
 	ASSERT_EQ(0, kheap_alloc(fd2, size, 0, &al));
@@ -699,7 +670,6 @@ TEST_F(dmabuf, overlapping_exports)
 	int dfd[3];
 	uint64_t a, b;
 
-	NEED_EXPORT();
 	ASSERT_EQ(0, kheap_alloc(self->fd, 3 * pg, 0, &al));
 	dfd[0] = export(self->fd, al.token, 0, 3 * pg, O_RDWR);
 	dfd[1] = export(self->fd, al.token, pg, 2 * pg, O_RDONLY);
@@ -746,7 +716,6 @@ TEST_F(dmabuf, other_processes)
 	int sv[2], dfd, status;
 	pid_t pid;
 
-	NEED_EXPORT();
 	ASSERT_EQ(0, kheap_alloc(self->fd, size, 0, &al));
 	k = kheap_map(self->fd, al.token, size);
 	ASSERT_NE(MAP_FAILED, k);
@@ -898,7 +867,6 @@ FIXTURE(vgem) {
 	int fd;
 	size_t pg;
 	struct kheap_info info;
-	bool exports;
 	long refcnt;
 	int nfds;
 	bool loaded;
@@ -916,11 +884,8 @@ FIXTURE_SETUP(vgem)
 	ret = kheap_wait_idle(self->fd, KHEAP_SETTLE_MS, &self->info);
 	ASSERT_EQ(0, ret) TH_LOG("pool not idle: %s",
 				 kheap_state_str(&self->info, buf, sizeof(buf)));
-	self->exports = true;	/* every pool source exports */
 	self->refcnt = module_refcnt();
 	self->nfds = count_fds();
-	if (!self->exports)
-		return;
 	LOAD_IMPORTER("vgem", "");
 	self->loaded = true;
 }
@@ -939,7 +904,7 @@ static void vgem_all_back(struct __test_metadata *_metadata,
 {
 	FIXTURE_DATA(dmabuf) d = {
 		.fd = self->fd, .pg = self->pg, .info = self->info,
-		.exports = self->exports, .refcnt = self->refcnt,
+		.refcnt = self->refcnt,
 		.nfds = self->nfds,
 	};
 
@@ -963,8 +928,8 @@ TEST_F(vgem, prime_import_mmap_reexport)
 	unsigned char *k, *v, *v2;
 	int drm, drm2, dfd, ret;
 
-	if (!self->exports || !self->loaded)
-		SKIP(return, "this pool does not export, or no vgem");
+	if (!self->loaded)
+		SKIP(return, "no vgem");
 	ASSERT_EQ(0, vgem_open(&drm));
 	ASSERT_EQ(0, vgem_open(&drm2));
 	ASSERT_EQ(0, kheap_alloc(self->fd, size, 0, &al));
@@ -1031,8 +996,8 @@ TEST_F(vgem, holds_module)
 	uint32_t h = 0;
 	int drm, dfd, ret;
 
-	if (!self->exports || !self->loaded)
-		SKIP(return, "this pool does not export, or no vgem");
+	if (!self->loaded)
+		SKIP(return, "no vgem");
 	ASSERT_EQ(0, vgem_open(&drm));
 	ASSERT_EQ(0, kheap_alloc(self->fd, self->pg, 0, &al));
 	dfd = export(self->fd, al.token, 0, self->pg, O_RDWR);
@@ -1060,7 +1025,6 @@ FIXTURE(vivid) {
 	int fd;
 	size_t pg;
 	struct kheap_info info;
-	bool exports;
 	long refcnt;
 	int nfds;
 	bool loaded;
@@ -1090,11 +1054,8 @@ FIXTURE_SETUP(vivid)
 	ret = kheap_wait_idle(self->fd, KHEAP_SETTLE_MS, &self->info);
 	ASSERT_EQ(0, ret) TH_LOG("pool not idle: %s",
 				 kheap_state_str(&self->info, buf, sizeof(buf)));
-	self->exports = true;	/* every pool source exports */
 	self->refcnt = module_refcnt();
 	self->nfds = count_fds();
-	if (!self->exports)
-		return;
 	LOAD_IMPORTER("vivid", variant->params);
 	self->loaded = true;
 }
@@ -1112,7 +1073,7 @@ static void vivid_all_back(struct __test_metadata *_metadata,
 {
 	FIXTURE_DATA(dmabuf) d = {
 		.fd = self->fd, .pg = self->pg, .info = self->info,
-		.exports = self->exports, .refcnt = self->refcnt,
+		.refcnt = self->refcnt,
 		.nfds = self->nfds,
 	};
 
@@ -1345,8 +1306,8 @@ TEST_F(vivid, capture_stream_cycles)
 	unsigned int i;
 	int ret;
 
-	if (!self->exports || !self->loaded)
-		SKIP(return, "this pool does not export, or no vivid");
+	if (!self->loaded)
+		SKIP(return, "no vivid");
 	ret = capture_setup(self, &c);
 	ASSERT_EQ(0, ret) TH_LOG("capture setup: %s", kheap_errname(ret));
 	capture_cycles(_metadata, &c, 3);
@@ -1392,8 +1353,8 @@ TEST_F(vivid, close_in_every_order)
 	uint32_t used;
 	int ret;
 
-	if (!self->exports || !self->loaded)
-		SKIP(return, "this pool does not export, or no vivid");
+	if (!self->loaded)
+		SKIP(return, "no vivid");
 	for (o = 0; o < 24; o++) {
 		int kfd = kheap_open();
 
