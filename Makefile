@@ -94,7 +94,7 @@ DKMS_SRC := /usr/src/kheap-$(VERSION)
 MAN3_ALIASES := kheap_malloc kheap_calloc kheap_realloc kheap_free \
 	kheap_aligned_alloc kheap_posix_memalign kheap_malloc_usable_size \
 	kheap_malloc_shared kheap_phys kheap_phys_to_virt kheap_stats kheap_attach kheap_attach_bits \
-	kheap_detach kheap_dma_addr kheap_vfio_map kheap_vfio_unmap
+	kheap_detach kheap_dma_addr kheap_sync kheap_vfio_map kheap_vfio_unmap
 
 .PHONY: tools install uninstall dkms demo dkms-version-check
 

@@ -53,7 +53,7 @@ usr/include/linux/kheap.h
 usr/lib/libkheap.a
 usr/lib/libkheap.so
 usr/lib/libkheap.so.1
-usr/lib/libkheap.so.1.2.0
+usr/lib/libkheap.so.1.3.0
 usr/lib/pkgconfig/kheap.pc
 usr/sbin/kheapctl
 usr/share/doc/kheap/examples/kheap.modprobe.conf
@@ -74,6 +74,7 @@ usr/share/man/man3/kheap_phys_to_virt.3
 usr/share/man/man3/kheap_posix_memalign.3
 usr/share/man/man3/kheap_realloc.3
 usr/share/man/man3/kheap_stats.3
+usr/share/man/man3/kheap_sync.3
 usr/share/man/man3/kheap_vfio_map.3
 usr/share/man/man3/kheap_vfio_unmap.3
 usr/share/man/man3/libkheap.3
