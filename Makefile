@@ -75,6 +75,7 @@ clean:
 #
 #   make tools               userlib/libkheap.a, then tools/kheapctl
 #   make install             [PREFIX=/usr/local] [DESTDIR=] [KERNELRELEASE=...]
+#                            [PYTHON=/usr/bin/python3] [PYTHONDIR=...]
 #   make uninstall           the same variables as install
 #   make dkms                register, build and install the module with DKMS
 #   make demo [HOST=1]       load, status, map, unload: in a 6.12 QEMU guest, or
@@ -89,6 +90,11 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/kheap
 UDEVRULESDIR ?= /lib/udev/rules.d
+# The Python binding: Debian's python3 (not one earlier on PATH), into the
+# directory Debian's python3 searches for this PREFIX.
+PYTHON ?= /usr/bin/python3
+PYTHON_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+PYTHONDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(PYTHON_VERSION)/dist-packages)
 DKMS_SRC := /usr/src/kheap-$(VERSION)
 # libkheap(3) aliases: `man kheap_malloc` and friends.
 MAN3_ALIASES := kheap_malloc kheap_calloc kheap_realloc kheap_free \
@@ -120,6 +126,8 @@ install: module tools
 	install -D -m 0644 docs/kheap.modules-load.conf \
 		$(DESTDIR)$(DOCDIR)/examples/kheap.modules-load.conf
 	install -D -m 0644 docs/install.md $(DESTDIR)$(DOCDIR)/install.md
+	install -d $(DESTDIR)$(PYTHONDIR)/kheap
+	install -m 0644 python/kheap/*.py $(DESTDIR)$(PYTHONDIR)/kheap/
 ifeq ($(DESTDIR),)
 	ldconfig
 	getent group kheap >/dev/null || groupadd --system kheap
@@ -142,6 +150,7 @@ uninstall:
 		$(DESTDIR)$(DOCDIR)/examples/kheap.modprobe.conf \
 		$(DESTDIR)$(DOCDIR)/examples/kheap.modules-load.conf \
 		$(DESTDIR)$(DOCDIR)/install.md
+	rm -rf $(DESTDIR)$(PYTHONDIR)/kheap
 	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) \
 		$(DESTDIR)$(INCLUDEDIR)/linux 2>/dev/null
 ifeq ($(DESTDIR),)

@@ -82,6 +82,14 @@ if [ -f userlib/Makefile ] && grep -q '^check:' userlib/Makefile; then
 	make -s -C userlib check 2>&1
 fi
 
+# --- the Python binding over libkheap's region provider (host, ~5 s) ----------
+if python/tests/host.sh > "$build/python-host.txt" 2>&1; then
+	check_result "python/tests/host.sh: $(tail -n 1 "$build/python-host.txt")" 0
+else
+	sed 's/^/# /' "$build/python-host.txt"
+	check_result "python/tests/host.sh (the binding's tests, region provider)" 1
+fi
+
 # --- kheapctl: JSON writer, make install, DKMS (host) --------------------------
 make -s -C tools check 2>&1
 tools/tests/install-check.sh "$(scripts/kernels.sh "$newest_series")" "$build/install" 2>&1
