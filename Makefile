@@ -75,7 +75,11 @@ clean:
 #
 #   make tools               userlib/libkheap.a, then tools/kheapctl
 #   make install             [PREFIX=/usr/local] [DESTDIR=] [KERNELRELEASE=...]
-#                            [PYTHON=/usr/bin/python3] [PYTHONDIR=...]
+#                            [PYTHON=/usr/bin/python3] [PYTHONDIR=...]: both of
+#   make install-module      the module, into updates/, and
+#   make install-user        libkheap, headers, kheapctl, man pages, udev
+#                            rule, the Python package
+#   make deb                 Debian packages into build/deb/ (scripts/deb.sh)
 #   make uninstall           the same variables as install
 #   make dkms                register, build and install the module with DKMS
 #   make demo [HOST=1]       load, status, map, unload: in a 6.12 QEMU guest, or
@@ -102,16 +106,27 @@ MAN3_ALIASES := kheap_malloc kheap_calloc kheap_realloc kheap_free \
 	kheap_malloc_shared kheap_phys kheap_phys_to_virt kheap_stats kheap_attach kheap_attach_bits \
 	kheap_detach kheap_dma_addr kheap_sync kheap_vfio_map kheap_vfio_unmap
 
-.PHONY: tools install uninstall dkms demo dkms-version-check
+.PHONY: tools install install-module install-user uninstall dkms demo deb dkms-version-check
 
 tools:
 	$(MAKE) -C userlib
 	$(MAKE) -C tools
 
-install: module tools
+install: install-module install-user
+ifeq ($(DESTDIR),)
+	ldconfig
+	getent group kheap >/dev/null || groupadd --system kheap
+	-udevadm control --reload 2>/dev/null && udevadm trigger --subsystem-match=misc \
+		--sysname-match=kheap 2>/dev/null
+endif
+
+install-module: module
 	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates \
 		$(if $(DESTDIR),INSTALL_MOD_PATH=$(DESTDIR)) modules_install
 	$(if $(DESTDIR),,depmod -a $(KERNELRELEASE))
+
+# Everything but the module (debian/rules installs this into debian/tmp).
+install-user: tools
 	$(MAKE) -C userlib install PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
 	install -D -m 0644 include/uapi/linux/kheap.h $(DESTDIR)$(INCLUDEDIR)/linux/kheap.h
 	install -D -m 0755 tools/kheapctl $(DESTDIR)$(SBINDIR)/kheapctl
@@ -128,12 +143,6 @@ install: module tools
 	install -D -m 0644 docs/install.md $(DESTDIR)$(DOCDIR)/install.md
 	install -d $(DESTDIR)$(PYTHONDIR)/kheap
 	install -m 0644 python/kheap/*.py $(DESTDIR)$(PYTHONDIR)/kheap/
-ifeq ($(DESTDIR),)
-	ldconfig
-	getent group kheap >/dev/null || groupadd --system kheap
-	-udevadm control --reload 2>/dev/null && udevadm trigger --subsystem-match=misc \
-		--sysname-match=kheap 2>/dev/null
-endif
 
 # Kbuild installs the module where it sits in the tree: updates/module/.
 INSTALLED_KO := $(DESTDIR)/lib/modules/$(KERNELRELEASE)/updates/module/kheap.ko
@@ -176,3 +185,6 @@ dkms: dkms-version-check
 
 demo:
 	HOST=$(HOST) scripts/demo.sh
+
+deb:
+	scripts/deb.sh
