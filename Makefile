@@ -14,6 +14,9 @@
 #   make soak                kheap_soak_test, SOAK_CYCLES (default 100000)
 #                            open/alloc/mmap/close cycles, in a 6.12 guest
 #   make checkpatch          checkpatch.pl --strict on module/ and include/
+#   make shell               a root shell in a 6.12 guest over the host's root
+#                            file system, this tree's kheap.ko loaded
+#                            (KHEAP_SERIES=6.1, KHEAP_PARAMS='size=64M ...')
 #   make clean
 #
 # The kernel module itself is described by ./Kbuild and module/Kbuild; this
@@ -24,7 +27,7 @@ KERNELRELEASE ?= $(shell uname -r)
 KDIR ?= /lib/modules/$(KERNELRELEASE)/build
 HOST ?= 0
 
-.PHONY: all module check check-debug bench checkpatch deps clean fuzz soak
+.PHONY: all module check check-debug bench checkpatch deps clean fuzz soak shell
 
 all: module
 
@@ -56,6 +59,9 @@ fuzz:
 
 soak:
 	SOAK_CYCLES='$(SOAK_CYCLES)' scripts/fuzz.sh soak
+
+shell:
+	scripts/shell.sh
 
 mutants:
 	$(MAKE) -C userlib mutants

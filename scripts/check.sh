@@ -33,18 +33,9 @@ log=$build/check.log
 
 say() { printf '%s\n' "$*"; }
 
-# Our own KTAP block for the checks that are not test programs.
-nchecks=0
-checks_out=$build/checks.ktap
-: > "$checks_out"
-check_result() { # NAME STATUS
-	nchecks=$((nchecks + 1))
-	if [ "$2" -eq 0 ]; then
-		echo "ok $nchecks $1" >> "$checks_out"
-	else
-		echo "not ok $nchecks $1" >> "$checks_out"
-	fi
-}
+# Builds, checkpatch and guest boots as one KTAP block.
+. scripts/ktap-checks.sh
+checks_init "$build/checks.ktap"
 
 run_all() {
 scripts/deps.sh || { echo "not ok 1 scripts/deps.sh"; echo "# Totals: pass:0 fail:1"; return; }
@@ -114,12 +105,7 @@ for s in $series; do
 done
 
 # --- our own checks, as one more KTAP block ---------------------------------
-npass=$(grep -c '^ok ' "$checks_out")
-nfail=$(grep -c '^not ok ' "$checks_out")
-echo "TAP version 13"
-echo "1..$nchecks"
-cat "$checks_out"
-echo "# Totals: pass:$npass fail:$nfail xfail:0 xpass:0 skip:0 error:0"
+checks_print
 }
 
 run_all 2>&1 | tee "$log"

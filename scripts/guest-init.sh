@@ -4,7 +4,9 @@
 # /init of kheap's test guests.  Mounts the usual file systems, loads the
 # helper modules shipped in /kheap/modules, runs /kheap/run.sh (written by
 # the host for this boot), then judges the kernel log itself and reports the
-# result through isa-debug-exit.  Markers on the console let the host check
+# result through isa-debug-exit.  With kheap.rootfs=1 on the command line
+# the script runs over the host's root instead (see run-guest.sh --rootfs),
+# from /run/kheap; with kheap.shell=1 a shell follows it.  Markers on the console let the host check
 # that the guest really got to the end.
 /bin/busybox --install -s /bin
 export PATH=/kheap/bin:/bin:/sbin:/usr/bin:/usr/sbin
@@ -21,11 +23,65 @@ for ko in /kheap/modules/*.ko; do
 	[ -e "$ko" ] && insmod "$ko"
 done
 
+# Over the host's root (run-guest.sh --rootfs): mount the host's / from 9p,
+# read-only, under a tmpfs overlay, and run the script chrooted in there,
+# so that every installed program is at hand and writes stay in RAM.
+rootfs=""
+case " $(cat /proc/cmdline) " in
+*" kheap.rootfs=1 "*) rootfs=/rootfs/root ;;
+esac
+shell=0
+case " $(cat /proc/cmdline) " in
+*" kheap.shell=1 "*) shell=1 ;;
+esac
+if [ -n "$rootfs" ]; then
+	for ko in $(cat /kheap/modules/rootfs/order); do
+		insmod "/kheap/modules/rootfs/$ko"
+	done
+	mkdir -p /rootfs/host /rootfs/rw "$rootfs"
+	# cache=loose: the host side does not change while the guest runs.
+	mount -t 9p -o ro,trans=virtio,version=9p2000.L,msize=512000,cache=loose \
+		hostroot /rootfs/host &&
+	mount -t tmpfs -o mode=0755 tmpfs /rootfs/rw &&
+	mkdir -p /rootfs/rw/upper /rootfs/rw/work &&
+	mount -t overlay -o lowerdir=/rootfs/host,upperdir=/rootfs/rw/upper,workdir=/rootfs/rw/work \
+		overlay "$rootfs" || rootfs=/rootfs/broken
+	if [ -d "$rootfs/proc" ]; then
+		mount -t proc proc "$rootfs/proc"
+		mount -t sysfs sysfs "$rootfs/sys"
+		mount -t devtmpfs devtmpfs "$rootfs/dev"
+		mkdir -p "$rootfs/dev/shm" "$rootfs/dev/pts"
+		mount -t tmpfs tmpfs "$rootfs/dev/shm"
+		mount -t devpts devpts "$rootfs/dev/pts"
+		mount -t tmpfs tmpfs "$rootfs/tmp"
+		mount -t tmpfs tmpfs "$rootfs/run"
+		# The staged files (kheap.ko, the run script) under /run/kheap.
+		cp -a /kheap "$rootfs/run/kheap"
+	else
+		echo "KHEAP-GUEST-ROOTFS-FAILED"
+	fi
+fi
+
 echo "KHEAP-GUEST-START $(uname -r)"
 cd /kheap || exit 1
-sh /kheap/run.sh
-status=$?
+if [ -z "$rootfs" ]; then
+	sh /kheap/run.sh
+	status=$?
+elif [ -d "$rootfs/proc" ]; then
+	chroot "$rootfs" /bin/sh -c 'cd /run/kheap && exec sh ./run.sh'
+	status=$?
+else
+	status=1
+fi
 echo "KHEAP-GUEST-RUN-STATUS $status"
+if [ "$shell" -eq 1 ]; then
+	echo "kheap guest shell: exit (or Ctrl-D) powers the guest off"
+	if [ -n "$rootfs" ] && [ -d "$rootfs/proc" ]; then
+		setsid cttyhack chroot "$rootfs" /bin/bash -l
+	else
+		setsid cttyhack sh -l
+	fi
+fi
 
 # The kernel's own verdict: any complaint or unexpected taint fails the boot.
 # Allowed taints: O (out-of-tree, 4096) and E (unsigned, 8192).

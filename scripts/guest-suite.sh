@@ -7,7 +7,9 @@
 # libkheap's guest tests and kheapctl's, packs an initramfs and boots it
 # three times: with a reserved memmap= range and two edu DMA engines (no
 # IOMMU) for the whole suite; behind an Intel IOMMU for the device address
-# tests; with a large ZONE_MOVABLE for the pool placement tests.
+# tests; with a large ZONE_MOVABLE for the pool placement tests.  For the
+# newest kernel of $series a fourth boot runs over the host's root
+# (run-guest.sh --rootfs): scripts/rootfs-tests.sh, tests/rootfs/*.sh.
 #
 # The caller provides $top (cwd), $build, $series, say and check_result.
 # Optional, for another kernel than Debian's:
@@ -190,4 +192,21 @@ RUN
 	rc=$?
 	grep -v '^\[ *[0-9]*\.[0-9]*\]' "$out/console-movable.log" | tr -d '\r'
 	check_result "guest run with movablecore= on $krel" "$rc"
+
+	# Over the host's root (9p, tmpfs overlay): tests/rootfs/, programs
+	# that nobody here wrote.  Newest Debian kernel only: they test
+	# user space, which the kernel series does not change.
+	newest=$(printf '%s\n' $series | sort -V | tail -n 1)
+	[ -n "$newest" ] && [ "$(scripts/kernels.sh "$newest")" = "$krel" ] || return 0
+	cat > "$out/run-rootfs.sh" <<RUN
+${GUEST_PROLOGUE:-}$top/scripts/rootfs-tests.sh $out/src/module/kheap.ko
+status=\$?
+${GUEST_EPILOGUE:-}exit \$status
+RUN
+	say "# guest $krel, host root over 9p"
+	run_guest --quiet --rootfs --timeout $((900 * slow)) \
+		"$krel" "$out/initramfs.cpio" "$out/run-rootfs.sh" "$out/console-rootfs.log"
+	rc=$?
+	grep -v '^\[ *[0-9]*\.[0-9]*\]' "$out/console-rootfs.log" | tr -d '\r'
+	check_result "guest run over the host root on $krel" "$rc"
 }

@@ -4,8 +4,9 @@
 # Pack a guest initramfs for kernel KREL: busybox, scripts/guest-init.sh as
 # /init, everything in STAGEDIR under /kheap, the shared libraries that the
 # staged programs need, and the kernel's own helper modules (loop, for the
-# O_DIRECT tests; vfio-pci, for the DMA tests), decompressed because busybox
-# insmod wants plain .ko files.
+# O_DIRECT tests; vfio-pci, for the DMA tests; 9p and overlayfs, for guests
+# that run over the host's root), decompressed because busybox insmod wants
+# plain .ko files.
 # Usage: scripts/mkinitramfs.sh KREL STAGEDIR OUT.cpio
 # The kernel's modules are those of /lib/modules/KREL, or of
 # $KHEAP_MODBASE/lib/modules/KREL for a kernel installed elsewhere (a
@@ -62,18 +63,27 @@ mod_files() (
 	done
 	echo "$file"
 )
-vfio_dir=$root/kheap/modules/vfio
-mkdir -p "$vfio_dir"
+# module_set DIR NAME...: NAMEs and their dependencies into DIR, with
+# DIR/order listing the files dependencies first.
+module_set() {
+	dir=$1
+	shift
+	mkdir -p "$dir"
+	for name in "$@"; do
+		mod_files "$name"
+	done | awk '!seen[$0]++' | while read -r file; do
+		base=$(basename "$file")
+		base=${base%.xz}
+		base=${base%.zst}
+		copy_ko "$file" "$dir/$base"
+		echo "$base" >> "$dir/order"
+	done
+}
 # vfio_iommu_type1 is only a soft dependency of vfio: name it.
-for name in vfio vfio_iommu_type1 vfio_pci; do
-	mod_files "$name"
-done | awk '!seen[$0]++' | while read -r file; do
-	base=$(basename "$file")
-	base=${base%.xz}
-	base=${base%.zst}
-	copy_ko "$file" "$vfio_dir/$base"
-	echo "$base" >> "$vfio_dir/order"
-done
+module_set "$root/kheap/modules/vfio" vfio vfio_iommu_type1 vfio_pci
+# What a guest booted with the host's root over 9p (run-guest.sh --rootfs)
+# needs before it can mount it: loaded by guest-init.sh in that mode only.
+module_set "$root/kheap/modules/rootfs" virtio_pci 9pnet_virtio 9p overlay
 
 # Shared libraries (and the dynamic loader) of every staged program.
 find "$root/kheap" -type f -perm -u+x | while read -r f; do

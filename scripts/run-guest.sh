@@ -26,23 +26,37 @@
 #   --iommu         an emulated Intel IOMMU (VT-d), enabled in strict mode
 #   --kernel IMAGE  boot IMAGE instead of /boot/vmlinuz-KREL (a kernel built
 #                   here, e.g. by scripts/debug-kernel.sh)
+#   --rootfs        run over the host's root file system: / is shared
+#                   read-only over 9p, a tmpfs overlay takes the writes, and
+#                   RUNSCRIPT runs chrooted in there (cwd /run/kheap, where the
+#                   initramfs's /kheap is copied), so every installed Debian
+#                   program is at hand and the repository is at its host path;
+#                   guest RAM defaults to 2G
+#   --shell         after RUNSCRIPT, an interactive shell on this terminal
+#                   (bash over the host's root with --rootfs); leaving it
+#                   powers the guest off, and the console is still logged
 set -eu
 append=""
 timeout=600
 mem=1G
+mem_given=0
 quiet=0
 qemu_extra=""
 iommu=0
 kernel=""
+rootfs=0
+shell=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--append) append="$append $2"; shift 2 ;;
 	--timeout) timeout="$2"; shift 2 ;;
-	--mem) mem="$2"; shift 2 ;;
+	--mem) mem="$2"; mem_given=1; shift 2 ;;
 	--quiet) quiet=1; shift ;;
 	--qemu) qemu_extra="$qemu_extra $2"; shift 2 ;;
 	--iommu) iommu=1; shift ;;
 	--kernel) kernel="$2"; shift 2 ;;
+	--rootfs) rootfs=1; shift ;;
+	--shell) shell=1; quiet=1; shift ;;
 	--) shift; break ;;
 	-*) echo "run-guest.sh: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
@@ -84,24 +98,43 @@ if [ "$iommu" -eq 1 ]; then
 	cmdline="$cmdline intel_iommu=on iommu.strict=1"
 fi
 
+# The host's root for guest-init.sh (kheap.rootfs=1).  multidevs=remap
+# keeps inode numbers unique across the host's file systems.
+rootfs_dev=""
+if [ "$rootfs" -eq 1 ]; then
+	rootfs_dev="-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
+	cmdline="$cmdline kheap.rootfs=1"
+	[ "$mem_given" -eq 1 ] || mem=2G
+fi
+
+# The serial console: a log file, or this terminal (still logged) for a shell.
+serial="-serial file:$log"
+if [ "$shell" -eq 1 ]; then
+	serial="-chardev stdio,id=con,mux=on,signal=off,logfile=$log -serial chardev:con -mon chardev=con"
+	cmdline="$cmdline kheap.shell=1"
+fi
+
 : > "$log"
 if [ "$quiet" -eq 0 ]; then
 	tail -n +1 -f "$log" --pid=$$ 2>/dev/null &
 	tailpid=$!
 fi
 set +e
-# $iommu_dev and $qemu_extra are word lists: split them, but never glob.
+# $serial, $iommu_dev, $rootfs_dev and $qemu_extra are word lists: split
+# them, but never glob.  Only a shell reads this terminal.
 set -f
+stdin=/dev/null
+[ "$shell" -eq 0 ] || stdin=/dev/stdin
 # shellcheck disable=SC2086
 timeout --foreground -k 10 "$timeout" \
 	qemu-system-x86_64 -nodefaults -no-user-config -accel tcg \
 	-machine q35 -cpu max -smp 2 -m "$mem" \
-	-display none -serial "file:$log" -no-reboot \
-	$iommu_dev \
+	-display none $serial -no-reboot \
+	$iommu_dev $rootfs_dev \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	$qemu_extra \
 	-kernel "$kernel" -initrd "$work/initramfs.cpio" -append "$cmdline" \
-	</dev/null
+	<"$stdin"
 rc=$?
 set +f
 set -e

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -516,9 +517,19 @@ static void *fork_spinner(void *arg)
 	return NULL;
 }
 
+/* KHEAP_FORK_LOOPS: fewer forks on a slow (debug) kernel; default 1000. */
+static int fork_loops(void)
+{
+	const char *s = getenv("KHEAP_FORK_LOOPS");
+	int n = s ? atoi(s) : 1000;
+
+	return n > 0 ? n : 1000;
+}
+
 static void test_fork_loop(void)
 {
 	unsigned char *keep = kheap_malloc(200000);
+	int loops = fork_loops();
 	struct kheap_stats before, after;
 	pthread_t t[2];
 	int bad = 0;
@@ -531,7 +542,7 @@ static void test_fork_loop(void)
 	fork_stop = 0;
 	for (uintptr_t i = 0; i < 2; i++)
 		pthread_create(&t[i], NULL, fork_spinner, (void *)(i + 5));
-	for (int i = 0; i < 1000 && !bad; i++) {
+	for (int i = 0; i < loops && !bad; i++) {
 		int status = -1;
 		pid_t pid = fork();
 
