@@ -12,7 +12,7 @@
 # Where DKMS compiles: scripts/deb.sh (make deb) has DKMS build the
 # packaged source for this kernel on the host and leaves a binaries-only
 # DKMS tarball next to the packages; with it, autoinstall is off during
-# dpkg -i and this test runs dkms add, ldtarball and install itself.
+# dpkg -i and this test runs dkms ldtarball and install itself.
 # Without it, the package's postinst has DKMS compile kheap.ko here:
 # measured under TCG on a loaded 2-core machine, a plain build of kheap.ko
 # in this guest took 585 s, too long for make check's guest.  Each dpkg
@@ -57,7 +57,7 @@ echo "# dpkg -i: $(($(date +%s) - start)) s"
 if [ -f "$prebuilt" ]; then
 	rm -f /etc/dkms/no-autoinstall
 	start=$(date +%s)
-	step dkms add "kheap/$version"
+	# ldtarball adds the package's /usr/src tree and the binaries.
 	step dkms ldtarball --archive="$prebuilt"
 	step dkms install "kheap/$version" -k "$KHEAP_KREL"
 	echo "# DKMS, binaries built on the host from the package's source: $(($(date +%s) - start)) s"
