@@ -38,6 +38,7 @@
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/maple_tree.h>
+#include <linux/memremap.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/dma-direction.h>
@@ -48,6 +49,8 @@
 #include <linux/workqueue.h>
 
 #include <uapi/linux/kheap.h>
+
+struct dma_buf;
 
 /*
  * The largest ALLOC alignment granted to a file that physical addresses
@@ -82,20 +85,23 @@ struct kheap_pool_params {
  * @source: where the range came from, one of &enum kheap_pool_source
  * @phys: physical address of the first byte
  * @size: size in bytes, a multiple of PAGE_SIZE
- * @vaddr: kernel mapping of a reserved range (NULL for the other sources,
- *	whose pages are reached through their struct pages)
+ * @pgmap: the struct pages given to a reserved range (unused for the
+ *	other sources, whose pages the page allocator gave us)
  * @pm_nb: refuses hibernation while a reserved range is the pool
  *
- * The pages of a contig or buddy pool are ordinary pages in the kernel's
- * direct map, and the pool holds one reference on each of them for as
- * long as the module is loaded.  A reserved range is not in the direct
- * map; see kheap_pool_maps_pages().
+ * Every pool is made of struct pages in the kernel's direct map, which
+ * the pool holds one reference on each for as long as the module is
+ * loaded: the pages of a contig or buddy pool come from the page
+ * allocator; a reserved range gets ZONE_DEVICE pages from
+ * memremap_pages() (kheap_pool.c).  So the rest of the module treats all
+ * pools alike: user mappings hold pages, get_user_pages() works on them,
+ * and kheap_phys_to_page() is valid for every byte of every pool.
  */
 struct kheap_pool {
 	enum kheap_pool_source source;
 	phys_addr_t phys;
 	size_t size;
-	void *vaddr;
+	struct dev_pagemap pgmap;
 	struct notifier_block pm_nb;
 };
 
@@ -124,6 +130,9 @@ struct kheap_pool {
  * @dma_nb: PCI bus notifier: attached devices changing hands or leaving
  * @dma_pnb: the same for the platform bus
  * @fork_lock: see below
+ * @dmabuf_lock: see below
+ * @dmabufs: every &struct kheap_dmabuf that still exists (kheap_dmabuf.c)
+ * @nr_dmabufs: entries in @dmabufs
  */
 struct kheap_dev {
 	struct miscdevice misc;
@@ -162,6 +171,13 @@ struct kheap_dev {
 	 * fork copy (kheap_fork.c).  Taken in page faults, under mmap_lock.
 	 */
 	struct mutex fork_lock;
+	/*
+	 * Protects @dmabufs and @nr_dmabufs.  Taken by EXPORT and by a
+	 * dma-buf's release, outside every other kheap lock.
+	 */
+	struct mutex dmabuf_lock;
+	struct list_head dmabufs;
+	u64 nr_dmabufs;
 };
 
 /**
@@ -271,19 +287,7 @@ struct kheap_addr_info {
 	phys_addr_t phys;
 };
 
-/*
- * Are the pool's pages mapped into user space as pages?  Only pages in the
- * kernel's direct map may be: get_user_pages() hands them to kernel code
- * (pipes, the page cache, block drivers) that reaches their contents
- * through page_address(), which faults for a reserved range outside the
- * direct map.  Reserved ranges are mapped as raw PFNs instead, which
- * get_user_pages() refuses cleanly.
- */
-static inline bool kheap_pool_maps_pages(const struct kheap_pool *pool)
-{
-	return pool->source != KHEAP_SOURCE_RESERVED;
-}
-
+/* The page of any byte of the pool: every pool has struct pages. */
 static inline struct page *kheap_phys_to_page(phys_addr_t phys)
 {
 	return pfn_to_page(PHYS_PFN(phys));
@@ -303,12 +307,8 @@ static inline unsigned long kheap_chunk_pages(const struct kheap_chunk *chunk)
 int kheap_pool_create(struct kheap_pool *pool,
 		      const struct kheap_pool_params *params);
 void kheap_pool_destroy(struct kheap_pool *pool);
-int kheap_pool_zero(const struct kheap_pool *pool, phys_addr_t phys,
-		    size_t size);
-void kheap_pool_copy_page(const struct kheap_pool *pool, phys_addr_t dst,
-			  phys_addr_t src);
-void kheap_pool_copy(const struct kheap_pool *pool, phys_addr_t phys,
-		     void *buf, size_t len, bool write);
+int kheap_pool_zero(phys_addr_t phys, size_t size);
+void kheap_pool_copy_page(phys_addr_t dst, phys_addr_t src);
 const char *kheap_pool_source_name(int source);
 int kheap_pool_parse_source(const char *str);
 
@@ -360,6 +360,29 @@ int kheap_dma_addr(struct kheap_file *kf, struct kheap_chunk *chunk,
 void kheap_dma_sync(struct kheap_file *kf, struct kheap_chunk *chunk,
 		    u64 offset, u64 len, enum dma_data_direction dir, bool end);
 u64 kheap_dma_nr_attached(struct kheap_file *kf);
+
+/* kheap_dmabuf.c */
+
+/**
+ * struct kheap_dmabuf_new - an exported dma-buf user space does not see yet
+ * @dmabuf: the dma-buf, with the reference the descriptor will own
+ * @fd: the descriptor reserved for it, not installed
+ */
+struct kheap_dmabuf_new {
+	struct dma_buf *dmabuf;
+	int fd;
+};
+
+void kheap_dmabuf_init(struct kheap_dev *kd);
+void kheap_dmabuf_fini(struct kheap_dev *kd);
+int kheap_dmabuf_export(struct kheap_file *kf, u64 token, u64 offset,
+			u64 length, u64 flags, struct kheap_dmabuf_new *out);
+void kheap_dmabuf_install(const struct kheap_dmabuf_new *nb);
+void kheap_dmabuf_abort(const struct kheap_dmabuf_new *nb);
+u64 kheap_dmabuf_count(struct kheap_dev *kd);
+unsigned int kheap_dmabuf_extents(struct kheap_dev *kd,
+				  struct kheap_extent *ext, unsigned int max,
+				  bool *more);
 
 /* kheap_fork.c */
 extern const struct vm_operations_struct kheap_copy_vm_ops;

@@ -9,8 +9,7 @@
  * last reference goes, the chunk's pages return to genalloc - unless one
  * of them is still referenced from elsewhere: a get_user_pages() pin taken
  * through a mapping can outlive the mapping.  Such a chunk waits in a
- * quarantine, still counted as in use, until its pages are idle.  (Only
- * pools mapped as pages need this; see kheap_pool_maps_pages().)
+ * quarantine, still counted as in use, until its pages are idle.
  *
  * Tokens are mmap() offsets.  They come from one counter shared by all
  * files, so a token is never reused - by the same file or any other - and
@@ -468,7 +467,7 @@ int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align, u64 limit,
 	chunk->shared = shared;
 
 	/* Outside any lock: clearing a large chunk takes a while. */
-	ret = kheap_pool_zero(&kf->kd->pool, chunk->phys, chunk->size);
+	ret = kheap_pool_zero(chunk->phys, chunk->size);
 	if (!ret)
 		ret = kheap_file_insert(kf, chunk);
 	if (!ret) {

@@ -124,12 +124,10 @@ static bool kheap_copy_fill(struct kheap_copy *copy, pgoff_t index)
 	if (test_bit(index, copy->copied))
 		return true;
 	/* Reading a page the hardware reported bad could crash: no copy. */
-	if (kheap_pool_maps_pages(&copy->kd->pool) &&
-	    PageHWPoison(kheap_phys_to_page(src->phys + off)))
+	if (PageHWPoison(kheap_phys_to_page(src->phys + off)))
 		return false;
 	__set_bit(index, copy->copied);
-	kheap_pool_copy_page(&copy->kd->pool, copy->dst->phys + off,
-			     src->phys + off);
+	kheap_pool_copy_page(copy->dst->phys + off, src->phys + off);
 	/* The caller holds a reference on the source besides ours. */
 	if (++copy->nr_copied == kheap_chunk_pages(copy->dst))
 		kheap_chunk_put(kheap_copy_detach(copy));
@@ -284,14 +282,6 @@ void kheap_fork_preserve(struct kheap_chunk *chunk, pgoff_t index)
 	mutex_unlock(&kd->fork_lock);
 }
 
-/* Offset in the copy of user address @addr of @vma. */
-static u64 kheap_copy_offset(struct vm_area_struct *vma,
-			     const struct kheap_copy *copy, unsigned long addr)
-{
-	return ((u64)(vma->vm_pgoff - (copy->token >> PAGE_SHIFT)) <<
-		PAGE_SHIFT) + (addr - vma->vm_start);
-}
-
 /* The copy's chunk with page @index filled, or NULL (SIGBUS). */
 static struct kheap_chunk *kheap_copy_page(struct kheap_copy *copy,
 					   pgoff_t index)
@@ -328,30 +318,6 @@ static vm_fault_t kheap_copy_fault(struct vm_fault *vmf)
 		return VM_FAULT_SIGBUS;
 	/* The VMA's reference on the copy keeps @dst. */
 	return kheap_mmap_insert(vmf, dst, index);
-}
-
-/* ptrace() and /proc/PID/mem, as kheap_vm_access() for chunks. */
-static int kheap_copy_access(struct vm_area_struct *vma, unsigned long addr,
-			     void *buf, int len, int write)
-{
-	struct kheap_copy *copy = vma->vm_private_data;
-	struct kheap_chunk *dst;
-	u64 offset;
-
-	if (!copy)
-		return -EIO;
-	if (!(vma->vm_flags & (write ? VM_WRITE : VM_READ)))
-		return -EINVAL;
-	offset = kheap_copy_offset(vma, copy, addr);
-	if (offset >= copy->size)
-		return -EINVAL;
-
-	dst = kheap_copy_page(copy, offset >> PAGE_SHIFT);
-	if (!dst)
-		return -EIO;
-	len = min_t(unsigned long, len, PAGE_SIZE - offset_in_page(addr));
-	kheap_pool_copy(&copy->kd->pool, dst->phys + offset, buf, len, write);
-	return len;
 }
 
 static void kheap_copy_vm_open(struct vm_area_struct *vma)
@@ -401,7 +367,6 @@ const struct vm_operations_struct kheap_copy_vm_ops = {
 	.open	= kheap_copy_vm_open,
 	.close	= kheap_copy_vm_close,
 	.fault	= kheap_copy_fault,
-	.access	= kheap_copy_access,
 };
 
 /**

@@ -12,6 +12,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/dma-mapping.h>
+#include <linux/fcntl.h>
 #include <linux/fs.h>
 #include <linux/minmax.h>
 #include <linux/nospec.h>
@@ -21,6 +22,17 @@
 #include <linux/uaccess.h>
 
 #include "kheap.h"
+
+/*
+ * EXPORT's argument and what its handler leaves for the commit or the
+ * undo: the dma-buf's descriptor is installed only once the number has
+ * reached user space.  Only the struct is ever copied to or from user
+ * space (its size is the command's).
+ */
+struct kheap_export_call {
+	struct kheap_export arg;
+	struct kheap_dmabuf_new result;
+};
 
 union kheap_ioctl_arg {
 	struct kheap_info info;
@@ -32,6 +44,7 @@ union kheap_ioctl_arg {
 	struct kheap_detach detach;
 	struct kheap_dma_addr dma_addr;
 	struct kheap_adopt adopt;
+	struct kheap_export_call export;
 };
 
 /**
@@ -40,6 +53,8 @@ union kheap_ioctl_arg {
  * @handler: carries the command out on the kernel copy of the argument
  * @undo: reverts a successful @handler when the result cannot be copied
  *	back to user space; NULL when there is nothing to revert
+ * @commit: makes a successful @handler's result visible once it has been
+ *	copied back to user space; NULL when it is visible already
  * @min_size: smallest caller struct accepted (the first published
  *	version's size)
  */
@@ -48,6 +63,7 @@ struct kheap_ioctl_desc {
 	size_t min_size;
 	int (*handler)(struct file *file, union kheap_ioctl_arg *arg);
 	void (*undo)(struct file *file, const union kheap_ioctl_arg *arg);
+	void (*commit)(struct file *file, const union kheap_ioctl_arg *arg);
 };
 
 /* Is any byte of the (array) field @field non-zero? */
@@ -82,6 +98,7 @@ static int kheap_ioctl_info(struct file *file, union kheap_ioctl_arg *arg)
 	info->max_phys = kd->max_phys;
 	info->attachments = kheap_dma_nr_attached(kf);
 	info->retired_bytes = stats.retired_bytes;
+	info->dmabufs = kheap_dmabuf_count(kd);
 	return 0;
 }
 
@@ -327,6 +344,36 @@ static int kheap_ioctl_dma_addr(struct file *file, union kheap_ioctl_arg *arg)
 	return ret;
 }
 
+static int kheap_ioctl_export(struct file *file, union kheap_ioctl_arg *arg)
+{
+	struct kheap_export *ex = &arg->export.arg;
+	u64 mode = ex->flags & O_ACCMODE;
+	int ret;
+
+	if (ex->flags & ~(u64)KHEAP_EXPORT_FLAGS_VALID ||
+	    (mode != O_RDONLY && mode != O_RDWR) ||
+	    ex->fd || kheap_reserved_set(ex->reserved))
+		return -EINVAL;
+
+	ret = kheap_dmabuf_export(file->private_data, ex->token, ex->offset,
+				  ex->length, ex->flags, &arg->export.result);
+	if (!ret)
+		ex->fd = arg->export.result.fd;
+	return ret;
+}
+
+static void kheap_ioctl_export_undo(struct file *file,
+				    const union kheap_ioctl_arg *arg)
+{
+	kheap_dmabuf_abort(&arg->export.result);
+}
+
+static void kheap_ioctl_export_commit(struct file *file,
+				      const union kheap_ioctl_arg *arg)
+{
+	kheap_dmabuf_install(&arg->export.result);
+}
+
 /* Indexed by _IOC_NR() of the command. */
 static const struct kheap_ioctl_desc kheap_ioctls[] = {
 	[_IOC_NR(KHEAP_IOC_INFO)] = {
@@ -377,6 +424,13 @@ static const struct kheap_ioctl_desc kheap_ioctls[] = {
 		.min_size = KHEAP_ADOPT_SIZE_VER0,
 		.undo = kheap_ioctl_adopt_undo,
 	},
+	[_IOC_NR(KHEAP_IOC_EXPORT)] = {
+		.cmd = KHEAP_IOC_EXPORT,
+		.handler = kheap_ioctl_export,
+		.min_size = KHEAP_EXPORT_SIZE_VER0,
+		.undo = kheap_ioctl_export_undo,
+		.commit = kheap_ioctl_export_commit,
+	},
 };
 
 /**
@@ -425,5 +479,7 @@ long kheap_ioctl(struct file *file, unsigned int ucmd, unsigned long uarg)
 			desc->undo(file, &arg);
 		return -EFAULT;
 	}
+	if (desc->commit)
+		desc->commit(file, &arg);
 	return 0;
 }

@@ -188,6 +188,7 @@ static int __init kheap_init(void)
 	ret = kheap_dma_init(kd);
 	if (ret)
 		goto err_heap;
+	kheap_dmabuf_init(kd);
 
 	/* Last: from here on user space can open the device. */
 	ret = misc_register(&kd->misc);
@@ -201,6 +202,7 @@ static int __init kheap_init(void)
 	return 0;
 
 err_dma:
+	kheap_dmabuf_fini(kd);
 	kheap_dma_fini(kd);
 err_heap:
 	kheap_heap_fini(kd);
@@ -214,6 +216,7 @@ static void __exit kheap_exit(void)
 	struct kheap_dev *kd = &kheap_dev;
 
 	misc_deregister(&kd->misc);
+	kheap_dmabuf_fini(kd);
 	kheap_dma_fini(kd);
 	/* Should chunks somehow remain, leak the pool rather than free it. */
 	if (kheap_heap_fini(kd))

@@ -3,13 +3,11 @@
  * Mapping chunks into user space.
  *
  * The mmap() offset of a mapping is the token of the chunk it maps (plus
- * an offset into the chunk).  Pages of a contig or buddy pool are mapped
- * as ordinary pages, not as raw PFNs: get_user_pages() users (O_DIRECT,
- * process_vm_readv(), vmsplice(), RDMA registration) then work on them.
- * A reserved pool is outside the kernel's direct map and is mapped as raw
- * PFNs, see kheap_pool_maps_pages(); get_user_pages() refuses those, and
- * ptrace reaches them through the .access callback.  Either way
- * /proc/PID/pagemap reports the real frame numbers.
+ * an offset into the chunk).  Every pool's pages (a reserved pool's too,
+ * see struct kheap_pool) are mapped as ordinary pages, not as raw PFNs:
+ * get_user_pages() users (O_DIRECT, process_vm_readv(), ptrace,
+ * vmsplice(), io_uring fixed buffers, VFIO, RDMA registration) work on
+ * them, and /proc/PID/pagemap reports the real frame numbers.
  *
  * Each VMA holds a reference on its chunk, taken by mmap() and by the
  * .open callback for every copy the core makes of the VMA (split by a
@@ -32,7 +30,6 @@
 #include <linux/fs.h>
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
-#include <linux/pfn_t.h>
 #include <linux/sched.h>
 
 #include "kheap.h"
@@ -80,18 +77,13 @@ static u64 kheap_vma_offset(struct vm_area_struct *vma,
 vm_fault_t kheap_mmap_insert(struct vm_fault *vmf, struct kheap_chunk *chunk,
 			     pgoff_t index)
 {
-	unsigned long pfn = PHYS_PFN(chunk->phys) + index;
-	struct page *page;
-
-	if (!kheap_pool_maps_pages(&chunk->kd->pool))
-		return vmf_insert_mixed(vmf->vma, vmf->address,
-					pfn_to_pfn_t(pfn));
+	struct page *page = kheap_phys_to_page(chunk->phys +
+					       ((phys_addr_t)index << PAGE_SHIFT));
 
 	/*
 	 * The core locks the page, maps it and keeps the reference taken
 	 * here as the mapping's own.
 	 */
-	page = pfn_to_page(pfn);
 	/* A page the hardware reported bad is never mapped again. */
 	if (PageHWPoison(page))
 		return VM_FAULT_HWPOISON;
@@ -121,34 +113,10 @@ static vm_fault_t kheap_vm_fault(struct vm_fault *vmf)
 	return kheap_mmap_insert(vmf, chunk, vmf->pgoff - first);
 }
 
-/*
- * ptrace() and /proc/PID/mem access, used where get_user_pages() fails:
- * always for a reserved pool.  The mapping's protection is honoured.
- */
-static int kheap_vm_access(struct vm_area_struct *vma, unsigned long addr,
-			   void *buf, int len, int write)
-{
-	struct kheap_chunk *chunk = vma->vm_private_data;
-	u64 offset = kheap_vma_offset(vma, chunk, addr);
-
-	if (!(vma->vm_flags & (write ? VM_WRITE : VM_READ)))
-		return -EINVAL;
-	if (offset >= chunk->size)
-		return -EINVAL;
-
-	len = min_t(unsigned long, len, PAGE_SIZE - offset_in_page(addr));
-	if (write && !list_empty(&chunk->copies))
-		kheap_fork_preserve(chunk, offset >> PAGE_SHIFT);
-	kheap_pool_copy(&chunk->kd->pool, chunk->phys + offset, buf, len,
-			write);
-	return len;
-}
-
 static const struct vm_operations_struct kheap_vm_ops = {
 	.open	= kheap_vm_open,
 	.close	= kheap_vm_close,
 	.fault	= kheap_vm_fault,
-	.access	= kheap_vm_access,
 };
 
 /*
@@ -163,7 +131,6 @@ static void kheap_mmap_prefault(struct vm_area_struct *vma,
 	struct page *pages[KHEAP_PREFAULT_BATCH];
 	unsigned long pfn = PHYS_PFN(chunk->phys) +
 			    (vma->vm_pgoff - kheap_chunk_pgoff(chunk));
-	bool maps_pages = kheap_pool_maps_pages(&chunk->kd->pool);
 	unsigned long addr = vma->vm_start;
 
 	while (addr < vma->vm_end) {
@@ -172,22 +139,10 @@ static void kheap_mmap_prefault(struct vm_area_struct *vma,
 		unsigned long left = nr;
 		unsigned long i;
 
-		if (maps_pages) {
-			for (i = 0; i < nr; i++)
-				pages[i] = pfn_to_page(pfn + i);
-			if (vm_insert_pages(vma, addr, pages, &left))
-				return;
-		} else {
-			for (i = 0; i < nr; i++) {
-				vm_fault_t ret;
-
-				ret = vmf_insert_mixed(vma,
-						       addr + (i << PAGE_SHIFT),
-						       pfn_to_pfn_t(pfn + i));
-				if (ret != VM_FAULT_NOPAGE)
-					return;
-			}
-		}
+		for (i = 0; i < nr; i++)
+			pages[i] = pfn_to_page(pfn + i);
+		if (vm_insert_pages(vma, addr, pages, &left))
+			return;
 		addr += nr << PAGE_SHIFT;
 		pfn += nr;
 		cond_resched();

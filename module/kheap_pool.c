@@ -6,14 +6,16 @@
  *
  * reserved: a range the administrator kept away from the page allocator at
  *	boot (memmap=SIZE$ADDR) and handed to us with phys= and size=.  It
- *	is not in the kernel's direct map: the kernel reaches it through a
- *	memremap() mapping, and user space maps it as raw PFNs.
+ *	has no usable struct pages and is not in the kernel's direct map
+ *	until memremap_pages() gives it both, as device-dax does.
  * contig: a free range taken from a populated zone at load time with
  *	alloc_contig_range(), which migrates movable pages out of the way.
  * buddy: a single block from the page allocator, for small pools only.
  *
  * The pages of a contig or buddy pool are split order-0 pages with a
  * reference count of one each, held by the pool until it is destroyed.
+ * Those of a reserved pool are ZONE_DEVICE pages, which start with a
+ * reference count of one each too; see kheap_pool_map_reserved().
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -22,6 +24,7 @@
 #include <linux/io.h>
 #include <linux/ioport.h>
 #include <linux/memory_hotplug.h>
+#include <linux/memremap.h>
 #include <linux/mm.h>
 #include <linux/mmzone.h>
 #include <linux/nodemask.h>
@@ -98,14 +101,104 @@ static int kheap_pool_pm_event(struct notifier_block *nb,
 }
 
 /*
+ * The kernel's memory failure handling for a ZONE_DEVICE page: called by
+ * memory_failure() (a machine check, or madvise(MADV_HWPOISON)) with a
+ * page of the pool.  Marking the page is all kheap needs: like a poisoned
+ * contig page, it is never mapped again, read for a fork copy, zeroed or
+ * handed out (kheap_retire.c).  Handling it here also keeps the kernel
+ * from its generic fallback for ZONE_DEVICE pages, which expects a
+ * file system DAX page and gives up on ours.
+ */
+static int kheap_pool_memory_failure(struct dev_pagemap *pgmap,
+				     unsigned long pfn, unsigned long nr_pages,
+				     int mf_flags)
+{
+	unsigned long end = pfn + nr_pages;
+
+	for (; pfn < end; pfn++)
+		SetPageHWPoison(pfn_to_page(pfn));
+	return 0;
+}
+
+/*
+ * No page_free: the pool holds the reference every page starts with until
+ * memunmap_pages(), so a page's count never drops to zero.  Both 6.1 and
+ * 6.12 WARN when it does without page_free, which is the check we want.
+ */
+static const struct dev_pagemap_ops kheap_pgmap_ops = {
+	.memory_failure	= kheap_pool_memory_failure,
+};
+
+/*
+ * Give the reserved range [@phys, @phys + @size) struct pages and a place
+ * in the direct map, as ZONE_DEVICE memory of type MEMORY_DEVICE_GENERIC:
+ * the range then behaves like the pages of a contig pool.
+ *
+ * - Every page starts with a reference count of one (6.1 and 6.12 alike;
+ *   only the private, coherent and P2P types start at zero) and the pool
+ *   keeps that reference: user mappings are made with vm_insert_pages()
+ *   and the fault handler, as for any pool, and take references of their
+ *   own, which is how the core expects a ZONE_DEVICE page mapped without
+ *   pte_devmap() to be handled.  get_user_pages() pins them like any page
+ *   (ZONE_DEVICE is not ZONE_MOVABLE: long-term pins need no migration).
+ * - The pages start PG_reserved.  VFIO type1 takes a PG_reserved page for
+ *   an MMIO frame: it pins it but never unpins it (put_pfn()), which
+ *   would keep such a chunk in the quarantine for good.  The flag only
+ *   stands for "not onlined" here, and these pages are never onlined nor
+ *   freed to the page allocator; nothing on the paths a pool's pages take
+ *   (mapping, get_user_pages(), DMA mapping, memunmap_pages()) needs it,
+ *   so it is cleared.
+ * - memunmap_pages() waits for the pgmap references that get_user_pages()
+ *   takes while it works, not for page references: a pin that outlives
+ *   every mapping keeps its chunk in the quarantine, which keeps the
+ *   module, and so the pgmap, alive (kheap_retire.c).
+ * - memory hot-add works in subsections: the range must be aligned to
+ *   memremap_compat_align() (2 MiB on x86), or the kernel WARNs.
+ */
+static int kheap_pool_map_reserved(struct kheap_pool *pool, u64 phys, u64 size)
+{
+	unsigned long align = memremap_compat_align();
+	struct dev_pagemap *pgmap = &pool->pgmap;
+	unsigned long pfn;
+	void *vaddr;
+
+	if (!IS_ALIGNED(phys, align) || !IS_ALIGNED(size, align)) {
+		pr_err("phys=%#llx and size=%llu must be multiples of %lu KiB for a reserved pool to get struct pages\n",
+		       phys, size, align / SZ_1K);
+		return -EINVAL;
+	}
+
+	memset(pgmap, 0, sizeof(*pgmap));
+	pgmap->type = MEMORY_DEVICE_GENERIC;
+	pgmap->range.start = phys;
+	pgmap->range.end = phys + size - 1;
+	pgmap->nr_range = 1;
+	pgmap->ops = &kheap_pgmap_ops;
+
+	vaddr = memremap_pages(pgmap, memory_add_physaddr_to_nid(phys));
+	if (IS_ERR(vaddr)) {
+		pr_err("cannot give [%#llx-%#llx] struct pages: %pe\n",
+		       phys, phys + size - 1, vaddr);
+		return PTR_ERR(vaddr);
+	}
+
+	for (pfn = PHYS_PFN(phys); pfn < PHYS_PFN(phys + size); pfn++) {
+		ClearPageReserved(pfn_to_page(pfn));
+		if (!(pfn % SZ_1K))
+			cond_resched();
+	}
+	return 0;
+}
+
+/*
  * Adopt the range [@phys, @phys + @size) that the administrator reserved
  * at boot.  Everything is validated before anything is claimed.
  */
 static int kheap_pool_adopt_reserved(struct kheap_pool *pool, u64 phys,
 				     u64 size)
 {
-	void *vaddr;
 	u64 end;
+	int ret;
 
 	if (!PAGE_ALIGNED(phys) || !PAGE_ALIGNED(size)) {
 		pr_err("phys=%#llx and size=%llu must be multiples of the page size (%lu)\n",
@@ -143,28 +236,22 @@ static int kheap_pool_adopt_reserved(struct kheap_pool *pool, u64 phys,
 		return -EINVAL;
 	}
 
+	/* memremap_pages() claims nothing in the resource tree: we do. */
 	if (!request_mem_region(phys, size, KBUILD_MODNAME)) {
 		pr_err("[%#llx-%#llx] is claimed by another driver\n",
 		       phys, end - 1);
 		return -EBUSY;
 	}
 
-	/*
-	 * Not in the direct map: the kernel's accesses (zeroing, ptrace) go
-	 * through this mapping, which also registers the range as write-back
-	 * with PAT so that user mappings get the same memory type.
-	 */
-	vaddr = memremap(phys, size, MEMREMAP_WB);
-	if (!vaddr) {
-		pr_err("cannot map [%#llx-%#llx]\n", phys, end - 1);
+	ret = kheap_pool_map_reserved(pool, phys, size);
+	if (ret) {
 		release_mem_region(phys, size);
-		return -ENOMEM;
+		return ret;
 	}
 
 	pool->source = KHEAP_SOURCE_RESERVED;
 	pool->phys = phys;
 	pool->size = size;
-	pool->vaddr = vaddr;
 	pool->pm_nb.notifier_call = kheap_pool_pm_event;
 	register_pm_notifier(&pool->pm_nb);
 	return 0;
@@ -493,6 +580,21 @@ static void kheap_pool_free_contig(unsigned long pfn, unsigned long nr)
 		free_contig_range(run, end - run);
 }
 
+/* Name the poisoned pages of a reserved pool, whose marks are lost. */
+static void kheap_pool_report_poisoned(const struct kheap_pool *pool)
+{
+	unsigned long pfn = PHYS_PFN(pool->phys);
+	unsigned long end = pfn + (pool->size >> PAGE_SHIFT);
+
+	for (; pfn < end; pfn++) {
+		if (PageHWPoison(pfn_to_page(pfn)))
+			pr_warn("pfn %#lx is hardware-poisoned: a reserved pool loaded again would not know\n",
+				pfn);
+		if (!(pfn % SZ_1K))
+			cond_resched();
+	}
+}
+
 /**
  * kheap_pool_destroy() - return the pool to where it came from
  * @pool: a pool set up by kheap_pool_create(); no page of it may be in
@@ -503,7 +605,13 @@ void kheap_pool_destroy(struct kheap_pool *pool)
 	switch (pool->source) {
 	case KHEAP_SOURCE_RESERVED:
 		unregister_pm_notifier(&pool->pm_nb);
-		memunmap(pool->vaddr);
+		/*
+		 * The struct pages go, and with them any PG_hwpoison mark:
+		 * a reserved pool loaded again knows nothing of the pages
+		 * poisoned before.  Say which they were.
+		 */
+		kheap_pool_report_poisoned(pool);
+		memunmap_pages(&pool->pgmap);
 		release_mem_region(pool->phys, pool->size);
 		break;
 	case KHEAP_SOURCE_CONTIG:
@@ -519,7 +627,6 @@ void kheap_pool_destroy(struct kheap_pool *pool)
 
 /**
  * kheap_pool_zero() - zero-fill part of the pool
- * @pool: the pool
  * @phys: physical address of the first byte, page aligned
  * @size: bytes to clear, a multiple of PAGE_SIZE
  *
@@ -530,64 +637,25 @@ void kheap_pool_destroy(struct kheap_pool *pool)
  * Return: 0, or -EINTR when a fatal signal is pending (the range is then
  * partly cleared).
  */
-int kheap_pool_zero(const struct kheap_pool *pool, phys_addr_t phys,
-		    size_t size)
+int kheap_pool_zero(phys_addr_t phys, size_t size)
 {
 	size_t off;
 
 	for (off = 0; off < size; off += PAGE_SIZE) {
 		if (fatal_signal_pending(current))
 			return -EINTR;
-		if (pool->vaddr)
-			memset(pool->vaddr + (phys - pool->phys) + off, 0,
-			       PAGE_SIZE);
-		else
-			clear_highpage(kheap_phys_to_page(phys + off));
+		clear_highpage(kheap_phys_to_page(phys + off));
 		cond_resched();
 	}
 	return 0;
 }
 
 /**
- * kheap_pool_copy() - copy to or from the pool on behalf of a debugger
- * @pool: the pool
- * @phys: physical address of the first byte
- * @buf: kernel buffer
- * @len: bytes to copy, not crossing a page boundary
- * @write: copy from @buf to the pool rather than the other way round
- */
-void kheap_pool_copy(const struct kheap_pool *pool, phys_addr_t phys,
-		     void *buf, size_t len, bool write)
-{
-	void *vaddr;
-
-	if (pool->vaddr)
-		vaddr = pool->vaddr + (phys - pool->phys);
-	else
-		vaddr = kmap_local_page(kheap_phys_to_page(phys)) +
-			offset_in_page(phys);
-
-	if (write)
-		memcpy(vaddr, buf, len);
-	else
-		memcpy(buf, vaddr, len);
-
-	if (!pool->vaddr)
-		kunmap_local(vaddr);
-}
-
-/**
  * kheap_pool_copy_page() - copy one page of the pool to another
- * @pool: the pool
  * @dst: physical address of the destination page
  * @src: physical address of the source page
  */
-void kheap_pool_copy_page(const struct kheap_pool *pool, phys_addr_t dst,
-			  phys_addr_t src)
+void kheap_pool_copy_page(phys_addr_t dst, phys_addr_t src)
 {
-	if (pool->vaddr)
-		memcpy(pool->vaddr + (dst - pool->phys),
-		       pool->vaddr + (src - pool->phys), PAGE_SIZE);
-	else
-		copy_highpage(kheap_phys_to_page(dst), kheap_phys_to_page(src));
+	copy_highpage(kheap_phys_to_page(dst), kheap_phys_to_page(src));
 }

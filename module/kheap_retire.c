@@ -10,8 +10,7 @@
  * io_uring fixed buffer, an RDMA registration) can outlive the mapping,
  * the chunk's owner and its file.  Such a chunk waits in the quarantine,
  * still counted as in use, until no page of it is referenced by anyone but
- * the pool.  Only pools mapped as pages need this (raw PFN mappings take
- * no page references, see kheap_pool_maps_pages()).
+ * the pool.
  *
  * Pages that the hardware poisoned.  memory_failure() marks a page
  * PG_hwpoison and, for a page it does not know how to handle (ours are not
@@ -20,17 +19,19 @@
  * allocated in genalloc while the module is loaded, and is counted in
  * &kheap_dev.retired_pages; the rest of its chunk goes back.  Both 6.1 and
  * 6.12 keep the reference that madvise(MADV_HWPOISON) took through
- * get_user_pages() on such a page for good (it would only be dropped on
- * the paths for page cache and anonymous pages), so a poisoned page never
- * counts as busy for the quarantine.  A page poisoned while it was free
- * in the pool is found when ALLOC picks it, before zeroing, and retired
- * then.
+ * get_user_pages() on such a page of a contig or buddy pool for good (it
+ * would only be dropped on the paths for page cache and anonymous pages),
+ * so a poisoned page never counts as busy for the quarantine.  A reserved
+ * pool's ZONE_DEVICE pages go to kheap_pool_memory_failure() instead,
+ * which marks them the same way.  A page poisoned while it was free in
+ * the pool is found when ALLOC picks it, before zeroing, and retired then.
  *
  * Looking at the quarantine again
  * -------------------------------
- * The kernel tells nobody when a reference on an ordinary page is dropped
- * (dev_pagemap's page_free() exists for ZONE_DEVICE pages only), so the
- * quarantine has to look.  It does so:
+ * The kernel tells nobody when a reference on an ordinary page is dropped,
+ * so the quarantine has to look.  (A reserved pool's ZONE_DEVICE pages
+ * have dev_pagemap's page_free(), but it runs only when a count drops to
+ * zero, and the pool's own reference keeps every count above that.)  It does so:
  *
  * - from a delayed work item, KHEAP_REAP_DELAY_MIN after a chunk enters
  *   the quarantine (most pins are short: an O_DIRECT request, a
@@ -137,10 +138,6 @@ static bool kheap_chunk_pages_busy(struct kheap_chunk *chunk)
 {
 	unsigned long pfn = PHYS_PFN(chunk->phys);
 	unsigned long nr = kheap_chunk_pages(chunk);
-
-	/* Raw PFN mappings take no page references. */
-	if (!kheap_pool_maps_pages(&chunk->kd->pool))
-		return false;
 
 	for (; chunk->idle_pages < nr; chunk->idle_pages++) {
 		struct page *page = pfn_to_page(pfn + chunk->idle_pages);

@@ -24,6 +24,13 @@
  * pages taken out of service for good because the hardware poisoned them.
  * Like every other statistic here they are counters: reading them scans
  * no page.
+ *
+ * dma-bufs (kheap_dmabuf.c): dmabufs counts the exported dma-bufs that
+ * still exist, dmabuf_extents lists where each lies, in the format of
+ * free_extents (offset of its first byte in the pool, length), in the
+ * order they were exported, truncated the same way.  Overlapping
+ * exports are listed each.  dmabuf_extents follows free_extents'
+ * visibility rule.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -105,34 +112,16 @@ static DEVICE_ATTR_RO(chunks_in_use);
 #define KHEAP_EXTENTS_MAX	(PAGE_SIZE / KHEAP_EXTENT_LINE_MIN)
 #define KHEAP_EXTENTS_MORE	"...\n"
 
-/**
- * free_extents_show() - list the pool's free extents
- * @dev: the misc device
- * @attr: the free_extents attribute
- * @buf: one page, from sysfs
- *
- * One line "0x<offset> 0x<length>" per free extent, in ascending order;
- * a last line "..." when the remaining extents do not fit into the page.
- * The snapshot is taken into a buffer allocated before the device lock is
- * taken, and formatted after it is dropped.
- *
- * Return: bytes written to @buf, or -ENOMEM.
+/*
+ * Print @nr extents, one "0x<offset> 0x<length>" line each, and a last
+ * line "..." when @more or when they do not all fit into the page.
  */
-static ssize_t free_extents_show(struct device *dev,
-				 struct device_attribute *attr, char *buf)
+static int kheap_extents_emit(char *buf, const struct kheap_extent *ext,
+			      unsigned int nr, bool more)
 {
 	const int more_len = sizeof(KHEAP_EXTENTS_MORE) - 1;
-	struct kheap_extent *ext;
-	unsigned int i, nr;
-	bool more;
+	unsigned int i;
 	int at = 0;
-
-	/* Allocated here, never under the device lock. */
-	ext = kmalloc_array(KHEAP_EXTENTS_MAX, sizeof(*ext), GFP_KERNEL);
-	if (!ext)
-		return -ENOMEM;
-	nr = kheap_heap_free_extents(kheap_dev_from(dev), ext,
-				     KHEAP_EXTENTS_MAX, &more);
 
 	for (i = 0; i < nr; i++) {
 		char line[KHEAP_EXTENT_LINE_MAX];
@@ -150,7 +139,37 @@ static ssize_t free_extents_show(struct device *dev,
 	}
 	if (more)
 		at += sysfs_emit_at(buf, at, KHEAP_EXTENTS_MORE);
+	return at;
+}
 
+/**
+ * free_extents_show() - list the pool's free extents
+ * @dev: the misc device
+ * @attr: the free_extents attribute
+ * @buf: one page, from sysfs
+ *
+ * One line "0x<offset> 0x<length>" per free extent, in ascending order;
+ * a last line "..." when the remaining extents do not fit into the page.
+ * The snapshot is taken into a buffer allocated before the device lock is
+ * taken, and formatted after it is dropped.
+ *
+ * Return: bytes written to @buf, or -ENOMEM.
+ */
+static ssize_t free_extents_show(struct device *dev,
+				 struct device_attribute *attr, char *buf)
+{
+	struct kheap_extent *ext;
+	unsigned int nr;
+	bool more;
+	int at;
+
+	/* Allocated here, never under the device lock. */
+	ext = kmalloc_array(KHEAP_EXTENTS_MAX, sizeof(*ext), GFP_KERNEL);
+	if (!ext)
+		return -ENOMEM;
+	nr = kheap_heap_free_extents(kheap_dev_from(dev), ext,
+				     KHEAP_EXTENTS_MAX, &more);
+	at = kheap_extents_emit(buf, ext, nr, more);
 	kfree(ext);
 	return at;
 }
@@ -186,6 +205,37 @@ static ssize_t retired_pages_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(retired_pages);
 
+static ssize_t dmabufs_show(struct device *dev, struct device_attribute *attr,
+			    char *buf)
+{
+	return sysfs_emit(buf, "%llu\n", kheap_dmabuf_count(kheap_dev_from(dev)));
+}
+static DEVICE_ATTR_RO(dmabufs);
+
+/*
+ * One "0x<offset> 0x<length>" line per existing dma-buf, in the order
+ * they were exported, in the format of free_extents (and under its
+ * visibility rule: offsets give physical addresses away).
+ */
+static ssize_t dmabuf_extents_show(struct device *dev,
+				   struct device_attribute *attr, char *buf)
+{
+	struct kheap_extent *ext;
+	unsigned int nr;
+	bool more;
+	int at;
+
+	ext = kmalloc_array(KHEAP_EXTENTS_MAX, sizeof(*ext), GFP_KERNEL);
+	if (!ext)
+		return -ENOMEM;
+	nr = kheap_dmabuf_extents(kheap_dev_from(dev), ext, KHEAP_EXTENTS_MAX,
+				  &more);
+	at = kheap_extents_emit(buf, ext, nr, more);
+	kfree(ext);
+	return at;
+}
+static DEVICE_ATTR_RO(dmabuf_extents);
+
 /* The max_phys= parameter, hexadecimal; 0x0 when none was given. */
 static ssize_t max_phys_show(struct device *dev,
 			     struct device_attribute *attr, char *buf)
@@ -206,6 +256,8 @@ static struct attribute *kheap_attrs[] = {
 	&dev_attr_quarantined_chunks.attr,
 	&dev_attr_quarantined_bytes.attr,
 	&dev_attr_retired_pages.attr,
+	&dev_attr_dmabufs.attr,
+	&dev_attr_dmabuf_extents.attr,
 	NULL
 };
 
@@ -219,7 +271,8 @@ static umode_t kheap_attr_visible(struct kobject *kobj, struct attribute *attr,
 {
 	struct kheap_dev *kd = kheap_dev_from(kobj_to_dev(kobj));
 
-	if (attr == &dev_attr_free_extents.attr && kd->restrict_phys)
+	if ((attr == &dev_attr_free_extents.attr ||
+	     attr == &dev_attr_dmabuf_extents.attr) && kd->restrict_phys)
 		return 0400;
 	return attr->mode;
 }

@@ -11,7 +11,8 @@
 # the latest).  Never a test: nothing here passes or fails on timing.
 # Environment: BENCH_ARGS (extra kbench arguments for the host run),
 # GUEST_BENCH_ARGS (default --quick), BENCH_POOL (guest pool, default 256M),
-# KFORK_POOL (guest pool for bench/kfork's fork costs, default 640M).
+# KFORK_POOL (guest pool for bench/kfork's fork costs and bench/kpath's
+# kernel path, default 640M).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -39,7 +40,7 @@ make -s -C "/lib/modules/$krel/build" M="$out/src" -j2 modules > "$out/build.txt
 stage=$out/stage
 rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/bench" "$stage/lib"
 cp "$out/src/module/kheap.ko" "$stage/"
-cp bench/kbench bench/kfork bench/run.sh "$stage/bench/"
+cp bench/kbench bench/kfork bench/kpath bench/run.sh "$stage/bench/"
 gcc -O2 -static -Wall -Wextra -Werror -o "$stage/bin/guest-exit" scripts/guest-exit.c
 # kbench dlopen()s its peers, which ldd cannot see: ship them and their
 # libraries by hand.
@@ -65,6 +66,8 @@ rmmod kheap || rc=1
 # fork cost: up to 256 MiB of live heap, and a 64 MiB heap plus its copy
 insmod /kheap/kheap.ko size=${KFORK_POOL:-640M} || exit 1
 /kheap/bench/kfork || rc=1
+# the kernel path: ALLOC + mmap + touch against MAP_POPULATE, up to 512 MiB
+/kheap/bench/kpath || rc=1
 echo KHEAP-BENCH-END
 rmmod kheap || rc=1
 exit \$rc

@@ -123,6 +123,7 @@ ${GUEST_PROLOGUE:-}export KHEAP_KO=/kheap/kheap.ko
 export KHEAP_RESERVED="phys=$reserved_phys size=$reserved_size"
 export KHEAP_EDU="$edu_direct_env" KHEAP_DMA_IOMMU=0
 export KHEAP_VFIO_MODULES=/kheap/modules/vfio
+export KHEAP_DMABUF_MODULES=/kheap/modules/dmabuf
 status=0
 cd /kheap/selftests && ./kheap.sh || status=1
 ./kheap_pm.sh || status=1

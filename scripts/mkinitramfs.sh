@@ -4,9 +4,9 @@
 # Pack a guest initramfs for kernel KREL: busybox, scripts/guest-init.sh as
 # /init, everything in STAGEDIR under /kheap, the shared libraries that the
 # staged programs need, and the kernel's own helper modules (loop, for the
-# O_DIRECT tests; vfio-pci, for the DMA tests; 9p and overlayfs, for guests
-# that run over the host's root), decompressed because busybox insmod wants
-# plain .ko files.
+# O_DIRECT tests; vfio-pci, for the DMA tests; vgem and vivid, for the
+# dma-buf tests; 9p and overlayfs, for guests that run over the host's
+# root), decompressed because busybox insmod wants plain .ko files.
 # Usage: scripts/mkinitramfs.sh KREL STAGEDIR OUT.cpio
 # The kernel's modules are those of /lib/modules/KREL, or of
 # $KHEAP_MODBASE/lib/modules/KREL for a kernel installed elsewhere (a
@@ -47,9 +47,9 @@ for name in loop; do
 	copy_ko "$ko" "$root/kheap/modules/$name.ko"
 done
 
-# vfio-pci and what it needs, not loaded at boot: /kheap/modules/vfio/order
-# lists the files dependencies first, for a loop of busybox insmod (the
-# guest has no modprobe database).  Built-in modules are simply left out.
+# vfio-pci, vgem, vivid and what they need, not loaded at boot:
+# /kheap/modules/{vfio,dmabuf}/order list the files dependencies first, for
+# a loop of busybox insmod (the guest has no modprobe database).  Built-in modules are simply left out.
 # mod_files NAME: the module files of NAME's dependencies, then NAME's own;
 # in a subshell, so the recursion keeps its variables apart.
 mod_files() (
@@ -81,6 +81,8 @@ module_set() {
 }
 # vfio_iommu_type1 is only a soft dependency of vfio: name it.
 module_set "$root/kheap/modules/vfio" vfio vfio_iommu_type1 vfio_pci
+# The dma-buf importers of kheap_dmabuf_test: DRM's vgem, V4L2's vivid.
+module_set "$root/kheap/modules/dmabuf" vgem vivid
 # What a guest booted with the host's root over 9p (run-guest.sh --rootfs)
 # needs before it can mount it: loaded by guest-init.sh in that mode only.
 module_set "$root/kheap/modules/rootfs" virtio_pci 9pnet_virtio 9p overlay

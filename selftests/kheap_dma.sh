@@ -13,8 +13,8 @@
 #   reserved  $KHEAP_RESERVED          when set (at 128 MiB: within 28 bits)
 #
 # Behind an IOMMU: size=64M restrict_phys=1 for kheap_dma_test,
-# kheap_vfio_test and (when built) kheap_vfio_libkheap_test, and
-# $KHEAP_RESERVED for kheap_dma_test.  kheap_dma_unplug_test runs last.
+# kheap_vfio_test and (when built) kheap_vfio_libkheap_test, then the
+# same three on $KHEAP_RESERVED.  kheap_dma_unplug_test runs last.
 #
 # The test bed describes itself: $KHEAP_EDU lists the edu devices with the
 # address bits each drives ("0000:00:10.0@28 0000:00:11.0@32", see
@@ -173,8 +173,11 @@ else
 		require "$iommu_tests"
 		# shellcheck disable=SC2086
 		run reserved kheap_dma_test $KHEAP_RESERVED source=reserved
+		# A reserved pool is pages too: VFIO pins and unpins it.
+		require "vfio"
+		# shellcheck disable=SC2086
+		run vfio-reserved kheap_vfio_test $KHEAP_RESERVED source=reserved
 		if [ -x "$dir/kheap_vfio_libkheap_test" ]; then
-			require "reserved_pool_refused"
 			# shellcheck disable=SC2086
 			run libkheap-reserved kheap_vfio_libkheap_test \
 				$KHEAP_RESERVED source=reserved

@@ -279,15 +279,15 @@ TEST_F(fork, dontfork_leaves_nothing)
 
 /*
  * The parent can read the child's copy, as a debugger would: through
- * /proc/PID/mem (get_user_pages(), or the .access callback for a reserved
- * pool's raw frames) and process_vm_readv() (get_user_pages() only).
+ * /proc/PID/mem and process_vm_readv() (both get_user_pages(), which
+ * works on every pool).
  */
 TEST_F(fork, child_copy_readable_by_debuggers)
 {
 	static char buf[LEN];
 	int go[2], done[2], mem;
 	char c = 0, path[64];
-	struct kheap_info in;
+	struct iovec local = { buf, LEN }, remote;
 	pid_t pid;
 
 	ASSERT_EQ(0, pipe(go));
@@ -307,15 +307,11 @@ TEST_F(fork, child_copy_readable_by_debuggers)
 	EXPECT_EQ((ssize_t)LEN, pread(mem, buf, LEN, (off_t)(uintptr_t)self->p));
 	EXPECT_TRUE(pages_hold(buf, 0, NPAGES, SEED_CHILD));
 	close(mem);
-	ASSERT_EQ(0, kheap_info(self->fd, &in));
-	if (in.pool_source != KHEAP_SOURCE_RESERVED) {
-		struct iovec local = { buf, LEN }, remote = { self->p, LEN };
-
-		memset(buf, 0, LEN);
-		EXPECT_EQ((ssize_t)LEN, process_vm_readv(pid, &local, 1,
-							 &remote, 1, 0));
-		EXPECT_TRUE(pages_hold(buf, 0, NPAGES, SEED_CHILD));
-	}
+	remote.iov_base = self->p;
+	remote.iov_len = LEN;
+	memset(buf, 0, LEN);
+	EXPECT_EQ((ssize_t)LEN, process_vm_readv(pid, &local, 1, &remote, 1, 0));
+	EXPECT_TRUE(pages_hold(buf, 0, NPAGES, SEED_CHILD));
 	ASSERT_EQ(1, write(go[1], &c, 1));
 	EXPECT_EQ(C_OK, wait_child(pid));
 	EXPECT_TRUE(pages_hold(self->p, 0, NPAGES, SEED_BEFORE));

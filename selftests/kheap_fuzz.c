@@ -1074,7 +1074,8 @@ static void op_bad_ioctl(struct worker *w)
 	case 4:		/* unknown command number, wrong magic, wrong direction */
 		switch (below(w, 3)) {
 		case 0:
-			cmd = _IOWR(KHEAP_IOC_MAGIC, 9 + below(w, 247), __u64);
+			/* 0x09 is EXPORT (ABI 4) */
+			cmd = _IOWR(KHEAP_IOC_MAGIC, 10 + below(w, 246), __u64);
 			break;
 		case 1:
 			cmd = _IOC(_IOC_READ | _IOC_WRITE,
@@ -1466,10 +1467,9 @@ static bool madvise_ok(int adv, int ret)
 	case MADV_POPULATE_READ:
 	case MADV_POPULATE_WRITE:
 		/*
-		 * Contig and buddy pools are pages, which populate; a
-		 * reserved pool is raw frames, which get_user_pages refuses
-		 * (EFAULT); a mapping without the access asked for answers
-		 * EINVAL, EFAULT or ENOMEM depending on the kernel.
+		 * Every pool is pages, which populate; a mapping without
+		 * the access asked for answers EINVAL, EFAULT or ENOMEM
+		 * depending on the kernel.
 		 */
 		return ret == 0 || ret == -EFAULT || ret == -ENOMEM ||
 		       ret == -EINVAL;

@@ -7,7 +7,8 @@
  * page of a mapped chunk, as a machine check would (CONFIG_MEMORY_FAILURE,
  * CAP_SYS_ADMIN).  The page stays poisoned until the machine reboots and
  * keeps a reference the kernel never drops, so this program must run last
- * in a guest.  After FREE the rest of the chunk comes back at once, the
+ * in a guest.  With $KHEAP_RESERVED set, a reserved pool gets the same
+ * test (without the reload: see there).  After FREE the rest of the chunk comes back at once, the
  * poisoned page is counted in sysfs retired_pages and INFO retired_bytes,
  * no later chunk contains it, the module unloads cleanly, and a pool loaded
  * again leaves it out.
@@ -87,6 +88,7 @@ static const char * const expected_log[] = {
 	"Injecting memory failure",
 	"Memory failure: ",
 	"is hardware-poisoned: retired",
+	"is hardware-poisoned: a reserved pool loaded again",
 };
 
 /* What no program may make the kernel log. */
@@ -275,6 +277,109 @@ TEST_F_TIMEOUT(hwpoison, poisoned_page_retired, 120)
 		ret = kheap_kmsg_read(kmsg_fd, check_record, &lc);
 		EXPECT_GE(ret, 0);
 		EXPECT_GE(lc.expected, 2) TH_LOG("no memory failure was logged");
+		EXPECT_EQ(0, lc.bad);
+	}
+}
+
+/*
+ * The same on a reserved (memmap=) pool: its ZONE_DEVICE pages go to the
+ * module's dev_pagemap memory_failure handler, which marks the page; the
+ * kernel keeps no reference on it, and /proc/kpageflags does not cover
+ * ZONE_DEVICE pages, so sysfs and INFO are the witnesses.  A reserved
+ * pool's struct pages go at unload, and the mark with them: the module
+ * names the page in the log, and the test does not load the range again.
+ */
+TEST_F_TIMEOUT(hwpoison, reserved_pool_page_retired, 120)
+{
+	const char *env = getenv("KHEAP_RESERVED");
+	uint64_t pg = getpagesize(), pool, npages, allocated = 0, count;
+	uint64_t bad_phys, i;
+	struct kheap_alloc a, *all;
+	struct kheap_info info;
+	struct kheap_query q;
+	struct log_check lc = { 0 };
+	char params[160], *p;
+	int ret, err;
+
+	if (!env || !*env)
+		SKIP(return, "KHEAP_RESERVED not set (needs a memmap= boot)");
+	if (!kheap_cap_effective(CAP_SYS_ADMIN))
+		SKIP(return, "MADV_HWPOISON needs CAP_SYS_ADMIN");
+	snprintf(params, sizeof(params), "%s source=reserved", env);
+	ASSERT_EQ(0, kheap_module_load(params));
+	self->fd = kheap_open();
+	ASSERT_GE(self->fd, 0);
+	ASSERT_EQ(0, kheap_info(self->fd, &info));
+	ASSERT_EQ((__u64)KHEAP_SOURCE_RESERVED, info.pool_source);
+	pool = info.pool_size;
+	npages = pool / pg;
+
+	ASSERT_EQ(0, kheap_alloc(self->fd, 4 * pg, 0, &a));
+	p = kheap_map(self->fd, a.token, 4 * pg);
+	ASSERT_NE(MAP_FAILED, p);
+	for (i = 0; i < 4; i++)
+		kheap_fill(p + i * pg, pg, 0x7eed + i);
+	ASSERT_EQ(0, kheap_query(self->fd, p + pg, &q));
+	bad_phys = q.phys;
+	ASSERT_EQ(a.phys + pg, bad_phys);
+
+	if (kmsg_fd >= 0)
+		kheap_kmsg_read(kmsg_fd, NULL, NULL);
+	ret = madvise(p + pg, pg, MADV_HWPOISON);
+	err = errno;
+	if (ret && (err == EINVAL || err == EPERM))
+		SKIP(return, "MADV_HWPOISON: %s (no CONFIG_MEMORY_FAILURE?)",
+		     strerror(err));
+	/* The module's handler takes the page: "recovered". */
+	EXPECT_EQ(0, ret) TH_LOG("MADV_HWPOISON: %s", strerror(err));
+
+	EXPECT_EQ(-1, kheap_check(p, pg, 0x7eed));
+	EXPECT_EQ(-1, kheap_check(p + 2 * pg, pg, 0x7eed + 2));
+	EXPECT_EQ(-1, kheap_check(p + 3 * pg, pg, 0x7eed + 3));
+
+	ASSERT_EQ(0, munmap(p, 4 * pg));
+	ASSERT_EQ(0, kheap_free(self->fd, a.token));
+	ret = kheap_wait_state(self->fd, pool - pg, 0, KHEAP_SETTLE_MS, &info);
+	EXPECT_EQ(0, ret) TH_LOG("free_bytes %llu of %llu, %llu chunks",
+				 (unsigned long long)info.free_bytes,
+				 (unsigned long long)pool,
+				 (unsigned long long)info.chunks_in_use);
+	EXPECT_EQ(pg, info.retired_bytes);
+	ASSERT_EQ(0, kheap_sysfs_u64("retired_pages", &count));
+	EXPECT_EQ(1ULL, count);
+	ASSERT_EQ(0, kheap_sysfs_u64("quarantined_chunks", &count));
+	EXPECT_EQ(0ULL, count);
+
+	/* Page by page, every page but the poisoned one is handed out. */
+	EXPECT_EQ(-ENOMEM, kheap_alloc(self->fd, pool, 0, &a));
+	all = calloc(npages, sizeof(*all));
+	ASSERT_NE(NULL, all);
+	while (allocated < npages) {
+		ret = kheap_alloc(self->fd, pg, 0, &all[allocated]);
+		if (ret)
+			break;
+		allocated++;
+	}
+	EXPECT_EQ(-ENOMEM, ret);
+	EXPECT_EQ(npages - 1, allocated);
+	for (i = 0; i < allocated; i++) {
+		EXPECT_NE(bad_phys, all[i].phys);
+		EXPECT_EQ(0, kheap_free(self->fd, all[i].token));
+	}
+	free(all);
+
+	/* Unloads without a warning (the guest panics on one). */
+	close(self->fd);
+	self->fd = -1;
+	ret = kheap_module_unload_wait(KHEAP_SETTLE_MS);
+	ASSERT_EQ(0, ret) TH_LOG("unloading: %s", kheap_errname(ret));
+
+	if (kmsg_fd >= 0) {
+		ret = kheap_kmsg_read(kmsg_fd, check_record, &lc);
+		EXPECT_GE(ret, 0);
+		/* Injection, recovery, retirement, and the unload's note. */
+		EXPECT_GE(lc.expected, 4) TH_LOG("%d expected lines logged",
+						 lc.expected);
 		EXPECT_EQ(0, lc.bad);
 	}
 }

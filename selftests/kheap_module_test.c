@@ -285,6 +285,7 @@ enum {
 	PLAIN, MORE_THAN_RAM, AUTO_MORE_THAN_RAM, RESERVED_ON_RAM,
 	PHYS_WITHOUT_SIZE, RESERVED_ON_DEVICE, RESERVED_IN_HOLE,
 	MAX_PHYS_AT_RESERVED, MAX_PHYS_INSIDE_RESERVED,
+	RESERVED_UNALIGNED_BASE, RESERVED_UNALIGNED_SIZE,
 };
 
 FIXTURE(bad_params) {
@@ -383,6 +384,19 @@ FIXTURE_VARIANT_ADD(bad_params, max_phys_inside_reserved) {
 	.kind = MAX_PHYS_INSIDE_RESERVED, .err = EINVAL,
 };
 
+/*
+ * A reserved pool gets struct pages by memory hot-add, which works in
+ * 2 MiB subsections: a range inside the reservation but not on that grid
+ * is refused cleanly (the kernel would WARN).
+ */
+FIXTURE_VARIANT_ADD(bad_params, reserved_unaligned_base) {
+	.kind = RESERVED_UNALIGNED_BASE, .err = EINVAL,
+};
+
+FIXTURE_VARIANT_ADD(bad_params, reserved_unaligned_size) {
+	.kind = RESERVED_UNALIGNED_SIZE, .err = EINVAL,
+};
+
 FIXTURE_VARIANT_ADD(bad_params, max_phys_zero) {
 	.params = "size=2M max_phys=0", .err = EINVAL,
 };
@@ -419,6 +433,17 @@ FIXTURE_SETUP(bad_params)
 			 "phys=%#llx size=%llu max_phys=%#llx",
 			 (unsigned long long)phys, (unsigned long long)size,
 			 (unsigned long long)(phys + size - getpagesize()));
+		break;
+	case RESERVED_UNALIGNED_BASE:
+		snprintf(self->params, sizeof(self->params),
+			 "phys=%#llx size=2M source=reserved",
+			 (unsigned long long)(phys + getpagesize()));
+		break;
+	case RESERVED_UNALIGNED_SIZE:
+		snprintf(self->params, sizeof(self->params),
+			 "phys=%#llx size=%llu source=reserved",
+			 (unsigned long long)phys,
+			 (unsigned long long)(SZ_2M + getpagesize()));
 		break;
 	case RESERVED_ON_DEVICE:
 		edu_bdf(bdf, sizeof(bdf));

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/capability.h>
+#include <linux/io_uring.h>
 #include <linux/loop.h>
 #include <pthread.h>
 #include <sched.h>
@@ -1491,25 +1492,10 @@ out:
 	EXPECT_EQ(0, kheap_free(self->fd, a.token));
 }
 
-/* get_user_pages() users */
-
 /*
- * A reserved (memmap=) pool lies outside the kernel's direct map, so the
- * module maps it as raw frames: get_user_pages() users must be refused
- * cleanly (EFAULT, or EEXIST from GUP for a frame without a page) and move
- * nothing; on the other pools they must work.
+ * get_user_pages() users.  Every pool is pages in the kernel's direct
+ * map, a reserved (memmap=) one included: these work on all of them.
  */
-static bool gup_refused_here(const struct kheap_info *info)
-{
-	return info->pool_source == KHEAP_SOURCE_RESERVED;
-}
-
-#define EXPECT_GUP_REFUSED(n, err)					\
-	do {								\
-		EXPECT_EQ(-1, (n));					\
-		EXPECT_TRUE((err) == EFAULT || (err) == EEXIST)		\
-			TH_LOG("want EFAULT or EEXIST, got %s", strerror(err)); \
-	} while (0)
 
 TEST_F(kheap, process_vm_readv_writev)
 {
@@ -1517,7 +1503,6 @@ TEST_F(kheap, process_vm_readv_writev)
 	uint64_t len = npages * self->pg;
 	int to_parent[2], to_child[2], status, err;
 	struct iovec local, remote[2];
-	bool refused = gup_refused_here(&self->info);
 	uintptr_t addr;
 	char *buf;
 	pid_t pid;
@@ -1548,9 +1533,7 @@ TEST_F(kheap, process_vm_readv_writev)
 			_exit(12);
 		if (read(to_child[0], &c, 1) != 1)
 			_exit(13);
-		/* Refused writes must leave the child's data alone. */
-		if (check_pages(p, 0, npages, self->pg,
-				refused ? 0xc000 : 0xc100) >= 0)
+		if (check_pages(p, 0, npages, self->pg, 0xc100) >= 0)
 			_exit(14);
 		_exit(0);
 	}
@@ -1566,20 +1549,13 @@ TEST_F(kheap, process_vm_readv_writev)
 	memset(buf, 0, len);
 	n = process_vm_readv(pid, &local, 1, remote, 2, 0);
 	err = errno;
-	if (refused) {
-		EXPECT_GUP_REFUSED(n, err);
-	} else {
-		EXPECT_EQ((ssize_t)len, n) TH_LOG("process_vm_readv: %s", strerror(err));
-		EXPECT_EQ(-1, check_pages(buf, 0, npages, self->pg, 0xc000));
-	}
+	EXPECT_EQ((ssize_t)len, n) TH_LOG("process_vm_readv: %s", strerror(err));
+	EXPECT_EQ(-1, check_pages(buf, 0, npages, self->pg, 0xc000));
 
 	fill_pages(buf, npages, self->pg, 0xc100);
 	n = process_vm_writev(pid, &local, 1, remote, 2, 0);
 	err = errno;
-	if (refused)
-		EXPECT_GUP_REFUSED(n, err);
-	else
-		EXPECT_EQ((ssize_t)len, n) TH_LOG("process_vm_writev: %s", strerror(err));
+	EXPECT_EQ((ssize_t)len, n) TH_LOG("process_vm_writev: %s", strerror(err));
 
 	ASSERT_EQ(1, write(to_child[1], "x", 1));
 	status = wait_child(pid);
@@ -1725,11 +1701,6 @@ TEST_F(kheap, odirect_read_into_chunk)
 	/* Not touched first: the pages are faulted in for the I/O. */
 	n = pread(ld.dio, p, len, len);
 	err = errno;
-	if (gup_refused_here(&self->info)) {
-		EXPECT_GUP_REFUSED(n, err);
-		EXPECT_EQ(-1, kheap_check_zero(p, len));
-		goto done;
-	}
 	EXPECT_EQ((ssize_t)len, n) TH_LOG("O_DIRECT read: %s", strerror(err));
 	EXPECT_EQ(-1, check_pages(p, npages, npages, self->pg, 0xd000));
 
@@ -1739,7 +1710,6 @@ TEST_F(kheap, odirect_read_into_chunk)
 	EXPECT_EQ((ssize_t)(len - self->pg), n);
 	EXPECT_EQ(-1, kheap_check_zero(p, self->pg));
 	EXPECT_EQ(-1, check_pages(p + self->pg, 0, npages - 1, self->pg, 0xd000));
-done:
 	munmap(p, len);
 	EXPECT_EQ(0, kheap_free(self->fd, a.token));
 	loop_detach(&ld);
@@ -1772,20 +1742,13 @@ TEST_F(kheap, odirect_write_from_chunk)
 	fill_pages(p, npages, self->pg, 0xe000);
 	n = pwrite(ld.dio, p, len, 0);
 	err = errno;
-	if (gup_refused_here(&self->info)) {
-		EXPECT_GUP_REFUSED(n, err);
-		/* Nothing reached the backing file. */
-		EXPECT_EQ((ssize_t)len, pread(ld.back, content, len, 0));
-		EXPECT_EQ(-1, kheap_check_zero(content, len));
-	} else {
-		EXPECT_EQ((ssize_t)len, n) TH_LOG("O_DIRECT write: %s", strerror(err));
-		EXPECT_EQ(0, fsync(ld.dio));
+	EXPECT_EQ((ssize_t)len, n) TH_LOG("O_DIRECT write: %s", strerror(err));
+	EXPECT_EQ(0, fsync(ld.dio));
 
-		/* What reached the backing file is what the chunk held. */
-		n = pread(ld.back, content, len, 0);
-		EXPECT_EQ((ssize_t)len, n);
-		EXPECT_EQ(-1, check_pages(content, 0, npages, self->pg, 0xe000));
-	}
+	/* What reached the backing file is what the chunk held. */
+	n = pread(ld.back, content, len, 0);
+	EXPECT_EQ((ssize_t)len, n);
+	EXPECT_EQ(-1, check_pages(content, 0, npages, self->pg, 0xe000));
 
 	munmap(p, len);
 	EXPECT_EQ(0, kheap_free(self->fd, a.token));
@@ -2019,10 +1982,14 @@ TEST_F_TIMEOUT(kheap, alloc_alignment, 120)
 TEST_F(kheap, ioctl_unknown_commands)
 {
 	const unsigned long cmds[] = {
-		/* unknown numbers (0x05-0x07 are ABI 2's, 0x08 ABI 3's) */
+		/* unknown numbers (0x05-0x07 are ABI 2's, 0x08 ABI 3's, 0x09 ABI 4's) */
+		_IO(KHEAP_IOC_MAGIC, 0x0a),
+		_IOR(KHEAP_IOC_MAGIC, 0x0a, struct kheap_info),
+		_IOWR(KHEAP_IOC_MAGIC, 0x0a, struct kheap_alloc),
+		/* EXPORT's number, wrong direction */
 		_IO(KHEAP_IOC_MAGIC, 0x09),
-		_IOR(KHEAP_IOC_MAGIC, 0x09, struct kheap_info),
-		_IOWR(KHEAP_IOC_MAGIC, 0x09, struct kheap_alloc),
+		_IOR(KHEAP_IOC_MAGIC, 0x09, struct kheap_export),
+		_IOW(KHEAP_IOC_MAGIC, 0x09, struct kheap_export),
 		_IOW(KHEAP_IOC_MAGIC, 0x3f, struct kheap_free),
 		_IOWR(KHEAP_IOC_MAGIC, 0xff, struct kheap_query),
 		/* another magic */
@@ -2696,8 +2663,6 @@ TEST_F_TIMEOUT(kheap, quarantine_pinned_chunk, 60)
 	int pfd[2], round;
 	char *buf;
 
-	if (gup_refused_here(&self->info))
-		SKIP(return, "a reserved pool is mapped as raw frames: nothing pins it");
 	pin_and_release(_metadata, self->fd, npages, self->pg, 0x9a00, pfd);
 
 	/* Right after FREE, and after a second of pin, nothing changed. */
@@ -2754,8 +2719,6 @@ TEST_F_TIMEOUT(kheap, quarantine_reclaimed_on_demand, 60)
 	struct kheap_alloc big;
 	int pfd[2], ret;
 
-	if (gup_refused_here(&self->info))
-		SKIP(return, "a reserved pool is mapped as raw frames: nothing pins it");
 	pin_and_release(_metadata, self->fd, npages, self->pg, 0x9b00, pfd);
 	/* Long enough for the module to back off past its first looks. */
 	kheap_sleep_ms(1000);
@@ -2769,6 +2732,158 @@ TEST_F_TIMEOUT(kheap, quarantine_reclaimed_on_demand, 60)
 	EXPECT_EQ(0ULL, sysfs_count("quarantined_chunks"));
 	EXPECT_EQ(0ULL, sysfs_count("free_bytes"));
 	EXPECT_EQ(0, kheap_free(self->fd, big.token));
+}
+
+/*
+ * io_uring fixed buffers: a long-term pin (FOLL_LONGTERM) of a chunk's
+ * pages.  Registration must succeed at once on every pool (a reserved
+ * pool's ZONE_DEVICE pages included), a WRITE_FIXED must send the
+ * chunk's bytes, and a chunk freed while registered waits in the
+ * quarantine until the ring lets go.  Before 6.5 io_uring refuses
+ * buffers of any file mapping but shmem and hugetlbfs (EOPNOTSUPP): skip.
+ */
+struct uring {
+	int fd;
+	unsigned int *sq_tail, *sq_array, *cq_head, *cq_tail, sq_mask, cq_mask;
+	struct io_uring_sqe *sqes;
+	struct io_uring_cqe *cqes;
+	void *sq, *cq;
+	size_t sq_len, cq_len, sqes_len;
+};
+
+static int uring_open(struct uring *r)
+{
+	struct io_uring_params p;
+
+	memset(&p, 0, sizeof(p));
+	memset(r, 0, sizeof(*r));
+	r->fd = syscall(__NR_io_uring_setup, 1, &p);
+	if (r->fd < 0)
+		return -errno;
+	r->sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned int);
+	r->cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+	r->sqes_len = p.sq_entries * sizeof(struct io_uring_sqe);
+	r->sq = mmap(NULL, r->sq_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     r->fd, IORING_OFF_SQ_RING);
+	r->cq = mmap(NULL, r->cq_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		     r->fd, IORING_OFF_CQ_RING);
+	r->sqes = mmap(NULL, r->sqes_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		       r->fd, IORING_OFF_SQES);
+	if (r->sq == MAP_FAILED || r->cq == MAP_FAILED ||
+	    r->sqes == MAP_FAILED)
+		return -ENOMEM;
+	r->sq_tail = (unsigned int *)((char *)r->sq + p.sq_off.tail);
+	r->sq_array = (unsigned int *)((char *)r->sq + p.sq_off.array);
+	r->sq_mask = *(unsigned int *)((char *)r->sq + p.sq_off.ring_mask);
+	r->cq_head = (unsigned int *)((char *)r->cq + p.cq_off.head);
+	r->cq_tail = (unsigned int *)((char *)r->cq + p.cq_off.tail);
+	r->cq_mask = *(unsigned int *)((char *)r->cq + p.cq_off.ring_mask);
+	r->cqes = (struct io_uring_cqe *)((char *)r->cq + p.cq_off.cqes);
+	return 0;
+}
+
+static void uring_close(struct uring *r)
+{
+	if (r->sqes && r->sqes != MAP_FAILED)
+		munmap(r->sqes, r->sqes_len);
+	if (r->cq && r->cq != MAP_FAILED)
+		munmap(r->cq, r->cq_len);
+	if (r->sq && r->sq != MAP_FAILED)
+		munmap(r->sq, r->sq_len);
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
+}
+
+/* One WRITE_FIXED of @len bytes at @buf (fixed buffer 0) to @fd. */
+static int uring_write_fixed(struct uring *r, int fd, void *buf, size_t len)
+{
+	unsigned int tail = *r->sq_tail, head;
+	struct io_uring_sqe *sqe = &r->sqes[tail & r->sq_mask];
+	int res;
+
+	memset(sqe, 0, sizeof(*sqe));
+	sqe->opcode = IORING_OP_WRITE_FIXED;
+	sqe->fd = fd;
+	sqe->addr = (uintptr_t)buf;
+	sqe->len = len;
+	sqe->buf_index = 0;
+	r->sq_array[tail & r->sq_mask] = tail & r->sq_mask;
+	__atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+	if (syscall(__NR_io_uring_enter, r->fd, 1, 1, IORING_ENTER_GETEVENTS,
+		    NULL, 0) < 0)
+		return -errno;
+	head = *r->cq_head;
+	if (head == __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE))
+		return -EAGAIN;
+	res = r->cqes[head & r->cq_mask].res;
+	__atomic_store_n(r->cq_head, head + 1, __ATOMIC_RELEASE);
+	return res;
+}
+
+TEST_F_TIMEOUT(kheap, io_uring_fixed_buffer, 60)
+{
+	uint64_t npages = min_u64(8, self->pool / self->pg / 2);
+	uint64_t len = npages * self->pg;
+	struct kheap_info info;
+	struct kheap_alloc a;
+	struct uring r;
+	struct iovec iov;
+	int pfd[2], ret;
+	char *p, *buf;
+
+	ret = uring_open(&r);
+	if (ret == -ENOSYS || ret == -EPERM) {
+		uring_close(&r);
+		SKIP(return, "io_uring unavailable here: %s", strerror(-ret));
+	}
+	ASSERT_EQ(0, ret) TH_LOG("io_uring_setup: %s", strerror(-ret));
+
+	ASSERT_ALLOC(self->fd, len, 0, &a);
+	p = kheap_map(self->fd, a.token, len);
+	ASSERT_MAPPED(p);
+	fill_pages(p, npages, self->pg, 0x1a00);
+	iov.iov_base = p;
+	iov.iov_len = len;
+	alarm(30);	/* a pin that retries for ever is a failure, not a hang */
+	ret = syscall(__NR_io_uring_register, r.fd, IORING_REGISTER_BUFFERS,
+		      &iov, 1) ? errno : 0;
+	alarm(0);
+	if (ret == EOPNOTSUPP) {
+		munmap(p, len);
+		EXPECT_EQ(0, kheap_free(self->fd, a.token));
+		uring_close(&r);
+		SKIP(return, "this kernel's io_uring refuses buffers of file mappings");
+	}
+	ASSERT_EQ(0, ret) TH_LOG("IORING_REGISTER_BUFFERS: %s", strerror(ret));
+
+	/* The ring reads the chunk's pages themselves. */
+	ASSERT_EQ(0, pipe(pfd));	/* 64 KiB: holds the 8 pages */
+	ret = uring_write_fixed(&r, pfd[1], p, len);
+	EXPECT_EQ((int)len, ret) TH_LOG("WRITE_FIXED: %s",
+					ret < 0 ? strerror(-ret) : "short");
+	buf = malloc(len);
+	ASSERT_NE(NULL, buf);
+	if (ret == (int)len) {
+		EXPECT_EQ((ssize_t)len, read(pfd[0], buf, len));
+		EXPECT_EQ(-1, check_pages(buf, 0, npages, self->pg, 0x1a00));
+	}
+	free(buf);
+	close(pfd[0]);
+	close(pfd[1]);
+
+	/* Unmapped and freed while registered: quarantined, not reused. */
+	ASSERT_EQ(0, munmap(p, len));
+	ASSERT_EQ(0, kheap_free(self->fd, a.token));
+	EXPECT_EQ(1ULL, sysfs_count("quarantined_chunks"));
+	EXPECT_EQ(len, sysfs_count("quarantined_bytes"));
+
+	/* The ring lets go: the chunk comes back. */
+	uring_close(&r);
+	ret = kheap_wait_idle(self->fd, REAP_DELAY_MAX_MS + 2000, &info);
+	EXPECT_EQ(0, ret);
+	EXPECT_EQ(self->pool, info.free_bytes);
+	EXPECT_EQ(0ULL, sysfs_count("quarantined_chunks"));
 }
 
 /* Concurrency */

@@ -132,46 +132,10 @@ FIXTURE_TEARDOWN(libkheap)
 		kheap_pci_unbind(self->bdf);
 }
 
-/* The module's pool is a boot-time reservation (mapped as raw frames). */
-static bool pool_reserved(void)
-{
-	char src[32] = "";
-	FILE *f = fopen("/sys/class/misc/kheap/pool_source", "r");
-
-	if (f) {
-		if (!fgets(src, sizeof(src), f))
-			src[0] = '\0';
-		fclose(f);
-	}
-	return !strncmp(src, "reserved", 8);
-}
-
 #define NEED_SETUP() do {						\
 	if (self->why)							\
 		SKIP(return, "%s", self->why);				\
 } while (0)
-
-/*
- * A reserved pool is mapped as raw frames that VFIO cannot pin: the call
- * says so at once (EOPNOTSUPP) and maps nothing.
- */
-TEST_F(libkheap, reserved_pool_refused)
-{
-	uint8_t *p;
-
-	NEED_SETUP();
-	if (!pool_reserved())
-		SKIP(return, "the pool is not a reserved one");
-	p = kheap_malloc(PG);
-	ASSERT_NE(NULL, p);
-	errno = 0;
-	EXPECT_EQ(-1, kheap_vfio_map(self->v.container));
-	EXPECT_EQ(EOPNOTSUPP, errno);
-	errno = 0;
-	EXPECT_EQ(-1, kheap_vfio_unmap(self->v.container));
-	EXPECT_EQ(EBADF, errno);
-	kheap_free(p);
-}
 
 static void fill(uint8_t *p, size_t len, unsigned int seed)
 {
@@ -193,8 +157,6 @@ TEST_F(libkheap, map_malloc_memory)
 	int ret;
 
 	NEED_SETUP();
-	if (pool_reserved())
-		SKIP(return, "a reserved pool cannot be pinned by VFIO");
 	before = kheap_malloc(3 * PG);
 	ASSERT_NE(NULL, before) TH_LOG("kheap_malloc: %s", strerror(errno));
 	ASSERT_NE(0ULL, kheap_phys(before)) TH_LOG("no physical addresses");

@@ -194,6 +194,16 @@ TEST_F(vfio, chunk_at_physical_address)
 	ASSERT_EQ(0, unmap_dma(&self->v, &a));
 	munmap(a.p, a.a.size_out);
 	munmap(b.p, b.a.size_out);
+
+	/*
+	 * VFIO unpinned every page it pinned: freed, both chunks come
+	 * straight back.  (VFIO never unpins a PG_reserved page, which a
+	 * reserved pool's ZONE_DEVICE pages start as.)
+	 */
+	EXPECT_EQ(0, kheap_free(self->kfd, a.a.token));
+	EXPECT_EQ(0, kheap_free(self->kfd, b.a.token));
+	EXPECT_EQ(0, kheap_wait_idle(self->kfd, KHEAP_SETTLE_MS, NULL))
+		TH_LOG("pages still pinned after VFIO_IOMMU_UNMAP_DMA");
 }
 
 /* A chunk never mapped into the container is neither read nor written. */

@@ -119,7 +119,6 @@ static int device_open(struct kheap_pool *pool)
 	}
 	dev.pool.phys = info.pool_phys;
 	dev.pool.size = info.pool_size;
-	dev.pool.raw_frames = info.pool_source == KHEAP_SOURCE_RESERVED;
 	dev.pool.page_size = info.page_size;
 	dev.pool.base = base;
 	dev.pool.span = span;
@@ -353,6 +352,23 @@ static int device_sync(const struct kheap_chunk *c, size_t off, size_t len,
 	return ioctl(fd, KHEAP_IOC_SYNC, &s) ? -errno : 0;
 }
 
+static int device_export(const struct kheap_chunk *c, size_t off,
+			 size_t len, int flags)
+{
+	struct kheap_export e;
+
+	if (dev.fd < 0)
+		return -EBADF;
+	memset(&e, 0, sizeof(e));
+	e.token = c->token;
+	e.offset = off;
+	e.length = len;
+	e.flags = (unsigned int)flags;
+	if (ioctl(dev.fd, KHEAP_IOC_EXPORT, &e))
+		return -errno;
+	return (int)e.fd;
+}
+
 const struct kheap_provider kheap_device_provider = {
 	.name = "device",
 	.open = device_open,
@@ -366,4 +382,5 @@ const struct kheap_provider kheap_device_provider = {
 	.detach = device_detach,
 	.dma_addr = device_dma_addr,
 	.sync = device_sync,
+	.export = device_export,
 };

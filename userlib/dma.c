@@ -300,8 +300,6 @@ API int kheap_vfio_map(int container)
 	err = 0;
 	if (!kh.pool.phys)
 		err = -EPERM;	/* no physical address to use as IOVA */
-	else if (kh.pool.raw_frames)
-		err = -EOPNOTSUPP;	/* VFIO pins pages; these are frames */
 	for (i = 0; !err && i < dm.ncontainers; i++)
 		if (dm.container[i] == container)
 			err = -EEXIST;

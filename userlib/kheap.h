@@ -109,6 +109,27 @@ size_t kheap_malloc_usable_size(const void *ptr);
  */
 void *kheap_malloc_shared(size_t size);
 
+/*
+ * dma-buf export (since 1.3, with a kheap module of ABI 4): the len bytes
+ * at ptr as a dma-buf file descriptor, for any driver that imports
+ * dma-bufs (V4L2 V4L2_MEMORY_DMABUF, DRM PRIME, RDMA).  ptr and len must
+ * be multiples of the page size, len > 0, and the range must lie inside
+ * one block of this process (more exactly: one kernel chunk, which a
+ * block never crosses).  kheap_aligned_alloc(page size, n) with n a
+ * multiple of the page size always returns such a block, whole.  flags:
+ * O_RDONLY or O_RDWR, optionally | O_CLOEXEC.  The dma-buf is the same
+ * physical pages (kheap_phys() tells where the importer's data lands,
+ * without an IOMMU) and keeps them allocated in the kernel while it
+ * exists, but the block's owner must keep the block (not kheap_free or
+ * kheap_realloc it) while an importer may still use it: the library
+ * would hand the memory out again.  Returns the descriptor, or -1 with
+ * errno: EINVAL (not kheap memory of this process, unaligned or empty
+ * range, a range beyond its block's chunk, bad flags), EOPNOTSUPP (a
+ * module older than ABI 4, which cannot export), EMFILE, and
+ * in a fork child ENOMEM or EIO as for kheap_phys().
+ */
+int kheap_export(void *ptr, size_t len, int flags);
+
 /* Physical address of that byte, without a system call (but see fork
  * above); 0 with errno = EINVAL for an address that is not kheap memory
  * of this process, 0 with errno = EPERM for any byte of this process's
@@ -156,10 +177,10 @@ uint64_t kheap_dma_addr(const void *ptr, int handle);
  * memory, now and later, into a VFIO type1 container with IOVA equal to
  * the physical address, so kheap_phys() is the device address there too.
  * container_fd has a group attached and VFIO_TYPE1v2_IOMMU (or TYPE1) set.
- * 0, or -1 with errno: EPERM (physical addresses withheld), EOPNOTSUPP
- * (a reserved memmap= pool, mapped as raw frames that VFIO cannot pin:
- * use a runtime pool), ENOSPC (too many containers), EEXIST (already
- * mapped), or what VFIO_IOMMU_MAP_DMA said.
+ * 0, or -1 with errno: EPERM (physical addresses withheld), ENOSPC (too
+ * many containers), EEXIST (already mapped), or what VFIO_IOMMU_MAP_DMA
+ * said (EFAULT from an older kheap.ko that mapped reserved memmap= pools
+ * as raw frames, which VFIO cannot pin).
  */
 int kheap_vfio_map(int container_fd);
 int kheap_vfio_unmap(int container_fd);

@@ -28,9 +28,6 @@ struct kheap_pool {
 	size_t page_size;
 	uintptr_t base;		/* virtual address of pool offset 0 */
 	size_t span;		/* window bytes from base (>= size) */
-	int raw_frames;		/* mapped as raw page frames (a reserved
-				 * pool): get_user_pages() users such as
-				 * VFIO cannot pin it */
 };
 
 struct kheap_chunk {
@@ -89,6 +86,11 @@ struct kheap_provider {
 	 * KHEAP_SYNC_FOR_CPU); 0 or -errno.  NULL: nothing to do. */
 	int (*sync)(const struct kheap_chunk *c, size_t off, size_t len,
 		    unsigned int flags);
+	/* A dma-buf of len bytes at offset off of the chunk (both page
+	 * multiples, inside it), open(2) flags O_RDONLY or O_RDWR and
+	 * O_CLOEXEC: its descriptor, or -errno.  NULL: no dma-bufs. */
+	int (*export)(const struct kheap_chunk *c, size_t off, size_t len,
+		      int flags);
 };
 
 /*

@@ -36,6 +36,21 @@ int cmd_status(int argc, char **argv);
 int cmd_map(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 
+/* dmabufs.c: the dma-bufs exported from the pool (sysfs, ABI 4). */
+#define DMABUFS_SHOWN	64
+struct dmabufs {
+	bool have_count;	/* the module reports them */
+	uint64_t count;		/* dma-bufs that still exist */
+	bool have_extents;	/* dmabuf_extents was readable */
+	bool truncated;		/* more exist than are listed */
+	size_t n;
+	struct {
+		uint64_t offset;	/* from the pool's base */
+		uint64_t length;
+	} ext[DMABUFS_SHOWN];
+};
+int read_dmabufs(struct dmabufs *d);	/* 0 or -errno */
+
 /* util.c */
 int read_text(const char *path, char *buf, size_t len);	/* 0 or -errno; trims */
 int read_u64(const char *path, uint64_t *value);		/* 0 or -errno */

@@ -652,6 +652,25 @@ static void zoom_bar(const struct mapview *mv)
 	       hi - 1, fmt_size(cell, sz, sizeof(sz)));
 }
 
+/* The pool's exported dma-bufs (anyone's), where the module says. */
+static void print_dmabufs(uint64_t base)
+{
+	struct dmabufs d;
+	char sz[32];
+
+	if (read_dmabufs(&d))
+		return;	/* a module before ABI 4 */
+	printf("  dma-bufs exported from the pool: %" PRIu64 "%s\n", d.count,
+	       d.count && !d.have_extents ? " (where: root only)" : "");
+	for (size_t i = 0; i < d.n; i++)
+		printf("     %012" PRIx64 "-%012" PRIx64 "  pool+%#-10" PRIx64 " %s\n",
+		       base + d.ext[i].offset,
+		       base + d.ext[i].offset + d.ext[i].length - 1,
+		       d.ext[i].offset, fmt_size(d.ext[i].length, sz, sizeof(sz)));
+	if (d.truncated)
+		printf("     ...\n");
+}
+
 static void print_ram_view(const struct mapview *mv)
 {
 	char sz[32], cells[POOL_CELLS + 1];
@@ -679,6 +698,7 @@ static void print_ram_view(const struct mapview *mv)
 	printf("  [%s]  one cell = %s; + = several\n", cells,
 	       fmt_size(size / POOL_CELLS, sz, sizeof(sz)));
 	zoom_bar(mv);
+	print_dmabufs(base);
 	for (unsigned int i = 0; i < mv->nbufs; i++) {
 		const struct buf *b = &mv->bufs[i];
 

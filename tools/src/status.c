@@ -54,6 +54,8 @@ struct status {
 	size_t nextents;
 	struct extent *extents;
 
+	struct dmabufs dmabufs;
+
 	bool have_info;
 	struct kheap_info info;
 	int info_errno;
@@ -197,6 +199,7 @@ static void gather(struct status *st)
 		st->source[0] = '\0';
 	st->have_phys = !read_u64(KHEAP_SYSFS "/pool_phys", &st->phys);
 	st->have_max_phys = !read_u64(KHEAP_SYSFS "/max_phys", &st->max_phys);
+	read_dmabufs(&st->dmabufs);
 	st->have_devnum = !kheap_devnum(&st->devnum);
 	st->have_node = !stat(KHEAP_DEVNODE, &st->node);
 
@@ -360,6 +363,20 @@ static void print_text(const struct status *st)
 	else if (st->have_max_phys)
 		printf("  limit       none (max_phys not set)\n");
 	printf("  chunks      %" PRIu64 " in use\n", st->chunks_in_use);
+	if (st->dmabufs.have_count) {
+		const struct dmabufs *d = &st->dmabufs;
+
+		printf("  dma-bufs    %" PRIu64 " exported", d->count);
+		if (d->count && !d->have_extents)
+			printf(" (where: root only)");
+		printf("\n");
+		for (size_t i = 0; i < d->n; i++)
+			printf("              pool+%#" PRIx64 ", %s\n",
+			       d->ext[i].offset,
+			       fmt_size(d->ext[i].length, a, sizeof(a)));
+		if (d->truncated)
+			printf("              ...\n");
+	}
 	if (st->have_info)
 		printf("  abi         version %llu, page size %llu\n",
 		       (unsigned long long)st->info.abi_version,
@@ -450,6 +467,22 @@ static void print_json(const struct status *st)
 			json_null(&j, "free_extents");
 		}
 		json_bool(&j, "free_extents_truncated", st->extents_truncated);
+		if (st->dmabufs.have_count)
+			json_u64(&j, "dmabufs", st->dmabufs.count);
+		else
+			json_null(&j, "dmabufs");
+		if (st->dmabufs.have_extents) {
+			json_array_begin(&j, "dmabuf_extents");
+			for (size_t i = 0; i < st->dmabufs.n; i++) {
+				json_object_begin(&j, NULL);
+				json_u64(&j, "offset", st->dmabufs.ext[i].offset);
+				json_u64(&j, "length", st->dmabufs.ext[i].length);
+				json_object_end(&j);
+			}
+			json_array_end(&j);
+		} else {
+			json_null(&j, "dmabuf_extents");
+		}
 		json_object_end(&j);
 	}
 	if (st->have_info) {

@@ -11,9 +11,14 @@
  *                              ALLOC one chunk of each SIZE bytes, in
  *                              order; a SIZE written -SIZE is freed again
  *                              once all are allocated (leaving a hole)
+ *   kheap-hold dmabuf READYFILE
+ *                              ALLOC four pages, EXPORT the middle two as a
+ *                              dma-buf, FREE and close everything else:
+ *                              only the dma-buf holds the chunk
  *
  * Writes its pid to READYFILE once it holds the device, and in chunks
- * mode then one line "PHYS SIZE" (decimal, from ALLOC) per chunk it holds.
+ * mode then one line "PHYS SIZE" (decimal, from ALLOC) per chunk it holds;
+ * in dmabuf mode one line "PHYS SIZE" of the exported range.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,8 +52,9 @@ int main(int argc, char **argv)
 	FILE *ready;
 	int fd;
 
-	if (!chunks && (argc != 3 || (strcmp(argv[1], "fd") && strcmp(argv[1], "map")))) {
-		fprintf(stderr, "usage: kheap-hold fd|map READYFILE\n"
+	if (!chunks && (argc != 3 || (strcmp(argv[1], "fd") && strcmp(argv[1], "map") &&
+				      strcmp(argv[1], "dmabuf")))) {
+		fprintf(stderr, "usage: kheap-hold fd|map|dmabuf READYFILE\n"
 			"       kheap-hold chunks READYFILE [-]SIZE...\n");
 		return 2;
 	}
@@ -83,6 +89,26 @@ int main(int argc, char **argv)
 		close(fd);	/* the mapping alone keeps the module busy */
 	}
 	len += snprintf(text + len, sizeof(text) - len, "%d\n", (int)getpid());
+	if (!strcmp(argv[1], "dmabuf")) {
+		long pg = sysconf(_SC_PAGESIZE);
+		struct kheap_alloc a = { .size = 4 * pg };
+		struct kheap_export e = { .offset = pg, .length = 2 * pg,
+					  .flags = O_RDWR | O_CLOEXEC };
+
+		if (ioctl(fd, KHEAP_IOC_ALLOC, &a)) {
+			fprintf(stderr, "kheap-hold: ALLOC: %s\n", strerror(errno));
+			return 1;
+		}
+		e.token = a.token;
+		if (ioctl(fd, KHEAP_IOC_EXPORT, &e)) {
+			fprintf(stderr, "kheap-hold: EXPORT: %s\n", strerror(errno));
+			return 1;
+		}
+		close(fd);	/* the dma-buf alone holds the chunk */
+		len += snprintf(text + len, sizeof(text) - len, "%llu %llu\n",
+				(unsigned long long)(a.phys + pg),
+				(unsigned long long)(2 * pg));
+	}
 	if (chunks) {
 		for (int i = 3; i < argc; i++) {
 			struct kheap_alloc *a = &held[i - 3];

@@ -4,7 +4,7 @@
 # kheapctl end to end, in a guest, as root: load, status (text and JSON,
 # the JSON checked against KHEAP_IOC_INFO and sysfs; the free extents and
 # the occupancy bar checked for an idle pool and for chunks held at known
-# places), map (text and JSON:
+# places, the exported dma-bufs of a holder), map (text and JSON:
 # every page's physical address agrees with /proc/self/pagemap, lies inside
 # the pool that INFO reports, and pages of a buffer are consecutive), the
 # pool empty again after map exits, unload.
@@ -19,7 +19,7 @@ args=${KHEAPCTL_LOAD_ARGS:-size=64M}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 
-ktap_plan 27
+ktap_plan 29
 echo "# load arguments: $args${KHEAPCTL_MODULE:+ --module $KHEAPCTL_MODULE}"
 
 # A previous program may have left the module loaded.
@@ -167,6 +167,45 @@ echo "# bar: $tbar"
 kill "$holder" 2>/dev/null
 wait "$holder" 2>/dev/null
 ktap_result $ok "status bar marks the held chunks' cells (text and JSON)"
+
+# A dma-buf held by another process: status counts it and says where,
+# map lists it.  Every pool source exports.
+kheap-hold dmabuf "$T/dready" 2> "$T/dhold.err" &
+holder=$!
+i=0
+while [ ! -s "$T/dready" ] && kill -0 "$holder" 2>/dev/null && [ $i -lt 100 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+if [ "$(wc -l < "$T/dready" 2>/dev/null)" = 2 ]; then
+	dphys=$(sed -n 2p "$T/dready" | cut -d' ' -f1)
+	dsize=$(sed -n 2p "$T/dready" | cut -d' ' -f2)
+	"$K" status > "$T/ds.txt" 2>&1
+	"$K" status --json > "$T/ds.json" 2>&1
+	"$K" map > "$T/dm.txt" 2>&1
+	kill "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null
+	off=$((dphys - $(info_get "$T/info" pool_phys)))
+	[ "$(json-check "$T/ds.json" .pool.dmabufs)" = 1 ] &&
+		[ "$(json-check "$T/ds.json" '.pool.dmabuf_extents[0].offset')" = "$off" ] &&
+		[ "$(json-check "$T/ds.json" '.pool.dmabuf_extents[0].length')" = "$dsize" ] &&
+		grep -q 'dma-bufs    1 exported' "$T/ds.txt" &&
+		grep -q "pool+$(printf '%#x' "$off"), 8.0 KiB" "$T/ds.txt"
+	ok=$?
+	[ $ok -eq 0 ] || { ktap_diag "$T/ds.txt"; ktap_diag "$T/ds.json"; }
+	ktap_result $ok "status counts a held dma-buf and says where (text and JSON)"
+	grep -q 'dma-bufs exported from the pool: 1' "$T/dm.txt" &&
+		grep -q "$(printf '%012x' "$dphys")-" "$T/dm.txt"
+	ok=$?
+	[ $ok -eq 0 ] || ktap_diag "$T/dm.txt"
+	ktap_result $ok "map lists the held dma-buf at its physical range"
+else
+	kill "$holder" 2>/dev/null
+	wait "$holder" 2>/dev/null
+	ktap_diag "$T/dhold.err"
+	ktap_result 1 "status counts a held dma-buf and says where (text and JSON)"
+	ktap_result 1 "map lists the held dma-buf at its physical range"
+fi
 
 "$K" map > "$T/map.txt" 2>&1
 rc=$?

@@ -7,7 +7,8 @@
  * contiguity of whole allocations up to an arena and beyond, realloc
  * across moves, exhaustion then full recovery, calloc, fork (private
  * blocks of every kind both ways, shared blocks, 1,000 forks while threads
- * allocate), threads.
+ * allocate), threads, kheap_export() of aligned blocks (the dma-buf maps
+ * the block's own pages).
  * SKIPs (exit 4) without the device.  Needs root (CAP_SYS_ADMIN) for the
  * pagemap comparisons; without it those cases are skipped.
  *
@@ -20,8 +21,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <linux/dma-buf.h>
 
 #include "kheap.h"
 #include "ktap.h"
@@ -644,6 +649,85 @@ static void test_threads(void)
 	CHECK(HEAP_OK());
 }
 
+/*
+ * kheap_export(): kheap_aligned_alloc(page, n) blocks, arena-sized and
+ * dedicated, as dma-bufs: the same bytes both ways through the dma-buf's
+ * mapping, the same physical pages, the size, the sync ioctl; the memory
+ * outlives kheap_free() while the dma-buf holds it.  A pool that cannot
+ * export (reserved) says EOPNOTSUPP.
+ */
+static void test_export(void)
+{
+	const size_t sizes[] = { (size_t)page, 16 * (size_t)page, 3 * MIB };
+
+	for (unsigned int i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t n = sizes[i];
+		unsigned char *p = kheap_aligned_alloc(page, n), *d;
+		struct dma_buf_sync sync = {
+			.flags = DMA_BUF_SYNC_START | DMA_BUF_SYNC_RW,
+		};
+		int fd;
+
+		CHECK(p != NULL);
+		if (!p)
+			return;
+		for (size_t j = 0; j < n; j++)
+			p[j] = (unsigned char)(j * 7 + i);
+		fd = kheap_export(p, n, O_RDWR | O_CLOEXEC);
+		if (fd < 0 && errno == EOPNOTSUPP) {
+			ktap_diag("this pool does not export (reserved?)");
+			kheap_free(p);
+			return;
+		}
+		CHECKF(fd >= 0, "kheap_export(%zu): %s", n, strerror(errno));
+		if (fd < 0) {
+			kheap_free(p);
+			return;
+		}
+		CHECK(lseek(fd, 0, SEEK_END) == (off_t)n);
+		CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+		d = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		CHECK(d != MAP_FAILED);
+		if (d == MAP_FAILED) {
+			close(fd);
+			kheap_free(p);
+			return;
+		}
+		CHECK(ioctl(fd, DMA_BUF_IOCTL_SYNC, &sync) == 0);
+		CHECK(memcmp(d, p, n) == 0);
+		d[n - 1] ^= 0xff;
+		CHECK(p[n - 1] == (unsigned char)~((n - 1) * 7 + i));
+		sync.flags = DMA_BUF_SYNC_END | DMA_BUF_SYNC_RW;
+		CHECK(ioctl(fd, DMA_BUF_IOCTL_SYNC, &sync) == 0);
+		if (pm_ok) {
+			CHECK(pagemap_phys(d) == kheap_phys(p));
+			CHECK(pagemap_phys(d + n - 1) == kheap_phys(p + n - 1));
+		}
+		/* A sub-range: the last page. */
+		close(fd);
+		fd = kheap_export(p + n - page, page, O_RDONLY);
+		CHECK(fd >= 0);
+		/* The block goes back to the library; the dma-buf keeps the
+		 * kernel's pages (they may be handed out again by the
+		 * library, so only the mapping's existence is checked). */
+		kheap_free(p);
+		if (fd >= 0) {
+			unsigned char *r = mmap(NULL, page, PROT_READ,
+						MAP_SHARED, fd, 0);
+
+			CHECK(r != MAP_FAILED);
+			if (r != MAP_FAILED)
+				munmap(r, page);
+			close(fd);
+		}
+		munmap(d, n);
+	}
+	errno = 0;
+	CHECK(kheap_export(&errno, (size_t)page, O_RDWR) == -1 &&
+	      errno == EINVAL);
+	CHECK(HEAP_OK());
+}
+
 int main(void)
 {
 	const char *dev = getenv("KHEAP_DEVICE");
@@ -674,7 +758,7 @@ int main(void)
 		phys_checkable = pm_ok || restricted;
 		kheap_free(q);
 	}
-	ktap_plan(11);
+	ktap_plan(12);
 	ktap_diag("device %s: pool %llu bytes, arena %llu, pool free %llu, "
 		  "largest free %llu, pagemap %s", dev,
 		  (unsigned long long)st0.pool_size,
@@ -712,5 +796,6 @@ int main(void)
 	RUN(test_fork_shared);
 	RUN(test_fork_loop);
 	RUN(test_threads);
+	RUN(test_export);
 	return ktap_finish();
 }

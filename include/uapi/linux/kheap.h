@@ -31,8 +31,11 @@
  * less.  The ABI grows by new commands and by giving reserved fields a
  * meaning, never by changing a field.  KHEAP_IOC_INFO reports the version.
  */
-/* 2: ATTACH, DETACH, DMA_ADDR, max_phys.  3: private across fork(), ADOPT. */
-#define KHEAP_ABI_VERSION	3
+/*
+ * 2: ATTACH, DETACH, DMA_ADDR, max_phys.  3: private across fork(), ADOPT.
+ * 4: EXPORT (dma-buf), the dmabufs field of INFO.
+ */
+#define KHEAP_ABI_VERSION	4
 
 /**
  * enum kheap_pool_source - where the pool came from
@@ -82,6 +85,9 @@ enum kheap_pool_source {
  *	handed out again while the module is loaded, and are not counted in
  *	@free_bytes.  A multiple of @page_size.  Modules that predate this
  *	field report 0 (they never retire pages)
+ * @dmabufs: (ABI 4) dma-bufs exported from the pool (KHEAP_IOC_EXPORT)
+ *	that still exist, by any file: a dma-buf exists until its last file
+ *	descriptor, mapping and importer reference is gone
  * @reserved: must be zero on input; zero on output
  */
 struct kheap_info {
@@ -98,7 +104,8 @@ struct kheap_info {
 	__u64 max_phys;
 	__u64 attachments;
 	__u64 retired_bytes;
-	__u64 reserved[3];
+	__u64 dmabufs;
+	__u64 reserved[2];
 };
 
 /**
@@ -410,6 +417,62 @@ struct kheap_adopt {
 };
 
 /*
+ * EXPORT flags (ABI 4): the open(2) flags of the new dma-buf file.  The
+ * access mode is O_RDONLY or O_RDWR (O_WRONLY is no dma-buf mode);
+ * O_CLOEXEC sets close-on-exec on the new descriptor.  (The O_ names
+ * come from <fcntl.h>, as for DMA_HEAP_VALID_FD_FLAGS.)
+ */
+#define KHEAP_EXPORT_FLAGS_VALID	(O_ACCMODE | O_CLOEXEC)
+
+/**
+ * struct kheap_export - KHEAP_IOC_EXPORT: a page range of a chunk as a dma-buf
+ * @token: in: a chunk this file owns
+ * @offset: in: first byte of the range within the chunk, page aligned
+ * @length: in: bytes in the range, a non-zero multiple of the page size;
+ *	@offset + @length must not wrap and must lie within the chunk
+ * @flags: in: O_RDONLY or O_RDWR, optionally with O_CLOEXEC; nothing else
+ * @fd: out: the new dma-buf file descriptor
+ * @reserved: must be zero
+ *
+ * (ABI 4.)  The dma-buf is the given pages of the chunk, physically
+ * contiguous, at the chunk's physical address plus @offset.  Any driver
+ * that imports dma-bufs takes it (V4L2 V4L2_MEMORY_DMABUF, DRM PRIME,
+ * RDMA): it is mapped for the importing device with the DMA API, behind
+ * an IOMMU too, never through a swiotlb bounce buffer (an importer whose
+ * device cannot reach the range directly gets -ERANGE, with one kernel
+ * log line).  mmap() of the dma-buf maps the same pages as /dev/kheap;
+ * DMA_BUF_IOCTL_SYNC brackets CPU access for every importing device.
+ * The descriptor can be passed to other processes (SCM_RIGHTS, fork()).
+ *
+ * The dma-buf holds the chunk: FREE, close() of this file and munmap()
+ * leave the range allocated (and counted as in use) while the dma-buf
+ * exists, and the module stays loaded meanwhile.  The pages go back to
+ * the pool when the last descriptor, mapping and importer of the dma-buf
+ * (and of every other user of the chunk) is gone.  A chunk can be exported
+ * any number of times, in ranges that may overlap.
+ *
+ * fork(): importers and mappings of the dma-buf are writers that the
+ * private fork() copy does not see (see "kheap and fork()"): export
+ * chunks allocated KHEAP_ALLOC_SHARED where a process forks.
+ *
+ * Chunks of every pool source export, reserved pools (memmap=) included:
+ * the module gives their range struct pages.
+ *
+ * Errors: -EINVAL (a token this file does not own, a range that is
+ * empty, unaligned, wrapping or outside the chunk, bad flags, non-zero
+ * @fd or reserved fields), -EMFILE (no free descriptor), -ENOMEM.  On any error no descriptor is
+ * installed and the chunk is as it was.
+ */
+struct kheap_export {
+	__u64 token;
+	__u64 offset;
+	__u64 length;
+	__u64 flags;
+	__u64 fd;
+	__u64 reserved[3];
+};
+
+/*
  * The smallest caller struct each command accepts (its size when first
  * published); a smaller one gives -EINVAL.
  */
@@ -422,6 +485,7 @@ struct kheap_adopt {
 #define KHEAP_DETACH_SIZE_VER0		32
 #define KHEAP_DMA_ADDR_SIZE_VER0	64
 #define KHEAP_ADOPT_SIZE_VER0		64
+#define KHEAP_EXPORT_SIZE_VER0		64
 
 #define KHEAP_IOC_MAGIC		0xD8
 
@@ -434,5 +498,6 @@ struct kheap_adopt {
 #define KHEAP_IOC_DETACH	_IOW(KHEAP_IOC_MAGIC, 0x06, struct kheap_detach)
 #define KHEAP_IOC_DMA_ADDR	_IOWR(KHEAP_IOC_MAGIC, 0x07, struct kheap_dma_addr)
 #define KHEAP_IOC_ADOPT		_IOWR(KHEAP_IOC_MAGIC, 0x08, struct kheap_adopt)
+#define KHEAP_IOC_EXPORT	_IOWR(KHEAP_IOC_MAGIC, 0x09, struct kheap_export)
 
 #endif /* _UAPI_LINUX_KHEAP_H */
