@@ -12,7 +12,7 @@
 # (kheap-dkms's /usr/src tree and dkms.conf, in private DKMS trees) for
 # the newest kernel and saves the result as a binaries-only DKMS tarball,
 # OUTDIR/kheap-dkms-binaries-KREL.tar.gz (about 1 more minute): the guest
-# test (tests/rootfs/deb.sh) loads it with `dkms ldtarball`, because the
+# test (tests/rootfs-slow/deb.sh) loads it with `dkms ldtarball`, because the
 # same build under TCG takes about 10 minutes.  Without that file the
 # guest test lets DKMS compile in the guest.
 # Usage: scripts/deb.sh [OUTDIR]   (default build/deb)

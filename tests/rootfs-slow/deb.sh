@@ -17,7 +17,12 @@
 # measured under TCG on a loaded 2-core machine, a plain build of kheap.ko
 # in this guest took 585 s, too long for make check's guest.  Each dpkg
 # run reads dpkg's database over 9p: dpkg -i of the packages took about
-# 110 s.  The whole test, with the tarball: about 4 to 5 minutes.
+# 110 to 150 s.  With the tarball, dkms ldtarball + install (depmod over
+# 9p) took about 13 minutes more on a loaded machine, so this test is not
+# in tests/rootfs/ (make check's rootfs guest has 900 s for everything).
+# Run it alone, after make deb, inside a rootfs guest:
+#   scripts/rootfs-tests.sh KHEAP_KO tests/rootfs-slow/deb.sh
+# (a RUNSCRIPT for scripts/run-guest.sh --rootfs --timeout 2400).
 set -u
 debs=$KHEAP_TOP/build/deb
 pkgs="kheap-dkms libkheap1 libkheap-dev kheap-tools python3-kheap"
