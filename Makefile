@@ -81,6 +81,11 @@ clean:
 #
 #   make tools               userlib/libkheap.a, then tools/kheapctl
 #   make install             [PREFIX=/usr/local] [DESTDIR=] [KERNELRELEASE=...]
+#                            [PYTHON=/usr/bin/python3] [PYTHONDIR=...]: both of
+#   make install-module      the module, into updates/, and
+#   make install-user        libkheap, headers, kheapctl, man pages, udev
+#                            rule, the Python package
+#   make deb                 Debian packages into build/deb/ (scripts/deb.sh)
 #   make uninstall           the same variables as install
 #   make dkms                register, build and install the module with DKMS
 #   make demo [HOST=1]       load, status, map, unload: in a 6.12 QEMU guest, or
@@ -95,23 +100,39 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/kheap
 UDEVRULESDIR ?= /lib/udev/rules.d
+# The Python binding: Debian's python3 (not one earlier on PATH), into the
+# directory Debian's python3 searches for this PREFIX.
+PYTHON ?= /usr/bin/python3
+PYTHON_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+PYTHONDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(PYTHON_VERSION)/dist-packages)
 DKMS_SRC := /usr/src/kheap-$(VERSION)
 # libkheap(3) aliases: `man kheap_malloc` and friends.
 MAN3_ALIASES := kheap_malloc kheap_calloc kheap_realloc kheap_free \
 	kheap_aligned_alloc kheap_posix_memalign kheap_malloc_usable_size \
 	kheap_malloc_shared kheap_phys kheap_phys_to_virt kheap_stats kheap_attach kheap_attach_bits \
-	kheap_detach kheap_dma_addr kheap_vfio_map kheap_vfio_unmap
+	kheap_detach kheap_dma_addr kheap_sync kheap_vfio_map kheap_vfio_unmap
 
-.PHONY: tools install uninstall dkms demo dkms-version-check
+.PHONY: tools install install-module install-user uninstall dkms demo deb dkms-version-check
 
 tools:
 	$(MAKE) -C userlib
 	$(MAKE) -C tools
 
-install: module tools
+install: install-module install-user
+ifeq ($(DESTDIR),)
+	ldconfig
+	getent group kheap >/dev/null || groupadd --system kheap
+	-udevadm control --reload 2>/dev/null && udevadm trigger --subsystem-match=misc \
+		--sysname-match=kheap 2>/dev/null
+endif
+
+install-module: module
 	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=updates \
 		$(if $(DESTDIR),INSTALL_MOD_PATH=$(DESTDIR)) modules_install
 	$(if $(DESTDIR),,depmod -a $(KERNELRELEASE))
+
+# Everything but the module (debian/rules installs this into debian/tmp).
+install-user: tools
 	$(MAKE) -C userlib install PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
 	install -D -m 0644 include/uapi/linux/kheap.h $(DESTDIR)$(INCLUDEDIR)/linux/kheap.h
 	install -D -m 0755 tools/kheapctl $(DESTDIR)$(SBINDIR)/kheapctl
@@ -126,12 +147,8 @@ install: module tools
 	install -D -m 0644 docs/kheap.modules-load.conf \
 		$(DESTDIR)$(DOCDIR)/examples/kheap.modules-load.conf
 	install -D -m 0644 docs/install.md $(DESTDIR)$(DOCDIR)/install.md
-ifeq ($(DESTDIR),)
-	ldconfig
-	getent group kheap >/dev/null || groupadd --system kheap
-	-udevadm control --reload 2>/dev/null && udevadm trigger --subsystem-match=misc \
-		--sysname-match=kheap 2>/dev/null
-endif
+	install -d $(DESTDIR)$(PYTHONDIR)/kheap
+	install -m 0644 python/kheap/*.py $(DESTDIR)$(PYTHONDIR)/kheap/
 
 # Kbuild installs the module where it sits in the tree: updates/module/.
 INSTALLED_KO := $(DESTDIR)/lib/modules/$(KERNELRELEASE)/updates/module/kheap.ko
@@ -148,6 +165,7 @@ uninstall:
 		$(DESTDIR)$(DOCDIR)/examples/kheap.modprobe.conf \
 		$(DESTDIR)$(DOCDIR)/examples/kheap.modules-load.conf \
 		$(DESTDIR)$(DOCDIR)/install.md
+	rm -rf $(DESTDIR)$(PYTHONDIR)/kheap
 	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) \
 		$(DESTDIR)$(INCLUDEDIR)/linux 2>/dev/null
 ifeq ($(DESTDIR),)
@@ -173,3 +191,6 @@ dkms: dkms-version-check
 
 demo:
 	HOST=$(HOST) scripts/demo.sh
+
+deb:
+	scripts/deb.sh

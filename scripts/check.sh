@@ -73,6 +73,23 @@ if [ -f userlib/Makefile ] && grep -q '^check:' userlib/Makefile; then
 	make -s -C userlib check 2>&1
 fi
 
+# --- the Python binding over libkheap's region provider (host, ~5 s) ----------
+if python/tests/host.sh > "$build/python-host.txt" 2>&1; then
+	check_result "python/tests/host.sh: $(tail -n 1 "$build/python-host.txt")" 0
+else
+	sed 's/^/# /' "$build/python-host.txt"
+	check_result "python/tests/host.sh (the binding's tests, region provider)" 1
+fi
+
+# --- Debian packages: make deb (dpkg-buildpackage, lintian); about 90 s --------
+# tests/rootfs-slow/deb.sh installs them in a rootfs guest (by hand: slow).
+if scripts/deb.sh "$top/build/deb" > "$build/deb.txt" 2>&1; then
+	check_result "make deb: $(ls "$top"/build/deb/*.deb | wc -l) packages, lintian without errors" 0
+else
+	sed 's/^/# /' "$build/deb.txt"
+	check_result "make deb (scripts/deb.sh: dpkg-buildpackage, lintian)" 1
+fi
+
 # --- kheapctl: JSON writer, make install, DKMS (host) --------------------------
 make -s -C tools check 2>&1
 tools/tests/install-check.sh "$(scripts/kernels.sh "$newest_series")" "$build/install" 2>&1

@@ -27,6 +27,9 @@ PACKAGES="
 	linux-image-6.12-amd64 linux-headers-6.12-amd64
 	linux-source-6.1 linux-source-6.12
 	libjemalloc-dev libmimalloc-dev dkms groff-base
+	python3 python3-numpy python3-pytest
+	debhelper dh-dkms dh-python python3-all python3-setuptools python3-wheel
+	pybuild-plugin-pyproject dpkg-dev lintian
 "
 # A kernel build from linux-source-6.12.
 DEBUG_PACKAGES="flex bison bc libelf-dev libssl-dev"

@@ -37,6 +37,7 @@
 
 #include "device.h"
 #include "extent.h"
+#include "kheap.h"
 
 static struct {
 	int fd;			/* -1 when closed */
@@ -331,6 +332,26 @@ static int device_dma_addr(const struct kheap_chunk *c, uint64_t handle,
 	return 0;
 }
 
+/* PYNQ's flush is the end of the CPU's writes, its invalidate the start
+ * of the CPU's reads: dma_sync_*_for_device / _for_cpu in the kernel. */
+static int device_sync(const struct kheap_chunk *c, size_t off, size_t len,
+		       unsigned int flags)
+{
+	struct kheap_sync s;
+	int fd = dev_fd();
+
+	if (fd < 0)
+		return fd;
+	memset(&s, 0, sizeof(s));
+	s.token = c->token;
+	s.offset = off;
+	s.length = len;
+	s.flags = flags == KHEAP_SYNC_FOR_DEVICE ?
+		  KHEAP_SYNC_END | KHEAP_SYNC_WRITE :
+		  KHEAP_SYNC_START | KHEAP_SYNC_READ;
+	return ioctl(fd, KHEAP_IOC_SYNC, &s) ? -errno : 0;
+}
+
 static int device_export(const struct kheap_chunk *c, size_t off,
 			 size_t len, int flags)
 {
@@ -360,5 +381,6 @@ const struct kheap_provider kheap_device_provider = {
 	.attach = device_attach,
 	.detach = device_detach,
 	.dma_addr = device_dma_addr,
+	.sync = device_sync,
 	.export = device_export,
 };

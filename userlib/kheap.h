@@ -185,6 +185,28 @@ uint64_t kheap_dma_addr(const void *ptr, int handle);
 int kheap_vfio_map(int container_fd);
 int kheap_vfio_unmap(int container_fd);
 
+/*
+ * Cache maintenance around a device's DMA (since 1.3), PYNQ's flush() and
+ * invalidate():
+ *	KHEAP_SYNC_FOR_DEVICE	the CPU has written [ptr, ptr + len) and a
+ *				device will read it (flush);
+ *	KHEAP_SYNC_FOR_CPU	a device has written it and the CPU will read
+ *				it (invalidate).
+ * The range is synced for every device attached to this process
+ * (kheap_attach); without any, or on a cache-coherent machine such as
+ * x86, it costs one system call and changes nothing.  The range must lie
+ * inside the kernel chunk holding ptr (any range inside one block does);
+ * len 0 only checks ptr.  0, or -1 with errno: EINVAL (flags not exactly
+ * one of the two, ptr not kheap memory of this process, the range
+ * beyond its chunk), ENOMEM or EIO (a fork child whose copy of that
+ * memory could not be made, as for kheap_phys).  A fork child syncs
+ * only the memory it owns: ranges still shared with the parent succeed
+ * and do nothing (no device of the child maps them).
+ */
+#define KHEAP_SYNC_FOR_DEVICE	1
+#define KHEAP_SYNC_FOR_CPU	2
+int kheap_sync(const void *ptr, size_t len, int flags);
+
 #ifdef __cplusplus
 }
 #endif

@@ -81,6 +81,11 @@ struct kheap_provider {
 	/* Device address of the chunk's first byte; 0 or -errno. */
 	int (*dma_addr)(const struct kheap_chunk *c, uint64_t handle,
 			uint64_t *addr);
+	/* Bytes [off, off + len) of the chunk, len > 0, change hands between
+	 * the CPU and the attached devices (KHEAP_SYNC_FOR_DEVICE or
+	 * KHEAP_SYNC_FOR_CPU); 0 or -errno.  NULL: nothing to do. */
+	int (*sync)(const struct kheap_chunk *c, size_t off, size_t len,
+		    unsigned int flags);
 	/* A dma-buf of len bytes at offset off of the chunk (both page
 	 * multiples, inside it), open(2) flags O_RDONLY or O_RDWR and
 	 * O_CLOEXEC: its descriptor, or -errno.  NULL: no dma-bufs. */
@@ -100,6 +105,14 @@ extern const struct kheap_provider kheap_device_provider;
 /* Region provider: configure before first use. */
 const struct kheap_provider *kheap_region_provider(size_t pool_size,
 						   uint64_t fake_phys);
+/* The region provider's record of its last sync call (host tests). */
+struct kheap_region_sync {
+	uint64_t token;
+	size_t off, len;
+	unsigned int flags;
+	unsigned long count;
+};
+extern struct kheap_region_sync kheap__region_last_sync;
 /* The same with physical addresses withheld (restrict_phys). */
 const struct kheap_provider *kheap_region_provider_withheld(size_t pool_size);
 

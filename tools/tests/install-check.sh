@@ -12,6 +12,8 @@
 #     installed copy compiles and links (OUTDIR/install/pc-hello, with the
 #     installed libraries in OUTDIR/install/lib: stage both under the
 #     guest's /kheap/install/ and tools/tests/run.sh runs it there);
+#   - the Python package imports from the copy, over the installed
+#     libkheap.so.1;
 #   - `make uninstall` with the same variables leaves no file behind.
 # Usage: tools/tests/install-check.sh KREL OUTDIR
 set -u
@@ -23,7 +25,7 @@ version=$(cat "$top/VERSION")
 # KTAP helpers shared with kheapctl's tests.
 . "$top/tools/tests/ktap.sh"
 
-ktap_plan 8
+ktap_plan 9
 rm -rf "$out/src" "$out/dest" "$out/install"
 mkdir -p "$out/src" "$out/dest" "$out/install/lib"
 src=$out/src
@@ -55,6 +57,11 @@ usr/lib/libkheap.so
 usr/lib/libkheap.so.1
 usr/lib/libkheap.so.1.3.0
 usr/lib/pkgconfig/kheap.pc
+usr/lib/python3/dist-packages/kheap/__init__.py
+usr/lib/python3/dist-packages/kheap/_buffer.py
+usr/lib/python3/dist-packages/kheap/_device.py
+usr/lib/python3/dist-packages/kheap/_info.py
+usr/lib/python3/dist-packages/kheap/_lib.py
 usr/sbin/kheapctl
 usr/share/doc/kheap/examples/kheap.modprobe.conf
 usr/share/doc/kheap/examples/kheap.modules-load.conf
@@ -74,6 +81,7 @@ usr/share/man/man3/kheap_phys_to_virt.3
 usr/share/man/man3/kheap_posix_memalign.3
 usr/share/man/man3/kheap_realloc.3
 usr/share/man/man3/kheap_stats.3
+usr/share/man/man3/kheap_sync.3
 usr/share/man/man3/kheap_vfio_map.3
 usr/share/man/man3/kheap_vfio_unmap.3
 usr/share/man/man3/libkheap.3
@@ -88,6 +96,11 @@ ktap_diag "$out/diff"
 ktap_result $rc "the installed files are exactly the expected $(wc -l < "$out/expected")"
 
 pc=$dest/usr/lib/pkgconfig/kheap.pc
+usr/lib/python3/dist-packages/kheap/__init__.py
+usr/lib/python3/dist-packages/kheap/_buffer.py
+usr/lib/python3/dist-packages/kheap/_device.py
+usr/lib/python3/dist-packages/kheap/_info.py
+usr/lib/python3/dist-packages/kheap/_lib.py
 grep -qx 'prefix=/usr' "$pc" && grep -qx 'libdir=/usr/lib' "$pc" &&
 	grep -qx 'includedir=/usr/include' "$pc"
 rc=$?
@@ -123,6 +136,23 @@ ktap_result $rc "a program builds with pkg-config --cflags --libs kheap against 
 # Linked against the installed shared library, not the static one.
 readelf -d "$out/install/pc-hello" 2>/dev/null | grep -q 'NEEDED.*libkheap.so.1'
 ktap_result $? "it links libkheap.so.1 dynamically"
+
+# The Python package imports from where it was installed, over the
+# installed libkheap.so.1, and finds no device on this host (ENODEV).
+PYTHONPATH=$dest/usr/lib/python3/dist-packages KHEAP_LIBRARY=$dest/usr/lib/libkheap.so.1 \
+	PYTHONDONTWRITEBYTECODE=1 KHEAP_DEVICE=/nonexistent/kheap /usr/bin/python3 -c '
+import errno, kheap, sys
+assert kheap.__file__.startswith(sys.argv[1]), kheap.__file__
+try:
+    kheap.allocate(10)
+except OSError as e:
+    assert e.errno == errno.ENODEV, e
+else:
+    raise AssertionError("allocate() without a device succeeded")
+' "$dest/usr/lib/python3/dist-packages" > "$out/py.log" 2>&1
+rc=$?
+ktap_diag "$out/py.log"
+ktap_result $rc "the installed Python package imports over the installed libkheap"
 
 make -C "$src" uninstall DESTDIR="$dest" PREFIX=/usr KERNELRELEASE="$krel" >> "$log" 2>&1
 rc=$?
