@@ -4,10 +4,12 @@
 # /init of kheap's test guests.  Mounts the usual file systems, loads the
 # helper modules shipped in /kheap/modules, runs /kheap/run.sh (written by
 # the host for this boot), then judges the kernel log itself and reports the
-# result through isa-debug-exit.  With kheap.rootfs=1 on the command line
-# the script runs over the host's root instead (see run-guest.sh --rootfs),
-# from /run/kheap; with kheap.shell=1 a shell follows it.  Markers on the console let the host check
-# that the guest really got to the end.
+# result through isa-debug-exit.  Markers on the console let the host
+# check that the guest really got to the end.  With kheapguest.rootfs=1 on
+# the command line the script runs over the host's root instead (see
+# run-guest.sh --rootfs), from /run/kheap; with kheapguest.shell=1 a shell
+# follows it.  (Not "kheap.": the kernel would hand those to kheap.ko as
+# module parameters.)
 /bin/busybox --install -s /bin
 export PATH=/kheap/bin:/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
@@ -28,11 +30,11 @@ done
 # so that every installed program is at hand and writes stay in RAM.
 rootfs=""
 case " $(cat /proc/cmdline) " in
-*" kheap.rootfs=1 "*) rootfs=/rootfs/root ;;
+*" kheapguest.rootfs=1 "*) rootfs=/rootfs/root ;;
 esac
 shell=0
 case " $(cat /proc/cmdline) " in
-*" kheap.shell=1 "*) shell=1 ;;
+*" kheapguest.shell=1 "*) shell=1 ;;
 esac
 if [ -n "$rootfs" ]; then
 	for ko in $(cat /kheap/modules/rootfs/order); do

@@ -98,12 +98,12 @@ if [ "$iommu" -eq 1 ]; then
 	cmdline="$cmdline intel_iommu=on iommu.strict=1"
 fi
 
-# The host's root for guest-init.sh (kheap.rootfs=1).  multidevs=remap
+# The host's root for guest-init.sh (kheapguest.rootfs=1).  multidevs=remap
 # keeps inode numbers unique across the host's file systems.
 rootfs_dev=""
 if [ "$rootfs" -eq 1 ]; then
 	rootfs_dev="-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
-	cmdline="$cmdline kheap.rootfs=1"
+	cmdline="$cmdline kheapguest.rootfs=1"
 	[ "$mem_given" -eq 1 ] || mem=2G
 fi
 
@@ -111,7 +111,7 @@ fi
 serial="-serial file:$log"
 if [ "$shell" -eq 1 ]; then
 	serial="-chardev stdio,id=con,mux=on,signal=off,logfile=$log -serial chardev:con -mon chardev=con"
-	cmdline="$cmdline kheap.shell=1"
+	cmdline="$cmdline kheapguest.shell=1"
 fi
 
 : > "$log"
