@@ -116,6 +116,16 @@ static void choose_provider(void)
 
 	kh.prov = kheap_region_provider((mib ? mib : 64) << 20, 0x142a00000ull);
 }
+
+/* Before main, for a program whose first call is kheap_malloc (the
+ * preload's export), not malloc. */
+__attribute__((constructor)) static void region_first(void)
+{
+	heap_lock();
+	if (!kh.prov)
+		choose_provider();
+	heap_unlock();
+}
 #else
 static void choose_provider(void)
 {
