@@ -85,6 +85,8 @@ clean:
 VERSION := $(shell cat $(CURDIR)/VERSION)
 PREFIX ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/kheap
@@ -109,6 +111,10 @@ install: module tools
 	$(MAKE) -C userlib install PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
 	install -D -m 0644 include/uapi/linux/kheap.h $(DESTDIR)$(INCLUDEDIR)/linux/kheap.h
 	install -D -m 0755 tools/kheapctl $(DESTDIR)$(SBINDIR)/kheapctl
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	sed -e 's|@LIBDIR@|$(LIBDIR)|' -e 's/@VERSION@/$(VERSION)/' tools/kheap-run \
+		> $(DESTDIR)$(BINDIR)/kheap-run && chmod 0755 $(DESTDIR)$(BINDIR)/kheap-run
+	sed 's/@VERSION@/$(VERSION)/' man/kheap-run.1 > $(DESTDIR)$(MANDIR)/man1/kheap-run.1
 	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man3
 	sed 's/@VERSION@/$(VERSION)/' man/kheapctl.8 > $(DESTDIR)$(MANDIR)/man8/kheapctl.8
 	sed 's/@VERSION@/$(VERSION)/' man/libkheap.3 > $(DESTDIR)$(MANDIR)/man3/libkheap.3
@@ -136,6 +142,7 @@ uninstall:
 	$(if $(DESTDIR),,depmod -a $(KERNELRELEASE))
 	$(MAKE) -C userlib uninstall PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
 	rm -f $(DESTDIR)$(INCLUDEDIR)/linux/kheap.h $(DESTDIR)$(SBINDIR)/kheapctl \
+		$(DESTDIR)$(BINDIR)/kheap-run $(DESTDIR)$(MANDIR)/man1/kheap-run.1 \
 		$(DESTDIR)$(MANDIR)/man8/kheapctl.8 $(DESTDIR)$(MANDIR)/man3/libkheap.3 \
 		$(foreach f,$(MAN3_ALIASES),$(DESTDIR)$(MANDIR)/man3/$(f).3) \
 		$(DESTDIR)$(UDEVRULESDIR)/60-kheap.rules \
