@@ -27,6 +27,7 @@ PACKAGES="
 	linux-image-6.12-amd64 linux-headers-6.12-amd64
 	linux-source-6.1 linux-source-6.12
 	libjemalloc-dev libmimalloc-dev dkms groff-base
+	python3 libpython3.11-testsuite sqlite3 git
 "
 # A kernel build from linux-source-6.12.
 DEBUG_PACKAGES="flex bison bc libelf-dev libssl-dev"
