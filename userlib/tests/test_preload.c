@@ -242,7 +242,7 @@ static void *churn(void *arg)
 {
 	struct rng r = { (uintptr_t)arg * 7919 + 1 };
 
-	for (int i = 0; i < 40000; i++) {
+	for (int i = 0; i < 10000; i++) {
 		unsigned s = (unsigned)rng_below(&r, SLOTS);
 		size_t n = rng_logu(&r, 1, 256 * 1024);
 		void *p = rng_below(&r, 4) ? malloc(n) : calloc(1, n), *old;
