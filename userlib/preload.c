@@ -160,11 +160,13 @@ static inline int ready(void)
 	       start() == 0;
 }
 
-/* A block of ours?  Nothing else is ever mapped inside the window. */
+/* A block of ours?  Nothing else is ever mapped inside the window.  The
+ * span first: its release store in heap_init publishes lo. */
 static inline int is_kheap(const void *p)
 {
-	return (uintptr_t)p - khm.lo <
-	       __atomic_load_n(&khm.span, __ATOMIC_ACQUIRE);
+	size_t span = __atomic_load_n(&khm.span, __ATOMIC_ACQUIRE);
+
+	return (uintptr_t)p - khm.lo < span;
 }
 
 /* glibc's malloc_usable_size, for its own blocks. */
