@@ -11,18 +11,20 @@
 # (it asks for a buffer sized by the machine's memory, then for half):
 # the identical output is the proof; the test says how many refusals.
 #   python3   its own regression tests (libpython3.11-testsuite): test_dict,
-#             test_list, test_re and test_json but its test_tool (which
-#             starts 15 interpreters: a minute under TCG), with
-#             PYTHONMALLOC=malloc so that every object goes through
-#             malloc (CPython otherwise takes small objects from arenas it
-#             mmaps itself); the "Ran N tests in T s" line is the one
-#             line compared with its time blanked
-#   python3   a JSON and regex workload (50,000 records) with CPython's
+#             test_list and test_json but its test_tool (which starts 15
+#             interpreters), with PYTHONMALLOC=malloc so that every object
+#             goes through malloc (CPython otherwise takes small objects
+#             from arenas it mmaps itself); the "Ran N tests in T s" line
+#             is compared with its time blanked.  test_re is left out for
+#             time: with it the pair of runs took 355 s (below)
+#   python3   a JSON and regex workload (20,000 records) with CPython's
 #             default allocator
 #   sqlite3   10^5 generated rows, two indexes, indexed queries, a join
-#   xz, gzip  round trips of 20 MB (xz -0: -3 takes minutes under TCG;
-#             compressed bytes compared too)
-#   git       init, add, commit, log --stat, a second commit, log -p
+#   gzip      a round trip of 20 MB (compressed bytes compared too)
+#   xz        the same with 5 MB at -0 (20 MB at -0 took 175 s for the
+#             pair of runs, at -3 several minutes)
+#   git       init, add, commit, log --stat, a second commit, log -p,
+#             fsck (400 files)
 #   sort      10^6 lines (three keys)
 #
 # Rootfs guest test (run by scripts/rootfs-tests.sh; KHEAP_TOP, KHEAP_TMP).
@@ -130,7 +132,7 @@ json_slice="test.test_json.test_decode test.test_json.test_default
 	test.test_json.test_separators test.test_json.test_speedups
 	test.test_json.test_unicode"
 [ $scale = 1 ] || json_slice="test.test_json.test_decode test.test_json.test_dump"
-py_tests="test.test_dict test.test_list test.test_re"
+py_tests="test.test_dict test.test_list"
 [ $scale = 1 ] || py_tests="test.test_list"
 json_slice=$(echo $json_slice)	# one line: it goes into a command
 compare python-regrtest $((4 * MIB)) "PYTHONMALLOC=malloc PYTHONDONTWRITEBYTECODE=1 \
@@ -140,7 +142,7 @@ compare python-regrtest $((4 * MIB)) "PYTHONMALLOC=malloc PYTHONDONTWRITEBYTECOD
 compare python-default $MIB "PYTHONDONTWRITEBYTECODE=1 $py -c '
 import json, re, hashlib
 rows = [{\"id\": i, \"name\": \"n%d\" % i, \"tags\": [str(j) for j in range(i % 9)]}
-        for i in range(50000 // $scale)]
+        for i in range(20000 // $scale)]
 s = json.dumps(rows, sort_keys=True)
 back = json.loads(s)
 assert back == rows
@@ -164,7 +166,8 @@ SELECT v FROM t WHERE g = 42 AND v > \"row-0005\" ORDER BY v LIMIT 20;
 PRAGMA integrity_check;
 '"
 
-compare xz $((8 * MIB / scale)) "xz -T1 -0 -c $tmp/data > data.xz && xz -dc data.xz | cmp - $tmp/data &&
+head -c $((5000000 / scale)) "$tmp/data" > "$tmp/data5"
+compare xz $((8 * MIB / scale)) "xz -T1 -0 -c $tmp/data5 > data.xz && xz -dc data.xz | cmp - $tmp/data5 &&
 	ls -l data.xz | awk '{ print \$5 }' && cksum < data.xz"
 
 compare gzip $MIB "gzip -n -6 -c $tmp/data > data.gz && gzip -dc data.gz | cmp - $tmp/data &&
@@ -172,8 +175,9 @@ compare gzip $MIB "gzip -n -6 -c $tmp/data > data.gz && gzip -dc data.gz | cmp -
 
 nfiles=$((400 / scale))
 compare git $MIB "git init -q -b main repo && cd repo &&
+	mkdir d0 d1 d2 d3 d4 d5 d6 d7 d8 d9 &&
 	awk -v n=$nfiles 'BEGIN { for (i = 0; i < n; i++) {
-		f = sprintf(\"d%d/f%04d.txt\", i % 10, i); system(\"mkdir -p d\" i % 10)
+		f = sprintf(\"d%d/f%04d.txt\", i % 10, i)
 		for (j = 0; j < 50 + i % 40; j++) print \"file\", i, \"line\", j, (i * j) % 13 > f
 		close(f) } }' &&
 	git add . && git commit -q -m 'generated tree' &&
@@ -184,5 +188,5 @@ compare git $MIB "git init -q -b main repo && cd repo &&
 compare sort $((8 * MIB / scale)) "sort -k3,3 -k2,2n -k1,1r $tmp/lines > sorted &&
 	cksum < sorted && sort -c -k3,3 -k2,2n -k1,1r sorted && sort -u -k2,2n $tmp/lines | head -n 5"
 
-rm -f "$tmp/lines" "$tmp/data"
+rm -f "$tmp/lines" "$tmp/data" "$tmp/data5"
 [ $fails = 0 ]
