@@ -15,7 +15,8 @@
 #     /proc/self/pagemap, are consecutive frames starting at the address
 #     kheap_phys() gives (found with ctypes in the preload itself);
 #   - a program linked with -lkheap shares the preload's heap.
-# About 40 s under TCG.
+# 100 s under TCG in a 6.12 9p-root guest on a heavily shared 2-core host
+# (load 9); much of it is python3 and gcc starting over 9p.
 set -u
 top=${KHEAP_TOP:?KHEAP_TOP unset}
 tmp=${KHEAP_TMP:?KHEAP_TMP unset}
