@@ -14,6 +14,9 @@
 #   make soak                kheap_soak_test, SOAK_CYCLES (default 100000)
 #                            open/alloc/mmap/close cycles, in a 6.12 guest
 #   make checkpatch          checkpatch.pl --strict on module/ and include/
+#   make check-clients       tests/rootfs-slow/ in a 6.12 guest over the host's
+#                            root: Debian's programs under kheap-run, the
+#                            packages of make deb installed and purged (slow)
 #   make shell               a root shell in a 6.12 guest over the host's root
 #                            file system, this tree's kheap.ko loaded
 #                            (KHEAP_SERIES=6.1, KHEAP_PARAMS='size=64M ...')
@@ -27,7 +30,7 @@ KERNELRELEASE ?= $(shell uname -r)
 KDIR ?= /lib/modules/$(KERNELRELEASE)/build
 HOST ?= 0
 
-.PHONY: all module check check-debug bench checkpatch deps clean fuzz soak shell
+.PHONY: all module check check-debug check-clients bench checkpatch deps clean fuzz soak shell
 
 all: module
 
@@ -46,6 +49,9 @@ endif
 
 check-debug:
 	scripts/check-debug.sh
+
+check-clients:
+	scripts/check-clients.sh
 
 bench:
 	scripts/bench.sh
@@ -96,6 +102,8 @@ clean:
 VERSION := $(shell cat $(CURDIR)/VERSION)
 PREFIX ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/kheap
@@ -136,6 +144,10 @@ install-user: tools
 	$(MAKE) -C userlib install PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
 	install -D -m 0644 include/uapi/linux/kheap.h $(DESTDIR)$(INCLUDEDIR)/linux/kheap.h
 	install -D -m 0755 tools/kheapctl $(DESTDIR)$(SBINDIR)/kheapctl
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	sed -e 's|@LIBDIR@|$(LIBDIR)|' -e 's/@VERSION@/$(VERSION)/' tools/kheap-run \
+		> $(DESTDIR)$(BINDIR)/kheap-run && chmod 0755 $(DESTDIR)$(BINDIR)/kheap-run
+	sed 's/@VERSION@/$(VERSION)/' man/kheap-run.1 > $(DESTDIR)$(MANDIR)/man1/kheap-run.1
 	install -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man3
 	sed 's/@VERSION@/$(VERSION)/' man/kheapctl.8 > $(DESTDIR)$(MANDIR)/man8/kheapctl.8
 	sed 's/@VERSION@/$(VERSION)/' man/libkheap.3 > $(DESTDIR)$(MANDIR)/man3/libkheap.3
@@ -159,6 +171,7 @@ uninstall:
 	$(if $(DESTDIR),,depmod -a $(KERNELRELEASE))
 	$(MAKE) -C userlib uninstall PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
 	rm -f $(DESTDIR)$(INCLUDEDIR)/linux/kheap.h $(DESTDIR)$(SBINDIR)/kheapctl \
+		$(DESTDIR)$(BINDIR)/kheap-run $(DESTDIR)$(MANDIR)/man1/kheap-run.1 \
 		$(DESTDIR)$(MANDIR)/man8/kheapctl.8 $(DESTDIR)$(MANDIR)/man3/libkheap.3 \
 		$(foreach f,$(MAN3_ALIASES),$(DESTDIR)$(MANDIR)/man3/$(f).3) \
 		$(DESTDIR)$(UDEVRULESDIR)/60-kheap.rules \

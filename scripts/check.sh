@@ -82,7 +82,7 @@ else
 fi
 
 # --- Debian packages: make deb (dpkg-buildpackage, lintian); about 90 s --------
-# tests/rootfs-slow/deb.sh installs them in a rootfs guest (by hand: slow).
+# tests/rootfs-slow/deb.sh installs them in a rootfs guest (make check-clients: slow).
 if scripts/deb.sh "$top/build/deb" > "$build/deb.txt" 2>&1; then
 	check_result "make deb: $(ls "$top"/build/deb/*.deb | wc -l) packages, lintian without errors" 0
 else

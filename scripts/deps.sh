@@ -27,7 +27,7 @@ PACKAGES="
 	linux-image-6.12-amd64 linux-headers-6.12-amd64
 	linux-source-6.1 linux-source-6.12
 	libjemalloc-dev libmimalloc-dev dkms groff-base
-	python3 python3-numpy python3-pytest
+	python3 python3-numpy python3-pytest libpython3.11-testsuite sqlite3 git
 	debhelper dh-dkms dh-python python3-all python3-setuptools python3-wheel
 	pybuild-plugin-pyproject dpkg-dev lintian
 "

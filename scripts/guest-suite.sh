@@ -82,8 +82,9 @@ guest_suite() {
 	if [ $userlib_ok -eq 1 ]; then
 		mkdir -p "$stage/userlib/tests"
 		cp userlib/tests/guest_kheap userlib/tests/guest_kheap_shared \
-			userlib/tests/guest_dma "$stage/userlib/tests/"
-		cp -a userlib/libkheap.so.1* "$stage/userlib/"
+			userlib/tests/guest_dma userlib/tests/test_preload \
+			"$stage/userlib/tests/"
+		cp -a userlib/libkheap.so.1* userlib/libkheap-preload.so "$stage/userlib/"
 	else
 		cat "$out/userlib-build.txt"
 		check_result "userlib guest tests build" 1
@@ -135,6 +136,11 @@ if [ -d /kheap/userlib/tests ]; then
 		/kheap/userlib/tests/guest_dma; do
 		\$t || status=1
 	done
+	# libkheap-preload.so: ENOMEM, then fallback mode
+	LD_PRELOAD=/kheap/userlib/libkheap-preload.so /kheap/userlib/tests/test_preload ||
+		status=1
+	KHEAP_PRELOAD_FALLBACK=1 LD_PRELOAD=/kheap/userlib/libkheap-preload.so \
+		/kheap/userlib/tests/test_preload || status=1
 	/kheap/selftests/kheap_modload unload || status=1
 fi
 if [ -x /kheap/tools/tests/run.sh ]; then

@@ -102,8 +102,10 @@ struct tcache *tcache_get(void)
 	init_caps(tc);
 	tc->gen = __atomic_load_n(&kh.gen, __ATOMIC_RELAXED);
 	reg_add(tc);
-	pthread_setspecific(tc_key, tc);
+	/* Published first: pthread_setspecific allocates for keys past the
+	 * first 32, and under libkheap-preload.so that comes back here. */
 	kh_tc = tc;
+	pthread_setspecific(tc_key, tc);
 	return tc;
 }
 

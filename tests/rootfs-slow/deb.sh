@@ -20,7 +20,7 @@
 # 110 to 150 s.  With the tarball, dkms ldtarball + install (depmod over
 # 9p) took about 13 minutes more on a loaded machine, so this test is not
 # in tests/rootfs/ (make check's rootfs guest has 900 s for everything).
-# Run it alone, after make deb, inside a rootfs guest:
+# make check-clients runs it; alone, after make deb, inside a rootfs guest:
 #   scripts/rootfs-tests.sh KHEAP_KO tests/rootfs-slow/deb.sh
 # (a RUNSCRIPT for scripts/run-guest.sh --rootfs --timeout 2400).
 set -u

@@ -50,8 +50,10 @@ grep -q '^CONFIG_MODULE_COMPRESS_ALL=y' "/lib/modules/$krel/build/.config" 2>/de
 cat > "$out/expected" <<LIST
 lib/modules/$krel/updates/module/$ko
 lib/udev/rules.d/60-kheap.rules
+usr/bin/kheap-run
 usr/include/kheap.h
 usr/include/linux/kheap.h
+usr/lib/libkheap-preload.so
 usr/lib/libkheap.a
 usr/lib/libkheap.so
 usr/lib/libkheap.so.1
@@ -66,6 +68,7 @@ usr/sbin/kheapctl
 usr/share/doc/kheap/examples/kheap.modprobe.conf
 usr/share/doc/kheap/examples/kheap.modules-load.conf
 usr/share/doc/kheap/install.md
+usr/share/man/man1/kheap-run.1
 usr/share/man/man3/kheap_aligned_alloc.3
 usr/share/man/man3/kheap_attach.3
 usr/share/man/man3/kheap_attach_bits.3
@@ -108,7 +111,8 @@ rc=$?
 ktap_result $rc "kheap.pc names the install PREFIX (/usr)"
 
 ok=0
-for m in usr/share/man/man8/kheapctl.8 usr/share/man/man3/libkheap.3; do
+for m in usr/share/man/man8/kheapctl.8 usr/share/man/man3/libkheap.3 \
+	usr/share/man/man1/kheap-run.1; do
 	grep -q "\"kheap $version\"" "$dest/$m" || { echo "# $m: no version $version"; ok=1; }
 	groff -man -ww -z "$dest/$m" > "$out/groff" 2>&1 && [ ! -s "$out/groff" ] ||
 		{ ktap_diag "$out/groff"; ok=1; }
@@ -119,6 +123,12 @@ grep -q 'GROUP="kheap", MODE="0660"' "$dest/lib/udev/rules.d/60-kheap.rules" &&
 	[ -x "$dest/usr/sbin/kheapctl" ] &&
 	modinfo -F vermagic "$dest/lib/modules/$krel/updates/module/$ko" | grep -q "^$krel "
 ktap_result $? "udev rule, kheapctl and a kheap.ko for $krel installed"
+
+# kheap-run names the installed library and its version.
+grep -qx "installed_lib='/usr/lib/libkheap-preload.so'" "$dest/usr/bin/kheap-run" &&
+	[ -x "$dest/usr/bin/kheap-run" ] &&
+	"$dest/usr/bin/kheap-run" --version | grep -qx "kheap-run $version"
+ktap_result $? "kheap-run installed, naming /usr/lib/libkheap-preload.so"
 
 flags=$(PKG_CONFIG_SYSROOT_DIR=$dest PKG_CONFIG_LIBDIR=$dest/usr/lib/pkgconfig \
 	pkg-config --cflags --libs kheap 2> "$out/pc.err")
