@@ -210,6 +210,7 @@ kheap_attach_bits@@KHEAP_1.1
 kheap_calloc@@KHEAP_1.0
 kheap_detach@@KHEAP_1.1
 kheap_dma_addr@@KHEAP_1.1
+kheap_export@@KHEAP_1.3
 kheap_free@@KHEAP_1.0
 kheap_malloc@@KHEAP_1.0
 kheap_malloc_shared@@KHEAP_1.2
@@ -219,6 +220,7 @@ kheap_phys_to_virt@@KHEAP_1.0
 kheap_posix_memalign@@KHEAP_1.0
 kheap_realloc@@KHEAP_1.0
 kheap_stats@@KHEAP_1.0
+kheap_sync@@KHEAP_1.3
 kheap_vfio_map@@KHEAP_1.1
 kheap_vfio_unmap@@KHEAP_1.1
 malloc
