@@ -55,7 +55,8 @@ if [ -n "$rootfs" ]; then
 		mkdir -p "$rootfs/dev/shm" "$rootfs/dev/pts"
 		mount -t tmpfs tmpfs "$rootfs/dev/shm"
 		mount -t devpts devpts "$rootfs/dev/pts"
-		mount -t tmpfs tmpfs "$rootfs/tmp"
+		# No tmpfs over /tmp: a checkout under the host's /tmp (a CI
+		# clone) must stay visible; the overlay keeps writes in RAM.
 		mount -t tmpfs tmpfs "$rootfs/run"
 		# The staged files (kheap.ko, the run script) under /run/kheap.
 		cp -a /kheap "$rootfs/run/kheap"
