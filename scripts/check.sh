@@ -95,6 +95,9 @@ make -s -C tools check 2>&1
 tools/tests/install-check.sh "$(scripts/kernels.sh "$newest_series")" "$build/install" 2>&1
 scripts/dkms-check.sh "$build/dkms" 2>&1
 
+# --- the syzkaller description against the uapi header (host, 1 s) ----------
+python3 syzkaller/check.py 2>&1
+
 # --- guests -----------------------------------------------------------------
 for s in $series; do
 	krel=$(scripts/kernels.sh "$s") || continue

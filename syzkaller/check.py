@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""Keep syzkaller/kheap.txt true to include/uapi/linux/kheap.h.
+
+  syzkaller/check.py            KTAP: the checks below, exit 1 on a failure
+  syzkaller/check.py --update   rewrite kheap.txt.const from the header
+
+What syz-extract would do for the description, done with the host's C
+compiler (syzkaller itself needs a Go toolchain Debian 12 does not have):
+every constant the description names is compiled against the header and
+written, with the host's architecture, to kheap.txt.const.  The checks:
+
+ 1. every KHEAP_IOC_* command of the header has an ioctl$ description;
+ 2. every ALLOC, FREE and SYNC flag bit of the header is in a flag set;
+ 3. each described struct has the C struct's size, and every C field
+    starts at the same offset as the description's field of that name;
+ 4. kheap.txt.const is what --update would write now.
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+HEADER = os.path.join(TOP, "include/uapi/linux/kheap.h")
+DESC = os.path.join(HERE, "kheap.txt")
+CONST = os.path.join(HERE, "kheap.txt.const")
+ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine,
+                                                    os.uname().machine)
+
+# Sizes of the syzlang types the description uses (amd64: all 64-bit
+# except fd and int32).
+SCALAR = {"int64": 8, "int32": 4, "fd": 4, "vma64": 8, "intptr": 8}
+
+
+def strip_comments(text):
+    return "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+
+
+def syz_structs(text):
+    """name -> [(field, size)] for every struct block of the description."""
+    resources = dict(re.findall(r"^resource\s+(\w+)\[(\w+)\]", text, re.M))
+    structs = {}
+    for name, body in re.findall(r"^(\w+)\s*\{\n(.*?)^\}", text, re.M | re.S):
+        fields = []
+        for line in body.splitlines():
+            parts = line.split(None, 1)
+            if len(parts) == 2:
+                fields.append((parts[0], type_size(parts[1], resources)))
+        structs[name] = fields
+    return structs
+
+
+def type_size(typ, resources):
+    typ = re.sub(r"\s*\((in|out|inout)\)\s*$", "", typ.strip())
+    m = re.match(r"array\[(.*),\s*(\d+)\]$", typ)
+    if m:
+        return type_size(m.group(1), resources) * int(m.group(2))
+    m = re.match(r"(const|flags)\[[^,\]]+,\s*(\w+)\]$", typ)
+    if m:
+        return SCALAR[m.group(2)]
+    if typ.startswith("ptr64["):
+        return 8
+    base = re.match(r"(\w+)", typ).group(1)
+    while base in resources:
+        base = resources[base]
+    if base in SCALAR:
+        return SCALAR[base]
+    if base == "fd_dma_buf" or base.startswith("fd_"):
+        return 4
+    raise SystemExit(f"check.py: no size known for syzlang type {typ!r}")
+
+
+def c_structs(header):
+    """name -> [(field, offset)] from the header's __u64-only structs."""
+    out = {}
+    for name, body in re.findall(r"^struct (\w+) \{\n(.*?)^\};", header,
+                                 re.M | re.S):
+        off, fields = 0, []
+        for ftype, fname, count in re.findall(
+                r"^\s*(__u64|__u32)\s+(\w+)(?:\[(\d+)\])?;", body, re.M):
+            fields.append((fname, off))
+            off += (8 if ftype == "__u64" else 4) * int(count or 1)
+        out[name] = fields
+    return out
+
+
+def used_constants(text):
+    """Constants the description names, as syz-extract would look them up."""
+    names = set()
+    for m in re.finditer(r"^(\w+?)(?:\$\w+)?\(", text, re.M):
+        names.add("__NR_" + m.group(1))
+    body = re.sub(r'"[^"]*"', "", text)
+    for tok in re.findall(r"\b[A-Z_][A-Z0-9_]{2,}\b", body):
+        names.add(tok)
+    return sorted(names)
+
+
+def compile_values(names, struct_names):
+    src = ["#include <fcntl.h>", "#include <stdio.h>",
+           "#include <sys/syscall.h>", "#include <linux/kheap.h>",
+           "int main(void)", "{"]
+    for n in names:
+        src.append(f'\tprintf("{n} %llu\\n", '
+                   f"(unsigned long long)(long long)({n}));")
+    for s in struct_names:
+        src.append(f'\tprintf("sizeof {s} %zu\\n", sizeof(struct {s}));')
+    src += ["\treturn 0;", "}"]
+    with tempfile.TemporaryDirectory() as d:
+        c, exe = os.path.join(d, "consts.c"), os.path.join(d, "consts")
+        with open(c, "w") as f:
+            f.write("\n".join(src) + "\n")
+        subprocess.run(["cc", "-Wall", "-Werror", "-I",
+                        os.path.join(TOP, "include/uapi"), "-o", exe, c],
+                       check=True)
+        out = subprocess.run([exe], check=True, capture_output=True,
+                             text=True).stdout
+    values, sizes = {}, {}
+    for line in out.splitlines():
+        f = line.split()
+        if f[0] == "sizeof":
+            sizes[f[1]] = int(f[2])
+        else:
+            values[f[0]] = f[1]
+    return values, sizes
+
+
+def const_file(values):
+    lines = ["# Generated by syzkaller/check.py --update from "
+             "include/uapi/linux/kheap.h. Do not edit.",
+             f"arches = {ARCH}"]
+    lines += [f"{n} = {values[n]}" for n in sorted(values)]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    text = strip_comments(open(DESC).read())
+    header = open(HEADER).read()
+    syz = syz_structs(text)
+    cst = c_structs(header)
+    described = [s for s in syz if s in cst]
+    values, sizes = compile_values(used_constants(text), described)
+    if "--update" in sys.argv[1:]:
+        with open(CONST, "w") as f:
+            f.write(const_file(values))
+        print(f"wrote {CONST}")
+        return 0
+
+    results = []
+
+    def ok(cond, what, why=""):
+        results.append((bool(cond), what, why))
+
+    cmds = re.findall(r"^#define (KHEAP_IOC_\w+)\s+_IO", header, re.M)
+    missing = [c for c in cmds if f"ioctl${c}(" not in text]
+    ok(cmds and not missing, "syzlang: every KHEAP_IOC command is described",
+       "missing: " + ", ".join(missing))
+
+    bits = re.findall(r"^#define (KHEAP_(?:ALLOC|FREE|SYNC)_[A-Z]+)\s+\(",
+                      header, re.M)
+    bits = [b for b in bits if not b.endswith("_VALID")
+            and not b.endswith("_RW")]
+    flagsets = " ".join(re.findall(r"^\w+\s*=\s*(.*)$", text, re.M))
+    absent = [b for b in bits if b not in flagsets.replace(",", " ").split()]
+    ok(bits and not absent, "syzlang: every flag bit is in a flag set",
+       "missing: " + ", ".join(absent))
+
+    structs = [s for s in cst if s in syz]
+    undescribed = [s for s in cst if s not in syz]
+    ok(not undescribed, "syzlang: every uapi struct is described",
+       "missing: " + ", ".join(undescribed))
+    for s in structs:
+        total = sum(sz for _, sz in syz[s])
+        offsets, off = {}, 0
+        for fname, sz in syz[s]:
+            offsets[fname] = off
+            off += sz
+        wrong = [f for f, o in cst[s] if offsets.get(f) != o]
+        ok(total == sizes[s] and not wrong,
+           f"syzlang: struct {s} matches the header",
+           f"size {total} against {sizes[s]}, fields misplaced: {wrong}")
+
+    want = const_file(values)
+    have = open(CONST).read() if os.path.exists(CONST) else ""
+    ok(want == have, "syzlang: kheap.txt.const is up to date",
+       "run syzkaller/check.py --update")
+
+    print("TAP version 13")
+    print(f"1..{len(results)}")
+    failed = 0
+    for i, (good, what, why) in enumerate(results, 1):
+        if good:
+            print(f"ok {i} {what}")
+        else:
+            failed += 1
+            print(f"# {why}")
+            print(f"not ok {i} {what}")
+    print(f"# Totals: pass:{len(results) - failed} fail:{failed} "
+          "xfail:0 xpass:0 skip:0 error:0")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
