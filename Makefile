@@ -15,8 +15,7 @@
 #                            open/alloc/mmap/close cycles, in a 6.12 guest
 #   make checkpatch          checkpatch.pl --strict on module/ and include/
 #   make check-clients       tests/rootfs-slow/ in a 6.12 guest over the host's
-#                            root: Debian's programs under kheap-run, the
-#                            packages of make deb installed and purged (slow)
+#                            root: Debian's programs under kheap-run (slow)
 #   make shell               a root shell in a 6.12 guest over the host's root
 #                            file system, this tree's kheap.ko loaded
 #                            (KHEAP_SERIES=6.1, KHEAP_PARAMS='size=64M ...')

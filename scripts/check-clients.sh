@@ -4,9 +4,9 @@
 # `make check-clients`: the tests of tests/rootfs-slow/, too slow under TCG
 # for `make check`, in a 6.12 guest over the host's root (run-guest.sh
 # --rootfs): Debian's own programs under kheap-run compared byte for byte
-# with runs without it (preload-programs.sh), and the Debian packages of
-# `make deb` installed, used and purged (deb.sh).  Each test's time is in
-# its KTAP comments; together well over half an hour on 2 cores.
+# with runs without it (preload-programs.sh).  Its time is in its KTAP
+# comments: well over half an hour on 2 cores.  (The Debian packages are
+# installed, used and purged by make check: scripts/deb-install-check.sh.)
 # The last line sums the KTAP as `make check` does.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,8 +25,6 @@ run_all() {
 		> "$out/module-build.txt" 2>&1 || { cat "$out/module-build.txt"; return 1; }
 	make -s -C userlib all guest-tests >/dev/null &&
 		make -s -C tools all >/dev/null || return 1
-	scripts/deb.sh "$build/deb" > "$build/deb.txt" 2>&1 ||
-		{ cat "$build/deb.txt"; return 1; }
 	stage=$out/clients-stage
 	rm -rf "$stage" && mkdir -p "$stage/bin"
 	gcc -O2 -static -Wall -Wextra -Werror -o "$stage/bin/guest-exit" scripts/guest-exit.c

@@ -82,9 +82,12 @@ else
 fi
 
 # --- Debian packages: make deb (dpkg-buildpackage, lintian); about 90 s --------
-# tests/rootfs-slow/deb.sh installs them in a rootfs guest (make check-clients: slow).
+# Then installed in a chroot (DKMS builds for the newest kernel), used in a
+# guest over that chroot, and purged: scripts/deb-install-check.sh, ~3 min.
 if scripts/deb.sh "$top/build/deb" > "$build/deb.txt" 2>&1; then
 	check_result "make deb: $(ls "$top"/build/deb/*.deb | wc -l) packages, lintian without errors" 0
+	scripts/deb-install-check.sh "$top/build/deb" \
+		"$(scripts/kernels.sh "$newest_series")" "$build/deb-install" 2>&1
 else
 	sed 's/^/# /' "$build/deb.txt"
 	check_result "make deb (scripts/deb.sh: dpkg-buildpackage, lintian)" 1

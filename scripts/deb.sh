@@ -7,14 +7,7 @@
 # gets build products.  The source package, the .debs, .buildinfo and
 # .changes end in build/deb/; lintian checks them and any error fails.
 # Build dependencies: scripts/deps.sh.  About 1 minute on 2 cores.
-#
-# Then, as root with dkms at hand, DKMS builds the packaged module source
-# (kheap-dkms's /usr/src tree and dkms.conf, in private DKMS trees) for
-# the newest kernel and saves the result as a binaries-only DKMS tarball,
-# OUTDIR/kheap-dkms-binaries-KREL.tar.gz (about 1 more minute): the guest
-# test (tests/rootfs-slow/deb.sh) loads it with `dkms ldtarball`, because the
-# same build under TCG takes about 10 minutes.  Without that file the
-# guest test lets DKMS compile in the guest.
+# scripts/deb-install-check.sh (make check) installs, uses and purges them.
 # Usage: scripts/deb.sh [OUTDIR]   (default build/deb)
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,23 +60,3 @@ fi
 echo "deb.sh: lintian: $(grep -c '^E:' "$out/lintian.txt") errors," \
 	"$(grep -c '^W:' "$out/lintian.txt") warnings"
 
-if [ "$(id -u)" -ne 0 ] || ! command -v dkms >/dev/null; then
-	echo "deb.sh: no DKMS binaries for the guest (needs root and dkms)"
-	exit 0
-fi
-krel=${KHEAP_DEB_KREL:-$("$top/scripts/kernels.sh" 6.12)}
-x=$out/dkms
-mkdir -p "$x/root" "$x/tree"
-dpkg-deb -x "$out"/kheap-dkms_"$version"_all.deb "$x/root"
-dk() { dkms --dkmstree "$x/tree" --sourcetree "$x/root/usr/src" "$@"; }
-if ! { dk add "kheap/$version" && dk build "kheap/$version" -k "$krel" &&
-	dk mktarball "kheap/$version" -k "$krel" --binaries-only \
-		--archive="$out/kheap-dkms-binaries-$krel.tar.gz"; } > "$x.log" 2>&1; then
-	cat "$x.log" >&2
-	find "$x/tree" -name make.log -exec cat {} + >&2
-	echo "deb.sh: DKMS could not build the packaged source for $krel" >&2
-	exit 1
-fi
-rm -rf "$x" "$x.log"
-echo "deb.sh: DKMS built the packaged source for $krel:" \
-	"$out/kheap-dkms-binaries-$krel.tar.gz"

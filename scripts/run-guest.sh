@@ -32,6 +32,8 @@
 #                   initramfs's /kheap is copied), so every installed Debian
 #                   program is at hand and the repository is at its host path;
 #                   guest RAM defaults to 2G
+#   --root DIR      as --rootfs, over DIR instead of the host's / (a tree
+#                   prepared on the host, e.g. with packages installed)
 #   --shell         after RUNSCRIPT, an interactive shell on this terminal
 #                   (bash over the host's root with --rootfs); leaving it
 #                   powers the guest off, and the console is still logged
@@ -45,6 +47,7 @@ qemu_extra=""
 iommu=0
 kernel=""
 rootfs=0
+rootdir=/
 shell=0
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -56,6 +59,7 @@ while [ $# -gt 0 ]; do
 	--iommu) iommu=1; shift ;;
 	--kernel) kernel="$2"; shift 2 ;;
 	--rootfs) rootfs=1; shift ;;
+	--root) rootfs=1; rootdir="$2"; shift 2 ;;
 	--shell) shell=1; quiet=1; shift ;;
 	--) shift; break ;;
 	-*) echo "run-guest.sh: unknown option $1" >&2; exit 2 ;;
@@ -102,7 +106,9 @@ fi
 # keeps inode numbers unique across the host's file systems.
 rootfs_dev=""
 if [ "$rootfs" -eq 1 ]; then
-	rootfs_dev="-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
+	[ -d "$rootdir" ] || { echo "run-guest.sh: no directory $rootdir" >&2; exit 2; }
+	case "$rootdir" in *,* | *' '*) echo "run-guest.sh: $rootdir: no commas or spaces" >&2; exit 2 ;; esac
+	rootfs_dev="-virtfs local,path=$rootdir,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
 	cmdline="$cmdline kheapguest.rootfs=1"
 	[ "$mem_given" -eq 1 ] || mem=2G
 fi
