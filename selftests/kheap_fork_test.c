@@ -567,9 +567,17 @@ TEST_F(fork, pool_full_loses_the_copy)
  * come and go, the accounting stays exact (checked by the teardown).
  * Slow on a debug kernel (KASAN under emulation): a long timeout.
  */
-TEST_F_TIMEOUT(fork, fork_exit_loop, 600)
+/*
+ * 300 forks, a third of them exec'ing; KHEAP_FORK_LOOPS lowers the count
+ * where each fork costs seconds (make check-debug: KASAN under TCG), and
+ * the time limit leaves room for that.
+ */
+TEST_F_TIMEOUT(fork, fork_exit_loop, 1800)
 {
-	for (int i = 0; i < 300; i++) {
+	const char *env = getenv("KHEAP_FORK_LOOPS");
+	int loops = env && atoi(env) > 0 ? atoi(env) : 300;
+
+	for (int i = 0; i < loops; i++) {
 		pid_t pid = fork();
 
 		ASSERT_LE(0, pid);
