@@ -14,8 +14,8 @@
 #   make soak                kheap_soak_test, SOAK_CYCLES (default 100000)
 #                            open/alloc/mmap/close cycles, in a 6.12 guest
 #   make checkpatch          checkpatch.pl --strict on module/ and include/
-#   make check-clients       tests/rootfs-slow/ in a 6.12 guest over the host's
-#                            root: Debian's programs under kheap-run (slow)
+#   make check-clients       Debian's programs under kheap-run at full sizes,
+#                            both sides in a 6.12 guest over the host's root (slow)
 #   make shell               a root shell in a 6.12 guest over the host's root
 #                            file system, this tree's kheap.ko loaded
 #                            (KHEAP_SERIES=6.1, KHEAP_PARAMS='size=64M ...')

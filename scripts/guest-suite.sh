@@ -205,13 +205,22 @@ RUN
 	# user space, which the kernel series does not change.
 	newest=$(printf '%s\n' $series | sort -V | tail -n 1)
 	[ -n "$newest" ] && [ "$(scripts/kernels.sh "$newest")" = "$krel" ] || return 0
+	# tests/rootfs/preload-programs.sh's runs without kheap, here at
+	# native speed; the guest runs only the kheap side against them.
+	ref=$out/preload-reference
+	reftmp=$(mktemp -d)
+	KHEAP_TOP=$top KHEAP_TMP=$reftmp PRELOAD_ONLY=reference PRELOAD_REFERENCE=$ref \
+		tests/rootfs/preload-programs.sh > "$out/preload-reference.txt" 2>&1 ||
+		sed 's/^/# preload-programs reference: /' "$out/preload-reference.txt"
+	rm -rf "$reftmp"
 	cat > "$out/run-rootfs.sh" <<RUN
-${GUEST_PROLOGUE:-}$top/scripts/rootfs-tests.sh $out/src/module/kheap.ko
+${GUEST_PROLOGUE:-}export PRELOAD_REFERENCE=$ref
+$top/scripts/rootfs-tests.sh $out/src/module/kheap.ko
 status=\$?
 ${GUEST_EPILOGUE:-}exit \$status
 RUN
 	say "# guest $krel, host root over 9p"
-	run_guest --quiet --rootfs --timeout $((900 * slow)) \
+	run_guest --quiet --rootfs --timeout $((1800 * slow)) \
 		"$krel" "$out/initramfs.cpio" "$out/run-rootfs.sh" "$out/console-rootfs.log"
 	rc=$?
 	grep -v '^\[ *[0-9]*\.[0-9]*\]' "$out/console-rootfs.log" | tr -d '\r'

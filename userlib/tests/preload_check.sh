@@ -16,7 +16,7 @@
 #   - a program linked with -lkheap shares the preload's heap: its
 #     kheap_malloc blocks can be given to free() and malloc's blocks have
 #     physical addresses;
-#   - tests/rootfs-slow/preload-programs.sh at a tenth of its sizes over the
+#   - tests/rootfs/preload-programs.sh at a tenth of its sizes over the
 #     region build (python3, sqlite3, xz, gzip, git, sort: outputs
 #     identical with and without the preload).
 # About 15 s.  Usage: tests/preload_check.sh PRELOAD_REGION_SO
@@ -38,7 +38,7 @@ result() { # STATUS NAME
 diag() { [ -s "$1" ] && sed 's/^/# /' "$1"; }
 
 echo "TAP version 13"
-echo "1..10"
+echo "1..11"
 
 LD_PRELOAD=$region "$here/tests/test_preload" > "$tmp/t1" 2>&1
 rc=$?
@@ -124,10 +124,24 @@ result $rc "a -lkheap program shares the preload's heap"
 # The rootfs test's programs, small, over the region pool.
 mkdir -p "$tmp/progs"
 KHEAP_TOP=$top KHEAP_TMP=$tmp/progs PRELOAD_SCALE=small KHEAP_DEVICE=/dev/null \
-	KHEAP_PRELOAD_LIB=$region "$top/tests/rootfs-slow/preload-programs.sh" > "$tmp/t7" 2>&1
+	KHEAP_PRELOAD_LIB=$region "$top/tests/rootfs/preload-programs.sh" > "$tmp/t7" 2>&1
 rc=$?
 sed 's/^/# /' "$tmp/t7"
 result $rc "python3, sqlite3, xz, gzip, git, sort: same output with the preload (small sizes)"
+
+# As make check runs them: the runs without kheap first, as a reference
+# (on the host), then only the kheap side against it (in the guest).
+mkdir -p "$tmp/progs2"
+KHEAP_TOP=$top KHEAP_TMP=$tmp/progs2 PRELOAD_SCALE=small PRELOAD_ONLY=reference \
+	PRELOAD_REFERENCE=$tmp/ref "$top/tests/rootfs/preload-programs.sh" > "$tmp/t7r" 2>&1 &&
+	rm -rf "$tmp/progs2" && mkdir -p "$tmp/progs2" &&
+	KHEAP_TOP=$top KHEAP_TMP=$tmp/progs2 PRELOAD_SCALE=small KHEAP_DEVICE=/dev/null \
+	PRELOAD_REFERENCE=$tmp/ref KHEAP_PRELOAD_LIB=$region \
+	"$top/tests/rootfs/preload-programs.sh" > "$tmp/t7k" 2>&1 &&
+	[ "$(grep -c '^ok - .*identical output' "$tmp/t7k")" = 7 ]
+rc=$?
+sed 's/^/# /' "$tmp/t7r" "$tmp/t7k"
+result $rc "the same against a reference made beforehand without the preload"
 
 # The first allocation of the process after 40 thread keys: the heap's own
 # key is then past the first 32, whose values glibc keeps in memory it
