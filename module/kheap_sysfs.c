@@ -142,6 +142,30 @@ static int kheap_extents_emit(char *buf, const struct kheap_extent *ext,
 	return at;
 }
 
+/*
+ * An extent list: @snapshot fills a buffer allocated here, never under
+ * the device lock, which the snapshot takes.
+ */
+static ssize_t extents_show(struct device *dev, char *buf,
+			    unsigned int (*snapshot)(struct kheap_dev *kd,
+						     struct kheap_extent *ext,
+						     unsigned int max,
+						     bool *more))
+{
+	struct kheap_extent *ext;
+	unsigned int nr;
+	bool more;
+	int at;
+
+	ext = kmalloc_array(KHEAP_EXTENTS_MAX, sizeof(*ext), GFP_KERNEL);
+	if (!ext)
+		return -ENOMEM;
+	nr = snapshot(kheap_dev_from(dev), ext, KHEAP_EXTENTS_MAX, &more);
+	at = kheap_extents_emit(buf, ext, nr, more);
+	kfree(ext);
+	return at;
+}
+
 /**
  * free_extents_show() - list the pool's free extents
  * @dev: the misc device
@@ -158,20 +182,7 @@ static int kheap_extents_emit(char *buf, const struct kheap_extent *ext,
 static ssize_t free_extents_show(struct device *dev,
 				 struct device_attribute *attr, char *buf)
 {
-	struct kheap_extent *ext;
-	unsigned int nr;
-	bool more;
-	int at;
-
-	/* Allocated here, never under the device lock. */
-	ext = kmalloc_array(KHEAP_EXTENTS_MAX, sizeof(*ext), GFP_KERNEL);
-	if (!ext)
-		return -ENOMEM;
-	nr = kheap_heap_free_extents(kheap_dev_from(dev), ext,
-				     KHEAP_EXTENTS_MAX, &more);
-	at = kheap_extents_emit(buf, ext, nr, more);
-	kfree(ext);
-	return at;
+	return extents_show(dev, buf, kheap_heap_free_extents);
 }
 static DEVICE_ATTR_RO(free_extents);
 
@@ -220,19 +231,7 @@ static DEVICE_ATTR_RO(dmabufs);
 static ssize_t dmabuf_extents_show(struct device *dev,
 				   struct device_attribute *attr, char *buf)
 {
-	struct kheap_extent *ext;
-	unsigned int nr;
-	bool more;
-	int at;
-
-	ext = kmalloc_array(KHEAP_EXTENTS_MAX, sizeof(*ext), GFP_KERNEL);
-	if (!ext)
-		return -ENOMEM;
-	nr = kheap_dmabuf_extents(kheap_dev_from(dev), ext, KHEAP_EXTENTS_MAX,
-				  &more);
-	at = kheap_extents_emit(buf, ext, nr, more);
-	kfree(ext);
-	return at;
+	return extents_show(dev, buf, kheap_dmabuf_extents);
 }
 static DEVICE_ATTR_RO(dmabuf_extents);
 
