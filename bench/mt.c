@@ -75,8 +75,10 @@ struct larson {
 	uint64_t rng;
 	long ops;		/* replacements per generation */
 	int gen;
-	int done;
-	pthread_t next;		/* the thread this one handed over to */
+	/* each generation's thread; written by pthread_create() in the
+	 * generation before, which ends only after that: joining it makes
+	 * the next one visible */
+	pthread_t tid[LARSON_GENERATIONS];
 } __attribute__((aligned(64)));
 
 static void *larson_thread(void *arg)
@@ -95,13 +97,11 @@ static void *larson_thread(void *arg)
 		l->slot[k] = p;
 	}
 	if (++l->gen < LARSON_GENERATIONS) {
-		/* Hand the blocks over; written before this thread ends,
-		 * so the joiner sees it. */
-		pthread_create(&l->next, NULL, larson_thread, l);
+		/* hand the blocks over to a new thread */
+		pthread_create(&l->tid[l->gen], NULL, larson_thread, l);
 	} else {
 		for (int k = 0; k < LARSON_SLOTS; k++)
 			a->free(l->slot[k]);
-		l->done = 1;
 	}
 	return NULL;
 }
@@ -109,7 +109,6 @@ static void *larson_thread(void *arg)
 double w_larson(struct allocator *a)
 {
 	static struct larson l[MAXTHR];
-	pthread_t first[MAXTHR];
 	double t;
 
 	for (int i = 0; i < mt_threads; i++) {
@@ -128,17 +127,10 @@ double w_larson(struct allocator *a)
 	}
 	t = now();
 	for (int i = 0; i < mt_threads; i++)
-		pthread_create(&first[i], NULL, larson_thread, &l[i]);
-	for (int i = 0; i < mt_threads; i++) {
-		pthread_t cur = first[i];
-
-		for (;;) {
-			pthread_join(cur, NULL);
-			if (l[i].done)
-				break;
-			cur = l[i].next;
-		}
-	}
+		pthread_create(&l[i].tid[0], NULL, larson_thread, &l[i]);
+	for (int i = 0; i < mt_threads; i++)
+		for (int g = 0; g < LARSON_GENERATIONS; g++)
+			pthread_join(l[i].tid[g], NULL);
 	t = now() - t;
 	return t / ((double)l[0].ops * LARSON_GENERATIONS * mt_threads);
 }
