@@ -57,6 +57,8 @@ cat > "$out/run.sh" <<RUN
 dmesg -n 1
 insmod /kheap/kheap.ko size=${BENCH_POOL:-256M} || exit 1
 export LD_LIBRARY_PATH=/kheap/lib
+# kbench counts system calls on the syscall tracepoints (futex= lines)
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 # dma_lookup attaches the edu device, behind the guest's IOMMU.
 export KBENCH_DEVICE=0000:00:10.0
 echo KHEAP-BENCH-BEGIN
