@@ -40,7 +40,7 @@ make -s -C "/lib/modules/$krel/build" M="$out/src" -j2 modules > "$out/build.txt
 stage=$out/stage
 rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/bench" "$stage/lib"
 cp "$out/src/module/kheap.ko" "$stage/"
-cp bench/kbench bench/kfork bench/kpath bench/run.sh "$stage/bench/"
+cp bench/kbench bench/kfork bench/kpath bench/run.sh bench/tables.sh "$stage/bench/"
 gcc -O2 -static -Wall -Wextra -Werror -o "$stage/bin/guest-exit" scripts/guest-exit.c
 # kbench dlopen()s its peers, which ldd cannot see: ship them and their
 # libraries by hand.
