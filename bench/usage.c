@@ -31,7 +31,6 @@
  *   seeds=<n> min=<worst %>
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
