@@ -4,7 +4,7 @@
 # bench/tables.sh FILE: kbench's lines in FILE as the Markdown tables of
 # bench/README.md: every workload; operations per microsecond at 1, 2, 4
 # and 8 threads; system calls at 4 threads; utilisation per size range
-# and allocator; the lookups.
+# and allocator; the lookups.  A table with no lines in FILE is left out.
 set -eu
 in=$1
 echo "| workload | kheap | glibc | jemalloc | mimalloc | kheap/glibc | kheap/best |"
@@ -12,6 +12,7 @@ echo "|---|---:|---:|---:|---:|---:|---:|"
 sed -n 's/^workload=\([^ ]*\) kheap=\([^ ]*\) glibc=\([^ ]*\) jemalloc=\([^ ]*\) mimalloc=\([^ ]*\) ratio_glibc=\([^ ]*\) ratio_best=\([^ ]*\)$/| \1 | \2 | \3 | \4 | \5 | \6 | \7 |/p' "$in"
 # Scaling: operations per microsecond (1000 / ns per op) at each thread
 # count, per allocator, and the 8-thread figure over the 1-thread one.
+grep -q '^workload=[a-z_]*_1thr ' "$in" && {
 echo
 echo "| workload | allocator | 1 thr | 2 thr | 4 thr | 8 thr | 8/1 |"
 echo "|---|---|---:|---:|---:|---:|---:|"
@@ -40,6 +41,8 @@ END {
 		print line
 	}
 }' "$in"
+}
+grep -q '^futex=' "$in" && {
 echo
 echo "| at 4 threads | futex kheap | futex glibc | futex jemalloc | futex mimalloc | syscalls kheap | syscalls glibc | vcsw kheap | vcsw glibc |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -59,8 +62,10 @@ END {
 		       v[s, "vcsw", "kheap"], v[s, "vcsw", "glibc"]
 	}
 }' "$in"
+}
 # Utilisation: one row per size range, one column per allocator (mean of
 # the seeds, the worst in brackets).
+grep -q '^utilisation=' "$in" && {
 echo
 echo "| utilisation, sizes | kheap | glibc | jemalloc | mimalloc |"
 echo "|---|---:|---:|---:|---:|"
@@ -84,5 +89,6 @@ END {
 		       v[s, "glibc"], v[s, "jemalloc"], v[s, "mimalloc"]
 	}
 }' "$in"
+}
 echo
 sed -n 's/^workload=phys_lookup \(.*\)$/- phys lookup: \1/p; s/^workload=dma_lookup \(.*\)$/- device address lookup (ns) and attach cost: \1/p' "$in"
