@@ -19,8 +19,13 @@
  *
  * Output, one line per workload:
  *   workload=<name> kheap=<ns/op> glibc=<ns/op> jemalloc=<ns/op>
- *   mimalloc=<ns/op> ratio_glibc=<kheap/glibc>
- * plus utilisation=<pct> and the kheap_phys/pagemap comparison.
+ *   mimalloc=<ns/op> ratio_glibc=<kheap/glibc> ratio_best=<kheap/best of
+ *   the other three>
+ * plus utilisation= lines (usage.c), the kheap_phys/pagemap comparison,
+ * and for the threaded workloads at 4 threads the system calls each
+ * allocator's runs made (futex=, syscalls=, vcsw= lines; sysc.c).
+ * The classic multi-threaded workloads (mt.c) run at 1, 2, 4 and 8
+ * threads, named <workload>_<N>thr.
  * Each figure is the best of several runs.  Not a test: nothing asserts.
  */
 #define _GNU_SOURCE
@@ -40,20 +45,9 @@
 #include <unistd.h>
 
 #include "../userlib/internal.h"
+#include "kbench.h"
 
-#define MIB ((size_t)1 << 20)
-
-struct allocator {
-	const char *name;
-	void *(*malloc)(size_t);
-	void (*free)(void *);
-	void *(*realloc)(void *, size_t);
-	void *(*calloc)(size_t, size_t);
-	void *(*aligned_alloc)(size_t, size_t);
-	int ok;
-};
-
-static struct allocator A[4] = {
+struct allocator A[NALLOC] = {
 	{ "kheap", kheap_malloc, kheap_free, kheap_realloc, kheap_calloc,
 	  kheap_aligned_alloc, 1 },
 	{ "glibc", malloc, free, realloc, calloc, aligned_alloc, 1 },
@@ -61,9 +55,9 @@ static struct allocator A[4] = {
 	{ "mimalloc", 0, 0, 0, 0, 0, 0 },
 };
 
-static int reps = 5;
+int reps = 5;
 static const char *only;
-static double scale = 1.0;
+double scale = 1.0;
 
 static void load(struct allocator *a, const char *lib, const char *pfx)
 {
@@ -88,15 +82,13 @@ static void load(struct allocator *a, const char *lib, const char *pfx)
 	a->ok = 1;
 }
 
-static double now(void)
+double now(void)
 {
 	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
 }
-
-#define KEEP(p) __asm__ volatile("" : : "r"(p) : "memory")
 
 /* ---- random numbers, pre-drawn so every allocator sees the same ---- */
 
@@ -191,18 +183,6 @@ struct pc {
 	unsigned long tail __attribute__((aligned(64)));
 	long count;
 };
-/* A spin-wait hint: pause (x86), yield (arm64), else a compiler barrier. */
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
-}
-
 static size_t pc_size[4096];
 
 static void *pc_producer(void *arg)
@@ -257,16 +237,24 @@ static double w_prodcons(struct allocator *a)
 	return (now() - t) / (double)c.count;
 }
 
+/* Up to twice kheap's arena size: past the size above which kheap gives a
+ * block a dedicated chunk (half an arena), and one doubling beyond, where
+ * a dedicated block grows. */
+static size_t realloc_top;
+
 static double w_realloc_doubling(struct allocator *a)
 {
-	long rounds = (long)(200 * scale), ops = 0;
-	double t = now();
+	long rounds = (long)(5 * scale), ops = 0;
+	double t;
 
+	if (rounds < 1)
+		rounds = 1;
+	t = now();
 	for (long r = 0; r < rounds; r++) {
 		char *p = a->malloc(16);
 
 		p[0] = 1;
-		for (size_t n = 32; n <= 16 * MIB; n *= 2, ops++) {
+		for (size_t n = 32; n <= realloc_top; n *= 2, ops++) {
 			p = a->realloc(p, n);
 			p[n - 1] = 1;
 		}
@@ -325,68 +313,105 @@ static double w_calloc_large(struct allocator *a)
 
 /* ---- driver ---- */
 
-static void run(const char *name, double (*fn)(struct allocator *))
+/* Print one counter line: what each allocator's runs made, per run. */
+static void print_counts(const char *what, const char *name,
+			 const uint64_t *sum, const char *source)
 {
-	double best[4];
+	printf("%s=%s", what, name);
+	for (int i = 0; i < NALLOC; i++) {
+		if (A[i].ok)
+			printf(" %s=%.0f", A[i].name,
+			       (double)sum[i] / (double)reps);
+		else
+			printf(" %s=n/a", A[i].name);
+	}
+	printf(" per=run source=%s\n", source);
+}
 
-	for (int i = 0; i < 4; i++)
+/* All four allocators side by side, reps times; the best of each.
+ * counts: also print the system calls each allocator's runs made. */
+static void run_counted(const char *name, workload_fn fn, int counts)
+{
+	uint64_t futex[NALLOC] = { 0 }, all[NALLOC] = { 0 },
+		 vcsw[NALLOC] = { 0 };
+	double best[NALLOC], other = 1e300;
+
+	for (int i = 0; i < NALLOC; i++)
 		best[i] = 1e300;
 	for (int r = 0; r < reps; r++) {
-		for (int i = 0; i < 4; i++) {
+		for (int i = 0; i < NALLOC; i++) {
+			struct sysc s0, s1;
 			double v;
 
 			if (!A[i].ok)
 				continue;
+			sysc_read(&s0);
 			v = fn(&A[i]);
+			sysc_read(&s1);
+			futex[i] += s1.futex - s0.futex;
+			all[i] += s1.all - s0.all;
+			vcsw[i] += s1.vcsw - s0.vcsw;
 			if (v < best[i])
 				best[i] = v;
 		}
 	}
 	printf("workload=%s", name);
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < NALLOC; i++) {
 		if (A[i].ok)
 			printf(" %s=%.1f", A[i].name, best[i]);
 		else
 			printf(" %s=n/a", A[i].name);
+		if (i && A[i].ok && best[i] < other)
+			other = best[i];
 	}
-	printf(" ratio_glibc=%.2f\n", best[0] / best[1]);
+	printf(" ratio_glibc=%.2f ratio_best=%.2f\n", best[0] / best[1],
+	       best[0] / other);
+	if (counts) {
+		print_counts("futex", name, futex, sysc_source());
+		print_counts("syscalls", name, all, sysc_source());
+		print_counts("vcsw", name, vcsw, "getrusage");
+	}
 	fflush(stdout);
 }
 
-/* Random actions (3 allocations per free) with log-uniform sizes until
- * the first failure: requested bytes / pool size. */
-static double utilisation(size_t lo, size_t hi, uint64_t seed)
+static void run(const char *name, workload_fn fn)
 {
-	struct kheap_stats st;
-	size_t cap = 1 << 22, nv = 0, live = 0;
-	struct { void *p; size_t n; } *v = malloc(cap * sizeof(*v));
-	double pct;
+	run_counted(name, fn, 0);
+}
 
-	kheap_stats(&st);
-	rs = seed;
-	while (nv < cap) {
-		if (nv && rnd() % 4 == 0) {
-			size_t i = rnd() % nv;
+/* The classic threaded workloads: name_<N>thr. */
+static const struct {
+	const char *name;
+	workload_fn fn;
+} mt_workloads[] = {
+	{ "larson", w_larson },
+	{ "xmalloc", w_xmalloc },
+	{ "cache_scratch", w_cache_scratch },
+	{ "cache_thrash", w_cache_thrash },
+	{ "mstress", w_mstress },
+	{ "malloc_thread", w_malloc_thread },
+};
 
-			kheap_free(v[i].p);
-			live -= v[i].n;
-			v[i] = v[--nv];
-		} else {
-			size_t n = logu(lo, hi);
-			void *p = kheap_malloc(n);
+/* 1 if w is one of them (and then run it), 0 if not. */
+static int run_mt(const char *w)
+{
+	for (unsigned int i = 0;
+	     i < sizeof(mt_workloads) / sizeof(*mt_workloads); i++) {
+		size_t len = strlen(mt_workloads[i].name);
+		char *end;
+		long n;
 
-			if (!p)
-				break;
-			v[nv].p = p;
-			v[nv++].n = n;
-			live += n;
-		}
+		if (strncmp(w, mt_workloads[i].name, len) || w[len] != '_')
+			continue;
+		n = strtol(w + len + 1, &end, 10);
+		if (n < 1 || n > 64 || strcmp(end, "thr"))
+			continue;
+		mt_threads = (int)n;
+		sysc_open();
+		run_counted(w, mt_workloads[i].fn, n == 4);
+		return 1;
 	}
-	pct = 100.0 * (double)live / (double)st.pool_size;
-	while (nv)
-		kheap_free(v[--nv].p);
-	free(v);
-	return pct;
+	return 0;
 }
 
 static double pagemap_ns(void *buf, size_t len)
@@ -494,14 +519,20 @@ static const char *const workloads[] = {
 	"hot_pair_16", "hot_pair_64", "hot_pair_256", "hot_pair_1024",
 	"hot_pair_4096", "hot_pair_16384", "hot_pair_65536",
 	"random_free_1000", "churn_10k", "prodcons_2thr", "realloc_doubling",
-	"aligned_4k", "aligned_2m", "calloc_1m", "huge_pair", "utilisation",
-	"phys_lookup", "dma_lookup",
+	"aligned_4k", "aligned_2m", "calloc_1m", "huge_pair",
+#define MT(name) name "_1thr", name "_2thr", name "_4thr", name "_8thr"
+	MT("larson"), MT("xmalloc"), MT("cache_scratch"), MT("cache_thrash"),
+	MT("mstress"), MT("malloc_thread"),
+#undef MT
+	"utilisation", "phys_lookup", "dma_lookup",
 };
 
 /* One workload in this process: all four allocators side by side. */
 static int run_one(const char *w, int device)
 {
-	if (!strncmp(w, "hot_pair_", 9)) {
+	if (run_mt(w)) {
+		/* done */
+	} else if (!strncmp(w, "hot_pair_", 9)) {
 		hot_size = strtoul(w + 9, NULL, 10);
 		run(w, w_hot);
 	} else if (!strcmp(w, "random_free_1000")) {
@@ -530,6 +561,14 @@ static int run_one(const char *w, int device)
 			pc_size[i] = logu(16, 1024);
 		run(w, w_prodcons);
 	} else if (!strcmp(w, "realloc_doubling")) {
+		struct kheap_stats st;
+
+		if (kheap_stats(&st))
+			return 1;
+		realloc_top = 2 * st.arena_size;
+		printf("# realloc_doubling: 16 B to %zu MiB; kheap's arena is "
+		       "%zu MiB\n", realloc_top / MIB,
+		       (size_t)st.arena_size / MIB);
 		run(w, w_realloc_doubling);
 	} else if (!strcmp(w, "aligned_4k")) {
 		al_align = 4096, al_size = 4096;
@@ -547,24 +586,8 @@ static int run_one(const char *w, int device)
 		huge_size = st.arena_size / 4 * 3;	/* above half an arena */
 		run(w, w_huge_pair);
 	} else if (!strcmp(w, "utilisation")) {
-		static const size_t hi[2] = { 8192, 256 << 10 };
-
-		if (!device &&
-		    kheap__use_provider(kheap_region_provider(128 * MIB, 0)))
-			return 1;
-		for (int k = 0; k < 2; k++) {
-			double u[3], worst = 100, sum = 0;
-
-			for (int s = 0; s < 3; s++) {
-				u[s] = utilisation(16, hi[k],
-						   1234567 + (uint64_t)s);
-				sum += u[s];
-				if (u[s] < worst)
-					worst = u[s];
-			}
-			printf("utilisation=%.2f sizes=16-%zu seeds=3 min=%.2f\n",
-			       sum / 3, hi[k], worst);
-		}
+		/* 128 MiB on the host; /dev/kheap's whole pool in a guest */
+		return utilisation_all(device, 128 * MIB, scale < 1 ? 1 : 3);
 	} else if (!strcmp(w, "phys_lookup")) {
 		size_t len = 64 * MIB;
 		char *buf = kheap_malloc(len);

@@ -5,7 +5,8 @@
 # the machine it ran on (what bench/README.md shows).
 #   bench/run.sh            host: kheap over a region (allocator speed)
 #   bench/run.sh --device   guest: kheap over /dev/kheap (end to end)
-# Other arguments go to kbench (--quick, --reps N, --pool MiB).
+# Other arguments go to kbench (--quick, --reps N, --pool MiB, --only S).
+# The tables come from bench/tables.sh (which also reads a saved output).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 [ -x "$here/kbench" ] || make -s -C "$here" kbench
@@ -24,8 +25,4 @@ echo "Machine: $(uname -srm), $(nproc) CPUs," \
 	"glibc $glibc;" \
 	"load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo
-echo "| workload | kheap | glibc | jemalloc | mimalloc | kheap/glibc |"
-echo "|---|---:|---:|---:|---:|---:|"
-sed -n 's/^workload=\([^ ]*\) kheap=\([^ ]*\) glibc=\([^ ]*\) jemalloc=\([^ ]*\) mimalloc=\([^ ]*\) ratio_glibc=\([^ ]*\)$/| \1 | \2 | \3 | \4 | \5 | \6 |/p' "$out"
-echo
-sed -n 's/^\(utilisation=.*\)$/- \1/p; s/^workload=phys_lookup \(.*\)$/- phys lookup: \1/p; s/^workload=dma_lookup \(.*\)$/- device address lookup (ns) and attach cost: \1/p' "$out"
+sh "$here/tables.sh" "$out"

@@ -40,7 +40,7 @@ make -s -C "/lib/modules/$krel/build" M="$out/src" -j2 modules > "$out/build.txt
 stage=$out/stage
 rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/bench" "$stage/lib"
 cp "$out/src/module/kheap.ko" "$stage/"
-cp bench/kbench bench/kfork bench/kpath bench/run.sh "$stage/bench/"
+cp bench/kbench bench/kfork bench/kpath bench/run.sh bench/tables.sh "$stage/bench/"
 gcc -O2 -static -Wall -Wextra -Werror -o "$stage/bin/guest-exit" scripts/guest-exit.c
 # kbench dlopen()s its peers, which ldd cannot see: ship them and their
 # libraries by hand.
@@ -57,6 +57,8 @@ cat > "$out/run.sh" <<RUN
 dmesg -n 1
 insmod /kheap/kheap.ko size=${BENCH_POOL:-256M} || exit 1
 export LD_LIBRARY_PATH=/kheap/lib
+# kbench counts system calls on the syscall tracepoints (futex= lines)
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 # dma_lookup attaches the edu device, behind the guest's IOMMU.
 export KBENCH_DEVICE=0000:00:10.0
 echo KHEAP-BENCH-BEGIN
