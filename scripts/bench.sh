@@ -12,7 +12,9 @@
 # Environment: BENCH_ARGS (extra kbench arguments for the host run),
 # GUEST_BENCH_ARGS (default --quick), BENCH_POOL (guest pool, default 256M),
 # KFORK_POOL (guest pool for bench/kfork's fork costs and bench/kpath's
-# kernel path, default 640M).
+# kernel path, default 640M), POOL_SCALE_RAM (default 8G) and
+# POOL_SCALE_SIZES (MiB, default "6144 5632 ... 3072") for the
+# pool-scale guest.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -81,4 +83,41 @@ scripts/run-guest.sh --quiet --timeout 3000 --iommu --mem 2G \
 	"$out/run.sh" "$out/console.log" || rc=$?
 tr -d '\r' < "$out/console.log" | sed -n '/^KHEAP-BENCH-BEGIN$/,/^KHEAP-BENCH-END$/p' | sed '1d;$d'
 [ "$rc" -eq 0 ] || echo "bench: the guest run failed (console: $out/console.log)" >&2
+
+# The scale of the pool: the largest contiguous pool of POOL_SCALE_SIZES
+# (MiB, tried in order) that loads in a guest of POOL_SCALE_RAM, how long
+# the load takes, where the pool lies (above 4 GiB: q35 puts the RAM past
+# the first 2 GiB there), and a 1 and a 4 GiB buffer from it.
+echo
+echo "== guest: the largest pool in ${POOL_SCALE_RAM:=8G} of RAM"
+cat > "$out/run-scale.sh" <<RUN
+dmesg -n 1
+up() { cut -d' ' -f1 /proc/uptime; }
+echo KHEAP-BENCH-BEGIN
+echo "# guest RAM: \$(awk '/MemTotal/ { print \$2 }' /proc/meminfo) KiB"
+loaded=0
+for mib in ${POOL_SCALE_SIZES:-6144 5632 5120 4608 4096 3584 3072}; do
+	t0=\$(up)
+	if insmod /kheap/kheap.ko size=\${mib}M 2>/dev/null; then
+		t1=\$(up)
+		echo "pool_scale=\${mib}M ram=$POOL_SCALE_RAM load_s=\$(awk -v a=\$t0 -v b=\$t1 'BEGIN { printf "%.1f", b - a }') phys=\$(cat /sys/class/misc/kheap/pool_phys)"
+		loaded=\$mib
+		break
+	fi
+	echo "pool_scale=\${mib}M ram=$POOL_SCALE_RAM refused: \$(dmesg | grep kheap | tail -n 1)"
+done
+rc=1
+if [ "\$loaded" -ge 4096 ]; then
+	/kheap/bench/kpath --runs 1 --kheap-only --sizes 1024,4096 && rc=0
+	rmmod kheap || rc=1
+fi
+echo KHEAP-BENCH-END
+exit \$rc
+RUN
+src=0
+scripts/run-guest.sh --quiet --timeout 3000 --mem "$POOL_SCALE_RAM" \
+	"$krel" "$out/initramfs.cpio" "$out/run-scale.sh" "$out/console-scale.log" || src=$?
+tr -d '\r' < "$out/console-scale.log" | sed -n '/^KHEAP-BENCH-BEGIN$/,/^KHEAP-BENCH-END$/p' | sed '1d;$d'
+[ "$src" -eq 0 ] || echo "bench: the pool-scale guest failed (console: $out/console-scale.log)" >&2
+[ "$rc" -ne 0 ] || rc=$src
 exit "$rc"
