@@ -19,7 +19,13 @@
  *    one (hysteresis: a free/malloc cycle at the boundary does not hit the
  *    kernel every time); before reporting ENOMEM every empty arena,
  *    every spare slab and every cached chunk is returned, so after
- *    everything is freed one allocation can take the whole pool again.
+ *    everything is freed one allocation can take the whole pool again;
+ *  - spare memory, the kept empty arena and the cached chunks together,
+ *    is at most kh.cache_limit bytes (about one arena): what is freed last
+ *    stays, older spare memory goes back.  So a process that freed
+ *    everything keeps about one arena of the pool from the others (plus
+ *    the slabs its threads' caches keep alive) until kheap_trim() or an
+ *    allocation failure gives even that back.
  *
  * Everything here runs under kh.lock, except heap_ensure (which takes it)
  * and heap_usable_size (lock-free, on a live pointer).
@@ -131,6 +137,7 @@ static int heap_init(void)
 	kh.arenas = kh.huges = kh.cached = NULL;
 	kh.cached_bytes = kh.ncached = kh.cache_reuses = 0;
 	memset(kh.cls, 0, sizeof(kh.cls));
+	kh.nspare_slabs = 0;
 
 	khm.lo = lo;
 	khm.base = kh.pool.base;
@@ -331,20 +338,45 @@ static void release_arena(struct chunk *a)
 	drop_chunk(a);
 }
 
+static void cache_release(struct chunk *ch);
+
+/* The least recently freed cached chunk (the cache's tail). */
+static struct chunk *cache_oldest(void)
+{
+	struct chunk *t = kh.cached;
+
+	while (t && t->next)
+		t = t->next;
+	return t;
+}
+
+/* Bytes of empty arenas other than a. */
+static size_t empty_arena_bytes(const struct chunk *a)
+{
+	size_t n = 0;
+
+	for (const struct chunk *o = kh.arenas; o; o = o->next)
+		if (o != a && arena_is_empty(o))
+			n += o->c.size;
+	return n;
+}
+
 void heap_free_block(void *p)
 {
-	struct chunk *a, *o;
+	struct chunk *a;
 
 	kh_assert(khm.kind[gran_of((uintptr_t)p)] == K_ARENA);
 	if (!tlsf_free(&kh.tlsf, p))
 		return;
-	/* The arena is empty: keep it only if no other arena is. */
+	/* The arena is empty: keep it only if no other arena is, and then
+	 * within the spare bound, older cached chunks giving way. */
 	a = kh.owner[gran_of((uintptr_t)p)];
-	for (o = kh.arenas; o; o = o->next)
-		if (o != a && arena_is_empty(o)) {
-			release_arena(a);
-			return;
-		}
+	if (empty_arena_bytes(a) || a->c.size > kh.cache_limit) {
+		release_arena(a);
+		return;
+	}
+	while (kh.cached_bytes + a->c.size > kh.cache_limit)
+		cache_release(cache_oldest());
 }
 
 int heap_resize_block(void *p, size_t n)
@@ -388,6 +420,7 @@ static void cache_unlink(struct chunk *ch)
 
 static void cache_release(struct chunk *ch)
 {
+	kh_assert(ch && ch->type == CH_HUGE);
 	struct kheap_chunk c = ch->c;
 
 	cache_unlink(ch);
@@ -492,13 +525,22 @@ int heap_resize_huge(void *p, size_t n)
 	return 1;
 }
 
+/* Too little of the pool is left for the other processes to keep any
+ * more of it idle (one INFO query: cheap next to the chunk's own cost). */
+static int pool_short(void)
+{
+	struct kheap_pool_usage u;
+
+	return kh.prov->usage(&u) == 0 && u.free_bytes < kh.arena_size;
+}
+
 void heap_free_huge(struct chunk *c)
 {
-	struct chunk *t;
+	struct chunk *a, *n;
 
 	kh_assert(c->type == CH_HUGE && khm.kind[gran_of(c->start)] == K_HUGE);
 	/* A shared chunk is never handed out again as a private one. */
-	if (c->c.size > kh.cache_limit || c->c.shared) {
+	if (c->c.size > kh.cache_limit || c->c.shared || pool_short()) {
 		drop_chunk(c);
 		return;
 	}
@@ -516,12 +558,17 @@ void heap_free_huge(struct chunk *c)
 	kh.cached = c;
 	kh.cached_bytes += c->c.size;
 	kh.ncached++;
-	while (kh.cached_bytes > kh.cache_limit ||
-	       kh.ncached > CACHE_MAX_CHUNKS) {
-		for (t = kh.cached; t->next; t = t->next)
-			;
-		cache_release(t);	/* the least recently freed */
+	/* Within the spare bound: the empty arena goes first (kept since
+	 * before this chunk was freed), then the least recently freed. */
+	for (a = kh.arenas; a && kh.cached_bytes + empty_arena_bytes(NULL) >
+	     kh.cache_limit; a = n) {
+		n = a->next;
+		if (arena_is_empty(a))
+			release_arena(a);
 	}
+	while (kh.cached_bytes > kh.cache_limit ||
+	       kh.ncached > CACHE_MAX_CHUNKS)
+		cache_release(cache_oldest());
 }
 
 void heap_reclaim(void)
@@ -649,17 +696,28 @@ static void child_reset(void)
 		mark_foreign(kh.arenas);
 		mark_foreign(kh.huges);
 		/* The cached chunks are the parent's too (its file holds
-		 * them): forget them, never reuse them. */
+		 * them): unmap them, never reuse them. */
+		cache_release_all();
 		kh.arenas = kh.huges = kh.cached = NULL;
 		kh.cached_bytes = kh.ncached = 0;
 		tlsf_init(&kh.tlsf);
 		memset(kh.cls, 0, sizeof(kh.cls));
+	kh.nspare_slabs = 0;
 		kh.held = kh.peak_held = kh.nchunks = 0;
 		kh.out = kh.peak_out = 0;
 		dma_forget(0);
 	}
 	if (tcache_atfork_child(keep) && keep)
 		kh.fork_lost = 1;
+	/*
+	 * What the child holds but does not use, it gives up at once: its
+	 * mapping of a chunk keeps the parent's chunk from the pool (even
+	 * after the parent frees it) and, once either side touches a page,
+	 * costs a copy.  Cached chunks, spare slabs and empty arenas (the
+	 * other threads' caches just flushed included) are unmapped.
+	 */
+	if (keep)
+		heap_reclaim();
 }
 
 int heap_chunk_own(struct chunk *ch)

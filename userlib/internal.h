@@ -127,6 +127,7 @@ struct heap {
 	struct chunk *arenas;
 	struct chunk *huges;
 	struct slab_class cls[NCLASS];
+	unsigned nspare_slabs;	/* of all classes (slab.c) */
 
 	/* Freed dedicated chunks kept for reuse (most recent first); their
 	 * granules are K_NONE (owner still the chunk), as if not held. */
@@ -228,6 +229,11 @@ void heap_free_huge(struct chunk *c) HIDDEN;
 /* Return spare slabs, every empty arena and every cached chunk to the
  * kernel. */
 void heap_reclaim(void) HIDDEN;
+/* trim.c, under the lock: flush tc (this thread's cache, or NULL), every
+ * idle thread's cache, ask the busy ones to flush at their next refill,
+ * then heap_reclaim(). */
+struct tcache;
+void heap_trim_locked(struct tcache *tc) HIDDEN;
 /* Zero the first n bytes of a fresh block, skipping known-zero memory. */
 void heap_calloc_clear(void *p, size_t n, uintptr_t dirty_before) HIDDEN;
 size_t heap_usable_size(const void *p) HIDDEN;	/* lock-free */

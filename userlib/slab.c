@@ -5,11 +5,15 @@
  * Classes: 16-byte steps to 256, 32-byte steps to 512, 64-byte steps to
  * 1024 (at most 12.5% internal waste above 128 bytes, less below).  Each
  * class keeps a list of partially used slabs and at most one spare empty
- * slab; a second empty slab goes back to TLSF at once.  All under kh.lock.
+ * slab, and all classes together at most SPARE_SLABS_MAX (a spare slab
+ * keeps its arena from ever being empty and given back); any other empty
+ * slab goes back to TLSF at once.  All under kh.lock.
  */
 #include <stddef.h>
 
 #include "internal.h"
+
+#define SPARE_SLABS_MAX	4
 
 const uint16_t kh_class_size[NCLASS] = {
 	16, 32, 48, 64, 80, 96, 112, 128,
@@ -95,9 +99,10 @@ unsigned slab_alloc_batch(unsigned c, void **out, unsigned want)
 
 		if (!s) {
 			s = k->spare;
-			if (s)
+			if (s) {
 				k->spare = NULL;
-			else
+				kh.nspare_slabs--;
+			} else
 				s = slab_new(c);
 			if (!s)
 				break;
@@ -142,10 +147,12 @@ void slab_free_batch(void **objs, unsigned n)
 		if (s->nfree == s->nobj) {
 			if (s->listed)
 				list_del(k, s);
-			if (!k->spare)
+			if (!k->spare && kh.nspare_slabs < SPARE_SLABS_MAX) {
 				k->spare = s;
-			else
+				kh.nspare_slabs++;
+			} else {
 				slab_destroy(s);
+			}
 		} else if (!s->listed) {
 			list_add(k, s);
 		}
@@ -162,6 +169,7 @@ void slab_release_spares(void)
 			slab_destroy(s);
 		}
 	}
+	kh.nspare_slabs = 0;
 }
 
 int slab_class_aligned(size_t n, size_t align)
