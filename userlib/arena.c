@@ -309,6 +309,7 @@ void *heap_alloc_block(size_t n, size_t align, uintptr_t *dirty_before)
 	if (dirty_before)
 		*dirty_before = kh.owner[gran_of((uintptr_t)p)]->dirty_end;
 	note_dirty(p);
+	arena_of(p)->used += tlsf_usable_size(p);
 	return p;
 }
 
@@ -324,6 +325,7 @@ void *heap_alloc_frame(void)
 			return NULL;
 	}
 	note_dirty(f + TLSF_HDR);
+	arena_of(f)->used += tlsf_usable_size(f + TLSF_HDR);
 	return f;
 }
 
@@ -366,11 +368,20 @@ void heap_free_block(void *p)
 	struct chunk *a;
 
 	kh_assert(khm.kind[gran_of((uintptr_t)p)] == K_ARENA);
-	if (!tlsf_free(&kh.tlsf, p))
+	a = arena_of(p);
+	kh_assert(a->used >= tlsf_usable_size(p));
+	a->used -= tlsf_usable_size(p);
+	if (!tlsf_free(&kh.tlsf, p)) {
+		/* Only spare slabs left: they would keep the arena from
+		 * ever being given back.  The last one's free comes back
+		 * here with the arena empty. */
+		if (a->spare_bytes && a->used == a->spare_bytes)
+			slab_release_spares_in(a);
 		return;
+	}
+	kh_assert(a->used == 0);
 	/* The arena is empty: keep it only if no other arena is, and then
 	 * within the spare bound, older cached chunks giving way. */
-	a = kh.owner[gran_of((uintptr_t)p)];
 	if (empty_arena_bytes(a) || a->c.size > kh.cache_limit) {
 		release_arena(a);
 		return;
@@ -381,9 +392,12 @@ void heap_free_block(void *p)
 
 int heap_resize_block(void *p, size_t n)
 {
+	size_t old = tlsf_usable_size(p);
+
 	if (!tlsf_resize(&kh.tlsf, p, n))
 		return 0;
 	note_dirty(p);
+	arena_of(p)->used += tlsf_usable_size(p) - old;
 	return 1;
 }
 

@@ -36,6 +36,12 @@ static inline char *slab_frame(const struct slab *s)
 	return (char *)(khm.lo + ((size_t)(s - kh.slabs) << GRANULE_SHIFT));
 }
 
+/* A slab frame's bytes as its arena counts them. */
+static inline size_t frame_bytes(const struct slab *s)
+{
+	return tlsf_usable_size(slab_frame(s) + TLSF_HDR);
+}
+
 static void list_add(struct slab_class *k, struct slab *s)
 {
 	s->prev = NULL;
@@ -102,6 +108,8 @@ unsigned slab_alloc_batch(unsigned c, void **out, unsigned want)
 			if (s) {
 				k->spare = NULL;
 				kh.nspare_slabs--;
+				arena_of(slab_frame(s))->spare_bytes -=
+					frame_bytes(s);
 			} else
 				s = slab_new(c);
 			if (!s)
@@ -147,9 +155,15 @@ void slab_free_batch(void **objs, unsigned n)
 		if (s->nfree == s->nobj) {
 			if (s->listed)
 				list_del(k, s);
-			if (!k->spare && kh.nspare_slabs < SPARE_SLABS_MAX) {
+			if (!k->spare && kh.nspare_slabs < SPARE_SLABS_MAX &&
+			    arena_of(slab_frame(s))->used >
+			    arena_of(slab_frame(s))->spare_bytes +
+			    frame_bytes(s)) {
+				/* a spare only where other blocks live */
 				k->spare = s;
 				kh.nspare_slabs++;
+				arena_of(slab_frame(s))->spare_bytes +=
+					frame_bytes(s);
 			} else {
 				slab_destroy(s);
 			}
@@ -166,10 +180,31 @@ void slab_release_spares(void)
 
 		if (s) {
 			kh.cls[c].spare = NULL;
+			arena_of(slab_frame(s))->spare_bytes -= frame_bytes(s);
 			slab_destroy(s);
 		}
 	}
 	kh.nspare_slabs = 0;
+}
+
+void slab_release_spares_in(struct chunk *a)
+{
+	struct slab *gone[NCLASS];
+	unsigned n = 0;
+
+	/* Unlisted first: each destroy may give the arena back. */
+	for (unsigned c = 0; c < NCLASS; c++) {
+		struct slab *s = kh.cls[c].spare;
+
+		if (s && arena_of(slab_frame(s)) == a) {
+			kh.cls[c].spare = NULL;
+			kh.nspare_slabs--;
+			a->spare_bytes -= frame_bytes(s);
+			gone[n++] = s;
+		}
+	}
+	for (unsigned i = 0; i < n; i++)
+		slab_destroy(gone[i]);
 }
 
 int slab_class_aligned(size_t n, size_t align)

@@ -208,7 +208,10 @@ static void test_spare_bound(void)
 	st = stats();
 	CHECK(st.bytes_held <= POOL / 8);
 
-	/* small objects of every class, slabs emptied: few spares */
+	/* small objects of every class, slabs emptied: few spares, and
+	 * only while something else lives in their arena */
+	kheap_trim();
+	v[0] = kheap_malloc(200 << 10);
 	for (unsigned c = 0; c < NCLASS; c++) {
 		void *o[80];
 
@@ -222,6 +225,17 @@ static void test_spare_bound(void)
 		spares += kh.cls[c].spare != NULL;
 	ktap_diag("%u spare slabs", spares);
 	CHECK(spares >= 1 && spares <= 4);
+	CHECK(kheap__check() == 0);
+	kheap_free(v[0]);	/* the arena's last block: spares go too */
+	kheap__flush_thread_cache();
+	spares = 0;
+	for (unsigned c = 0; c < NCLASS; c++)
+		spares += kh.cls[c].spare != NULL;
+	st = stats();
+	ktap_diag("last block freed: %u spare slabs, %llu held in %llu chunks",
+		  spares, (unsigned long long)st.bytes_held,
+		  (unsigned long long)st.chunks_held);
+	CHECK(spares == 0 && st.chunks_held == 1);
 	CHECK(kheap__check() == 0);
 	CHECK(kheap_trim() > 0 && stats().bytes_held == 0);
 }
