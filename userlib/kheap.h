@@ -159,11 +159,12 @@ int kheap_stats(struct kheap_stats *st);
  *  - per thread, caches of freed blocks (up to 64 per small size, and at
  *    most min(1 MiB, pool / 64) bytes of 1-128 KiB blocks); a size the
  *    thread has not allocated during 8192 of its frees goes back;
- *  - at most 4 empty slabs of small blocks;
- *  - empty arenas and freed dedicated chunks, together at most
+ *  - at most 4 empty slabs of small blocks, and only in arenas where
+ *    other blocks live;
+ *  - one empty arena and freed dedicated chunks, together at most
  *    min(pool / 8, 64 MiB) bytes (about one arena, kheap_stats'
- *    arena_size), none when the pool has less than an arena free at the
- *    time of the free.
+ *    arena_size); a dedicated chunk is not kept when the pool has less
+ *    than an arena free at the time of the free.
  * Blocks in the caches keep their slabs and arenas held.  So after freeing
  * everything a process holds the arenas its threads' caches keep alive
  * plus about one arena, and another process can always have the rest.

@@ -25,7 +25,7 @@ jobs=${JOBS:-2}
 limit=${MUTANT_TIMEOUT:-600}	# seconds per test program; a hang is a catch
 
 # Test programs, quickest first, so a caught mutant costs little.
-tests="test_misuse test_errno test_atfork test_tlsf test_dma test_trim test_heap
+tests="test_trim test_misuse test_errno test_atfork test_tlsf test_dma test_heap
 	test_threads test_threads_tsan"
 
 # m NAME FILE OLD NEW: replace the first OLD in FILE by NEW, literally
