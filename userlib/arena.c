@@ -434,9 +434,9 @@ static void cache_unlink(struct chunk *ch)
 
 static void cache_release(struct chunk *ch)
 {
-	kh_assert(ch && ch->type == CH_HUGE);
 	struct kheap_chunk c = ch->c;
 
+	kh_assert(ch->type == CH_HUGE);
 	cache_unlink(ch);
 	for (size_t g = gran_of(ch->start), e = g + (c.size >> GRANULE_SHIFT);
 	     g < e; g++)
@@ -539,22 +539,13 @@ int heap_resize_huge(void *p, size_t n)
 	return 1;
 }
 
-/* Too little of the pool is left for the other processes to keep any
- * more of it idle (one INFO query: cheap next to the chunk's own cost). */
-static int pool_short(void)
-{
-	struct kheap_pool_usage u;
-
-	return kh.prov->usage(&u) == 0 && u.free_bytes < kh.arena_size;
-}
-
 void heap_free_huge(struct chunk *c)
 {
 	struct chunk *a, *n;
 
 	kh_assert(c->type == CH_HUGE && khm.kind[gran_of(c->start)] == K_HUGE);
 	/* A shared chunk is never handed out again as a private one. */
-	if (c->c.size > kh.cache_limit || c->c.shared || pool_short()) {
+	if (c->c.size > kh.cache_limit || c->c.shared) {
 		drop_chunk(c);
 		return;
 	}

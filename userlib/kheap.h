@@ -163,8 +163,7 @@ int kheap_stats(struct kheap_stats *st);
  *    other blocks live;
  *  - one empty arena and freed dedicated chunks, together at most
  *    min(pool / 8, 64 MiB) bytes (about one arena, kheap_stats'
- *    arena_size); a dedicated chunk is not kept when the pool has less
- *    than an arena free at the time of the free.
+ *    arena_size).
  * Blocks in the caches keep their slabs and arenas held.  So after freeing
  * everything a process holds the arenas its threads' caches keep alive
  * plus about one arena, and another process can always have the rest.
