@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "debug.h"
+#include "lock.h"
 #include "slab.h"
 #include "tlsf.h"
 
@@ -190,11 +191,15 @@ static inline void tc_freed(struct tcache *tc)
 
 /*
  * The owner brackets every lock-free use of its bins (never nested, and
- * never while holding kh.lock) with tc_enter() and tc_leave().
+ * never while holding kh.lock) with tc_enter() and tc_leave().  While the
+ * process has one thread there is no thief: the flag turns false only in
+ * pthread_create, which this thread calls outside any kheap call.
  */
 static inline void tc_enter(struct tcache *tc)
 {
 	kh_assert(!tc->busy);
+	if (kheap_single_threaded())
+		return;
 	__atomic_store_n(&tc->busy, 1, __ATOMIC_RELAXED);
 	/* The thief's membarrier() orders this store before the load. */
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -204,7 +209,8 @@ static inline void tc_enter(struct tcache *tc)
 
 static inline void tc_leave(struct tcache *tc)
 {
-	__atomic_store_n(&tc->busy, 0, __ATOMIC_RELEASE);
+	if (!kheap_single_threaded())
+		__atomic_store_n(&tc->busy, 0, __ATOMIC_RELEASE);
 }
 
 /* This thread's cache, created on first use; NULL if the thread cannot
