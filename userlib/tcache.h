@@ -28,7 +28,8 @@
  * on every thread of the process) and then reads busy.  One of them sees
  * the other's flag: a busy owner is skipped, and an owner that finds
  * steal set waits for kh.lock, which the thief holds until it is done.
- * The owner's fast paths pay two plain stores and a load, no fence.
+ * The owner's fast paths pay two plain stores and a load, no fence (and
+ * nothing while the process has a single thread).
  */
 #ifndef KHEAP_TCACHE_H
 #define KHEAP_TCACHE_H
