@@ -116,7 +116,7 @@ DKMS_SRC := /usr/src/kheap-$(VERSION)
 # libkheap(3) aliases: `man kheap_malloc` and friends.
 MAN3_ALIASES := kheap_malloc kheap_calloc kheap_realloc kheap_free \
 	kheap_aligned_alloc kheap_posix_memalign kheap_malloc_usable_size \
-	kheap_malloc_shared kheap_phys kheap_phys_to_virt kheap_stats kheap_attach kheap_attach_bits \
+	kheap_malloc_shared kheap_phys kheap_phys_to_virt kheap_stats kheap_trim kheap_attach kheap_attach_bits \
 	kheap_detach kheap_dma_addr kheap_sync kheap_vfio_map kheap_vfio_unmap
 
 .PHONY: tools install install-module install-user uninstall dkms demo deb dkms-version-check

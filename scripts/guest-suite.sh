@@ -82,7 +82,8 @@ guest_suite() {
 	if [ $userlib_ok -eq 1 ]; then
 		mkdir -p "$stage/userlib/tests"
 		cp userlib/tests/guest_kheap userlib/tests/guest_kheap_shared \
-			userlib/tests/guest_dma userlib/tests/test_preload \
+			userlib/tests/guest_dma userlib/tests/guest_retain \
+			userlib/tests/test_preload \
 			"$stage/userlib/tests/"
 		cp -a userlib/libkheap.so.1* userlib/libkheap-preload.so "$stage/userlib/"
 	else
@@ -133,7 +134,7 @@ if [ -d /kheap/userlib/tests ]; then
 	/kheap/selftests/kheap_modload unload 2>/dev/null
 	/kheap/selftests/kheap_modload load size=256M || status=1
 	for t in /kheap/userlib/tests/guest_kheap /kheap/userlib/tests/guest_kheap_shared \
-		/kheap/userlib/tests/guest_dma; do
+		/kheap/userlib/tests/guest_dma /kheap/userlib/tests/guest_retain; do
 		\$t || status=1
 	done
 	# libkheap-preload.so: ENOMEM, then fallback mode

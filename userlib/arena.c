@@ -19,7 +19,13 @@
  *    one (hysteresis: a free/malloc cycle at the boundary does not hit the
  *    kernel every time); before reporting ENOMEM every empty arena,
  *    every spare slab and every cached chunk is returned, so after
- *    everything is freed one allocation can take the whole pool again.
+ *    everything is freed one allocation can take the whole pool again;
+ *  - spare memory, the kept empty arena and the cached chunks together,
+ *    is at most kh.cache_limit bytes (about one arena): what is freed last
+ *    stays, older spare memory goes back.  So a process that freed
+ *    everything keeps about one arena of the pool from the others (plus
+ *    the slabs its threads' caches keep alive) until kheap_trim() or an
+ *    allocation failure gives even that back.
  *
  * Everything here runs under kh.lock, except heap_ensure (which takes it)
  * and heap_usable_size (lock-free, on a live pointer).
@@ -131,6 +137,7 @@ static int heap_init(void)
 	kh.arenas = kh.huges = kh.cached = NULL;
 	kh.cached_bytes = kh.ncached = kh.cache_reuses = 0;
 	memset(kh.cls, 0, sizeof(kh.cls));
+	kh.nspare_slabs = 0;
 
 	khm.lo = lo;
 	khm.base = kh.pool.base;
@@ -302,6 +309,7 @@ void *heap_alloc_block(size_t n, size_t align, uintptr_t *dirty_before)
 	if (dirty_before)
 		*dirty_before = kh.owner[gran_of((uintptr_t)p)]->dirty_end;
 	note_dirty(p);
+	arena_of(p)->used += tlsf_usable_size(p);
 	return p;
 }
 
@@ -317,6 +325,7 @@ void *heap_alloc_frame(void)
 			return NULL;
 	}
 	note_dirty(f + TLSF_HDR);
+	arena_of(f)->used += tlsf_usable_size(f + TLSF_HDR);
 	return f;
 }
 
@@ -331,27 +340,64 @@ static void release_arena(struct chunk *a)
 	drop_chunk(a);
 }
 
+static void cache_release(struct chunk *ch);
+
+/* The least recently freed cached chunk (the cache's tail). */
+static struct chunk *cache_oldest(void)
+{
+	struct chunk *t = kh.cached;
+
+	while (t && t->next)
+		t = t->next;
+	return t;
+}
+
+/* Bytes of empty arenas other than a. */
+static size_t empty_arena_bytes(const struct chunk *a)
+{
+	size_t n = 0;
+
+	for (const struct chunk *o = kh.arenas; o; o = o->next)
+		if (o != a && arena_is_empty(o))
+			n += o->c.size;
+	return n;
+}
+
 void heap_free_block(void *p)
 {
-	struct chunk *a, *o;
+	struct chunk *a;
 
 	kh_assert(khm.kind[gran_of((uintptr_t)p)] == K_ARENA);
-	if (!tlsf_free(&kh.tlsf, p))
+	a = arena_of(p);
+	kh_assert(a->used >= tlsf_usable_size(p));
+	a->used -= tlsf_usable_size(p);
+	if (!tlsf_free(&kh.tlsf, p)) {
+		/* Only spare slabs left: they would keep the arena from
+		 * ever being given back.  The last one's free comes back
+		 * here with the arena empty. */
+		if (a->spare_bytes && a->used == a->spare_bytes)
+			slab_release_spares_in(a);
 		return;
-	/* The arena is empty: keep it only if no other arena is. */
-	a = kh.owner[gran_of((uintptr_t)p)];
-	for (o = kh.arenas; o; o = o->next)
-		if (o != a && arena_is_empty(o)) {
-			release_arena(a);
-			return;
-		}
+	}
+	kh_assert(a->used == 0);
+	/* The arena is empty: keep it only if no other arena is, and then
+	 * within the spare bound, older cached chunks giving way. */
+	if (empty_arena_bytes(a) || a->c.size > kh.cache_limit) {
+		release_arena(a);
+		return;
+	}
+	while (kh.cached_bytes + a->c.size > kh.cache_limit)
+		cache_release(cache_oldest());
 }
 
 int heap_resize_block(void *p, size_t n)
 {
+	size_t old = tlsf_usable_size(p);
+
 	if (!tlsf_resize(&kh.tlsf, p, n))
 		return 0;
 	note_dirty(p);
+	arena_of(p)->used += tlsf_usable_size(p) - old;
 	return 1;
 }
 
@@ -390,6 +436,7 @@ static void cache_release(struct chunk *ch)
 {
 	struct kheap_chunk c = ch->c;
 
+	kh_assert(ch->type == CH_HUGE);
 	cache_unlink(ch);
 	for (size_t g = gran_of(ch->start), e = g + (c.size >> GRANULE_SHIFT);
 	     g < e; g++)
@@ -494,7 +541,7 @@ int heap_resize_huge(void *p, size_t n)
 
 void heap_free_huge(struct chunk *c)
 {
-	struct chunk *t;
+	struct chunk *a, *n;
 
 	kh_assert(c->type == CH_HUGE && khm.kind[gran_of(c->start)] == K_HUGE);
 	/* A shared chunk is never handed out again as a private one. */
@@ -516,12 +563,17 @@ void heap_free_huge(struct chunk *c)
 	kh.cached = c;
 	kh.cached_bytes += c->c.size;
 	kh.ncached++;
-	while (kh.cached_bytes > kh.cache_limit ||
-	       kh.ncached > CACHE_MAX_CHUNKS) {
-		for (t = kh.cached; t->next; t = t->next)
-			;
-		cache_release(t);	/* the least recently freed */
+	/* Within the spare bound: the empty arena goes first (kept since
+	 * before this chunk was freed), then the least recently freed. */
+	for (a = kh.arenas; a && kh.cached_bytes + empty_arena_bytes(NULL) >
+	     kh.cache_limit; a = n) {
+		n = a->next;
+		if (arena_is_empty(a))
+			release_arena(a);
 	}
+	while (kh.cached_bytes > kh.cache_limit ||
+	       kh.ncached > CACHE_MAX_CHUNKS)
+		cache_release(cache_oldest());
 }
 
 void heap_reclaim(void)
@@ -649,17 +701,28 @@ static void child_reset(void)
 		mark_foreign(kh.arenas);
 		mark_foreign(kh.huges);
 		/* The cached chunks are the parent's too (its file holds
-		 * them): forget them, never reuse them. */
+		 * them): unmap them, never reuse them. */
+		cache_release_all();
 		kh.arenas = kh.huges = kh.cached = NULL;
 		kh.cached_bytes = kh.ncached = 0;
 		tlsf_init(&kh.tlsf);
 		memset(kh.cls, 0, sizeof(kh.cls));
+	kh.nspare_slabs = 0;
 		kh.held = kh.peak_held = kh.nchunks = 0;
 		kh.out = kh.peak_out = 0;
 		dma_forget(0);
 	}
 	if (tcache_atfork_child(keep) && keep)
 		kh.fork_lost = 1;
+	/*
+	 * What the child holds but does not use, it gives up at once: its
+	 * mapping of a chunk keeps the parent's chunk from the pool (even
+	 * after the parent frees it) and, once either side touches a page,
+	 * costs a copy.  Cached chunks, spare slabs and empty arenas (the
+	 * other threads' caches just flushed included) are unmapped.
+	 */
+	if (keep)
+		heap_reclaim();
 }
 
 int heap_chunk_own(struct chunk *ch)

@@ -20,6 +20,7 @@
 struct ctx {
 	int errs;
 	size_t free_bytes;
+	size_t arena_used;	/* used TLSF bytes of the arena walked */
 	void **cached;		/* every thread cache's blocks, sorted */
 	size_t ncached, cap;
 };
@@ -79,6 +80,8 @@ static void visit(void *vctx, const struct tlsf_walk_info *wi)
 
 	if (wi->free)
 		c->free_bytes += wi->size;
+	else
+		c->arena_used += tlsf_usable_size(wi->ptr);
 	/* A slab's frame is a used block, but its objects are the blocks. */
 	if (khm.kind[gran_of((uintptr_t)wi->ptr)] != K_ARENA)
 		return;
@@ -196,9 +199,29 @@ static void check_chunk(struct ctx *c, const struct chunk *ch, int type)
 		report(c, "huge chunk %p: usable end %#lx, dirty end %#lx",
 		       (void *)ch->start, (unsigned long)ch->uend,
 		       (unsigned long)ch->dirty_end);
-	if (type == CH_ARENA)
+	if (type == CH_ARENA) {
+		size_t spare = 0;
+
+		c->arena_used = 0;
 		(void)tlsf_check_region(&kh.tlsf, (void *)ch->start,
 					     ch->c.size, visit, c, report);
+		for (unsigned k = 0; k < NCLASS; k++) {
+			const struct slab *s = kh.cls[k].spare;
+			uintptr_t f;
+
+			if (!s)
+				continue;
+			f = khm.lo + ((uintptr_t)(s - kh.slabs) << GRANULE_SHIFT);
+			if (f - ch->start < ch->c.size)
+				spare += tlsf_usable_size((char *)f + TLSF_HDR);
+		}
+		if (c->arena_used != ch->used || spare != ch->spare_bytes ||
+		    (spare && spare == ch->used))
+			report(c, "arena %p: %zu bytes used, %zu in spare "
+			       "slabs; counters say %zu, %zu",
+			       (void *)ch->start, c->arena_used, spare,
+			       ch->used, ch->spare_bytes);
+	}
 }
 
 static void cache_add(struct ctx *c, void *p)

@@ -91,6 +91,9 @@ struct chunk {
 	uintptr_t start;		/* virtual address */
 	uintptr_t dirty_end;		/* bytes from here on are zero */
 	uintptr_t uend;			/* huge: end of the usable area */
+	size_t used;			/* arena: usable bytes of its TLSF
+					 * blocks in use (slabs included) */
+	size_t spare_bytes;		/* arena: of those, spare slabs' */
 	uint8_t type;
 };
 
@@ -127,6 +130,7 @@ struct heap {
 	struct chunk *arenas;
 	struct chunk *huges;
 	struct slab_class cls[NCLASS];
+	unsigned nspare_slabs;	/* of all classes (slab.c) */
 
 	/* Freed dedicated chunks kept for reuse (most recent first); their
 	 * granules are K_NONE (owner still the chunk), as if not held. */
@@ -228,6 +232,16 @@ void heap_free_huge(struct chunk *c) HIDDEN;
 /* Return spare slabs, every empty arena and every cached chunk to the
  * kernel. */
 void heap_reclaim(void) HIDDEN;
+/* The arena holding a TLSF block or slab frame p. */
+static inline struct chunk *arena_of(const void *p)
+{
+	return kh.owner[gran_of((uintptr_t)p)];
+}
+/* trim.c, under the lock: flush tc (this thread's cache, or NULL), every
+ * idle thread's cache, ask the busy ones to flush at their next refill,
+ * then heap_reclaim(). */
+struct tcache;
+void heap_trim_locked(struct tcache *tc) HIDDEN;
 /* Zero the first n bytes of a fresh block, skipping known-zero memory. */
 void heap_calloc_clear(void *p, size_t n, uintptr_t dirty_before) HIDDEN;
 size_t heap_usable_size(const void *p) HIDDEN;	/* lock-free */

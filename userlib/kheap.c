@@ -61,6 +61,7 @@ static inline void *small_pop(struct tcache *tc, unsigned c)
 	void *p = b->items[--b->count];
 
 	tc_account(tc, -(ptrdiff_t)kh_class_size[c]);
+	tc->small_used |= 1u << c;
 	*live_of((uintptr_t)p) = LIVE_USED;	/* last: a byte store aliases */
 	return p;
 }
@@ -70,16 +71,12 @@ static inline void *med_pop(struct tcache *tc, size_t n)
 	return hand_out(tc_med_pop(tc, n));
 }
 
-/* Last resort under the lock: flush this thread's cache, ask the others
- * to flush theirs, give spare slabs and empty arenas back. */
+/* Last resort under the lock: flush this thread's cache and every idle
+ * thread's, ask the busy ones to flush theirs, give spare slabs, empty
+ * arenas and cached chunks back. */
 static void reclaim_locked(struct tcache *tc)
 {
-	if (tc)
-		tcache_flush_all_locked(tc);
-	__atomic_store_n(&kh.gen, kh.gen + 1, __ATOMIC_RELAXED);
-	if (tc)
-		tc->gen = kh.gen;
-	heap_reclaim();
+	heap_trim_locked(tc);
 }
 
 /* A TLSF block from the shared heap; NULL with errno set (the provider's
@@ -156,18 +153,10 @@ static inline int is_huge(size_t n)
 	return !bs || bs > kh.huge_min;
 }
 
-static __attribute__((noinline)) void *malloc_slow(size_t n)
+static void *malloc_slow_tc(struct tcache *tc, size_t n)
 {
-	struct tcache *tc;
 	void *p;
-	int err;
 
-	fork_sync();
-	tc = tcache_get();
-	if (!tc && (err = heap_ensure())) {
-		note_failure(-err);
-		return NULL;
-	}
 	if (n <= SMALL_MAX) {
 		unsigned c = size_class(n);
 
@@ -182,24 +171,46 @@ static __attribute__((noinline)) void *malloc_slow(size_t n)
 	return central_block(tc, n, 0, NULL);
 }
 
+static __attribute__((noinline)) void *malloc_slow(size_t n)
+{
+	struct tcache *tc;
+	void *p;
+	int err;
+
+	fork_sync();
+	tc = tcache_get();
+	if (!tc && (err = heap_ensure())) {
+		note_failure(-err);
+		return NULL;
+	}
+	if (tc)
+		tc_enter(tc);
+	p = malloc_slow_tc(tc, n);
+	if (tc)
+		tc_leave(tc);
+	return p;
+}
+
 API void *kheap_malloc(size_t n)
 {
 	struct tcache *tc = kh_tc;
+	void *p = NULL;
 
 	if (likely(tc != NULL)) {
+		tc_enter(tc);
 		if (likely(n <= SMALL_MAX)) {
 			unsigned c = size_class(n);
 
 			if (likely(tc->small[c].count))
-				return small_pop(tc, c);
+				p = small_pop(tc, c);
 		} else if (n <= TC_MED_MAX) {
 			/* any cached block that fits will do, even if the
 			 * request would be a dedicated chunk in a tiny pool */
-			void *p = med_pop(tc, n);
-
-			if (p)
-				return p;
+			p = med_pop(tc, n);
 		}
+		tc_leave(tc);
+		if (p)
+			return p;
 	}
 	return malloc_slow(n);
 }
@@ -254,11 +265,14 @@ static __attribute__((noinline)) void free_slow(void *p)
 		struct tc_bin *b;
 
 		if (tc) {
+			tc_enter(tc);
 			b = &tc->small[k - 1];
 			if (b->count >= b->cap)
 				tcache_flush_small(tc, k - 1);
 			b->items[b->count++] = p;
 			tc_account(tc, kh_class_size[k - 1]);
+			tc_freed(tc);
+			tc_leave(tc);
 			return;
 		}
 		heap_lock();
@@ -267,8 +281,17 @@ static __attribute__((noinline)) void free_slow(void *p)
 		heap_unlock();
 	} else if (k == K_ARENA) {
 		u = tlsf_usable_size(p);
-		if (tc && tc_med_push(tc, p, u))
-			return;
+		if (tc) {
+			int cached;
+
+			tc_enter(tc);
+			cached = tc_med_push(tc, p, u);
+			if (cached)
+				tc_freed(tc);
+			tc_leave(tc);
+			if (cached)
+				return;
+		}
 		heap_lock();
 		kh.out -= u;
 		heap_free_block(p);
@@ -302,9 +325,11 @@ API void kheap_free(void *p)
 	    likely(!(off & (TLSF_ALIGN - 1)))) {
 		unsigned k = khm.kind[off >> GRANULE_SHIFT];
 		uint8_t *lv = &khm.live[off >> LIVE_SHIFT];
+		int done = 0;
 
 		if (unlikely(*lv != LIVE_USED))
 			bad_pointer("kheap_free", p);
+		tc_enter(tc);
 		if (likely(k - 1u < NCLASS)) {
 			struct tc_bin *b = &tc->small[k - 1];
 			uint32_t n = b->count;
@@ -314,13 +339,18 @@ API void kheap_free(void *p)
 				b->count = n + 1;
 				tc_account(tc, kh_class_size[k - 1]);
 				*lv = LIVE_FREED;	/* last: it aliases */
-				return;
+				done = 1;
 			}
 		} else if (k == K_ARENA &&
 			   tc_med_push(tc, p, tlsf_usable_size(p))) {
 			*lv = LIVE_FREED;
-			return;
+			done = 1;
 		}
+		if (done)
+			tc_freed(tc);
+		tc_leave(tc);
+		if (done)
+			return;
 	}
 	free_slow(p);
 }
@@ -358,9 +388,14 @@ API void *kheap_calloc(size_t nmemb, size_t size)
 				     dirty - (uintptr_t)p : n);
 		return p;
 	}
-	if (tc && n <= TC_MED_MAX && (p = med_pop(tc, n))) {
-		memset(p, 0, n);
-		return p;
+	if (tc && n <= TC_MED_MAX) {
+		tc_enter(tc);
+		p = med_pop(tc, n);
+		tc_leave(tc);
+		if (p) {
+			memset(p, 0, n);
+			return p;
+		}
 	}
 	p = central_block(tc, n, 0, &dirty);
 	if (!p)
@@ -401,9 +436,13 @@ static void *aligned_alloc_impl(size_t align, size_t n)
 	}
 	if (n > TLSF_MAX_BLOCK || is_huge(n + align + TLSF_MIN_BLOCK))
 		return central_huge(tc, n, align, NULL, 0);
-	if (tc && n > TC_MED_MIN && n <= TC_MED_MAX &&
-	    (p = hand_out(tc_med_pop_aligned(tc, n, align))))
-		return p;
+	if (tc && n > TC_MED_MIN && n <= TC_MED_MAX) {
+		tc_enter(tc);
+		p = hand_out(tc_med_pop_aligned(tc, n, align));
+		tc_leave(tc);
+		if (p)
+			return p;
+	}
 	return central_block(tc, n, align, NULL);
 }
 

@@ -50,7 +50,13 @@
  * never notices.  Memory meant to be shared with children (a DMA ring,
  * a buffer handed to a worker) comes from kheap_malloc_shared().
  * After fork() the child has no device attachments or VFIO containers.
- * vfork() and posix_spawn() copy nothing.  With an older module
+ * vfork() and posix_spawn() copy nothing.  A fork child gives up at once
+ * (since 1.4) the memory it inherited but holds no block in: cached
+ * dedicated chunks, spare slabs, empty arenas, and what the parent's
+ * other threads had cached (its mapping would keep the parent's chunk
+ * from the pool even after the parent frees it, and a copy of it once
+ * either side touches it); so its first dedicated allocation is a fresh
+ * chunk.  With an older module
  * (ABI 2) inherited memory stays shared: the child never allocates from
  * it and kheap_free of an inherited block in the child does nothing.
  * Other libraries' pthread_atfork handlers may allocate and free, in
@@ -68,7 +74,7 @@ extern "C" {
 #endif
 
 #define KHEAP_VERSION_MAJOR 1
-#define KHEAP_VERSION_MINOR 3
+#define KHEAP_VERSION_MINOR 4
 
 struct kheap_stats {
 	uint64_t bytes_in_use;	/* usable bytes of live allocations */
@@ -145,6 +151,34 @@ void *kheap_phys_to_virt(uint64_t phys);
 
 /* 0, or -1 with errno ENODEV (no device) or EACCES (not permitted). */
 int kheap_stats(struct kheap_stats *st);
+
+/*
+ * Memory this process keeps free for its own later use (since 1.4).  The
+ * pool is shared by every process, so what one keeps idle another cannot
+ * have.  The library keeps, without being asked:
+ *  - per thread, caches of freed blocks (up to 64 per small size, and at
+ *    most min(1 MiB, pool / 64) bytes of 1-128 KiB blocks); a size the
+ *    thread has not allocated during 8192 of its frees goes back;
+ *  - at most 4 empty slabs of small blocks, and only in arenas where
+ *    other blocks live;
+ *  - one empty arena and freed dedicated chunks, together at most
+ *    min(pool / 8, 64 MiB) bytes (about one arena, kheap_stats'
+ *    arena_size).
+ * Blocks in the caches keep their slabs and arenas held.  So after freeing
+ * everything a process holds the arenas its threads' caches keep alive
+ * plus about one arena, and another process can always have the rest.
+ *
+ * kheap_trim() gives all of it back to the kernel now: this thread's
+ * cache and every other thread's (a thread that is inside a kheap call at
+ * that moment gives its cache back at its next refill instead), spare
+ * slabs, every empty arena and every cached chunk.  After every block is
+ * freed and kheap_trim() returns, the process holds no chunk of the pool.
+ * The same happens before any allocation fails with ENOMEM, which then
+ * tries once more.  Returns the bytes of the pool given back (0 when
+ * there was nothing, or before the first allocation).  Thread-safe; never
+ * fails.  (Like glibc's malloc_trim(), minus the pad.)
+ */
+size_t kheap_trim(void);
 
 /*
  * Device addresses (since 1.1).  A device behind an IOMMU (VT-d, AMD-Vi)

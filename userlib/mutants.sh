@@ -25,7 +25,7 @@ jobs=${JOBS:-2}
 limit=${MUTANT_TIMEOUT:-600}	# seconds per test program; a hang is a catch
 
 # Test programs, quickest first, so a caught mutant costs little.
-tests="test_misuse test_errno test_atfork test_tlsf test_dma test_heap
+tests="test_trim test_misuse test_errno test_atfork test_tlsf test_dma test_heap
 	test_threads test_threads_tsan"
 
 # m NAME FILE OLD NEW: replace the first OLD in FILE by NEW, literally
@@ -73,6 +73,21 @@ mutants() {
 	m slab_class_off_by_one slab.c \
 		'\t31,\n};' \
 		'\t30,\n};'
+	m trim_skips_idle_caches tcache.c \
+		'if (any && !__atomic_load_n(&tc->busy, __ATOMIC_ACQUIRE)) {' \
+		'if (0) {'
+	m spare_bound_ignored arena.c \
+		'for (a = kh.arenas; a && kh.cached_bytes' \
+		'for (a = kh.arenas; 0 && kh.cached_bytes'
+	m fork_child_keeps_spares arena.c \
+		'if (keep)\n\t\theap_reclaim();' \
+		'if (0)\n\t\theap_reclaim();'
+	m idle_sweep_off tcache.h \
+		'if (__builtin_expect(--tc->sweep_in == 0, 0))' \
+		'if (0)'
+	m calloc_clears_fresh_chunk kheap.c \
+		'if (p && dirty > (uintptr_t)p)' \
+		'if (p && (dirty = (uintptr_t)p + n))'
 }
 
 selected() {

@@ -5,11 +5,15 @@
  * Classes: 16-byte steps to 256, 32-byte steps to 512, 64-byte steps to
  * 1024 (at most 12.5% internal waste above 128 bytes, less below).  Each
  * class keeps a list of partially used slabs and at most one spare empty
- * slab; a second empty slab goes back to TLSF at once.  All under kh.lock.
+ * slab, and all classes together at most SPARE_SLABS_MAX (a spare slab
+ * keeps its arena from ever being empty and given back); any other empty
+ * slab goes back to TLSF at once.  All under kh.lock.
  */
 #include <stddef.h>
 
 #include "internal.h"
+
+#define SPARE_SLABS_MAX	4
 
 const uint16_t kh_class_size[NCLASS] = {
 	16, 32, 48, 64, 80, 96, 112, 128,
@@ -30,6 +34,12 @@ const uint8_t kh_size_class[SMALL_MAX / 16 + 1] = {
 static inline char *slab_frame(const struct slab *s)
 {
 	return (char *)(khm.lo + ((size_t)(s - kh.slabs) << GRANULE_SHIFT));
+}
+
+/* A slab frame's bytes as its arena counts them. */
+static inline size_t frame_bytes(const struct slab *s)
+{
+	return tlsf_usable_size(slab_frame(s) + TLSF_HDR);
 }
 
 static void list_add(struct slab_class *k, struct slab *s)
@@ -95,9 +105,12 @@ unsigned slab_alloc_batch(unsigned c, void **out, unsigned want)
 
 		if (!s) {
 			s = k->spare;
-			if (s)
+			if (s) {
 				k->spare = NULL;
-			else
+				kh.nspare_slabs--;
+				arena_of(slab_frame(s))->spare_bytes -=
+					frame_bytes(s);
+			} else
 				s = slab_new(c);
 			if (!s)
 				break;
@@ -142,10 +155,18 @@ void slab_free_batch(void **objs, unsigned n)
 		if (s->nfree == s->nobj) {
 			if (s->listed)
 				list_del(k, s);
-			if (!k->spare)
+			if (!k->spare && kh.nspare_slabs < SPARE_SLABS_MAX &&
+			    arena_of(slab_frame(s))->used >
+			    arena_of(slab_frame(s))->spare_bytes +
+			    frame_bytes(s)) {
+				/* a spare only where other blocks live */
 				k->spare = s;
-			else
+				kh.nspare_slabs++;
+				arena_of(slab_frame(s))->spare_bytes +=
+					frame_bytes(s);
+			} else {
 				slab_destroy(s);
+			}
 		} else if (!s->listed) {
 			list_add(k, s);
 		}
@@ -159,9 +180,31 @@ void slab_release_spares(void)
 
 		if (s) {
 			kh.cls[c].spare = NULL;
+			arena_of(slab_frame(s))->spare_bytes -= frame_bytes(s);
 			slab_destroy(s);
 		}
 	}
+	kh.nspare_slabs = 0;
+}
+
+void slab_release_spares_in(struct chunk *a)
+{
+	struct slab *gone[NCLASS];
+	unsigned n = 0;
+
+	/* Unlisted first: each destroy may give the arena back. */
+	for (unsigned c = 0; c < NCLASS; c++) {
+		struct slab *s = kh.cls[c].spare;
+
+		if (s && arena_of(slab_frame(s)) == a) {
+			kh.cls[c].spare = NULL;
+			kh.nspare_slabs--;
+			a->spare_bytes -= frame_bytes(s);
+			gone[n++] = s;
+		}
+	}
+	for (unsigned i = 0; i < n; i++)
+		slab_destroy(gone[i]);
 }
 
 int slab_class_aligned(size_t n, size_t align)

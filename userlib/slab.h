@@ -54,6 +54,10 @@ void slab_free_batch(void **objs, unsigned n)
 	__attribute__((visibility("hidden")));
 /* Frees the spare empty slabs. */
 void slab_release_spares(void) __attribute__((visibility("hidden")));
+/* Frees the spare empty slabs inside the arena chunk a (struct chunk). */
+struct chunk;
+void slab_release_spares_in(struct chunk *a)
+	__attribute__((visibility("hidden")));
 /* Smallest class whose size is >= n and whose objects are aligned to
  * align (<= 64); -1 if none. */
 int slab_class_aligned(size_t n, size_t align)

@@ -3,9 +3,13 @@
  * tcache.c - per-thread caches: creation, refill, flush, exit, fork.
  * See tcache.h for the policy.
  */
+#include <errno.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "tcache.h"
@@ -101,6 +105,7 @@ struct tcache *tcache_get(void)
 		return NULL;
 	init_caps(tc);
 	tc->gen = __atomic_load_n(&kh.gen, __ATOMIC_RELAXED);
+	tc->sweep_in = TC_SWEEP_FREES;
 	reg_add(tc);
 	/* Published first: pthread_setspecific allocates for keys past the
 	 * first 32, and under libkheap-preload.so that comes back here. */
@@ -131,6 +136,112 @@ void tcache_flush_all_locked(struct tcache *tc)
 	}
 	tc->med_bytes = 0;
 	tc_account(tc, -(ptrdiff_t)tc->cached);
+}
+
+/* Under kh.lock: the bins of small class c go back to their slabs. */
+static void flush_small_locked(struct tcache *tc, unsigned c)
+{
+	struct tc_bin *b = &tc->small[c];
+
+	slab_free_batch(b->items, b->count);
+	kh.out -= (uint64_t)b->count * kh_class_size[c];
+	tc_account(tc, -(ptrdiff_t)b->count * kh_class_size[c]);
+	b->count = 0;
+}
+
+static void flush_med_locked(struct tcache *tc, unsigned i)
+{
+	struct tc_mbin *m = &tc->med[i];
+
+	for (unsigned j = 0; j < m->count; j++) {
+		size_t u = tlsf_usable_size(m->items[j]);
+
+		kh.out -= u;
+		tc->med_bytes -= u;
+		tc_account(tc, -(ptrdiff_t)u);
+		heap_free_block(m->items[j]);
+	}
+	m->count = 0;
+}
+
+/*
+ * The idle sweep: a class this thread has not allocated from since the
+ * last sweep gives its cached blocks back, so that sizes a thread no
+ * longer uses do not keep slabs (and their arenas) from the other
+ * threads and processes.  Bins in use keep theirs.
+ */
+void tcache_sweep(struct tcache *tc)
+{
+	heap_lock();
+	for (unsigned c = 0; c < NCLASS; c++)
+		if (tc->small[c].count && !(tc->small_used >> c & 1))
+			flush_small_locked(tc, c);
+	for (unsigned i = 0; i < TC_MED_BINS; i++)
+		if (tc->med[i].count && !(tc->med_used >> i & 1))
+			flush_med_locked(tc, i);
+	heap_unlock();
+	tc->small_used = 0;
+	tc->med_used = 0;
+	tc->sweep_in = TC_SWEEP_FREES;
+}
+
+void tcache_wait_thief(void)
+{
+	heap_lock();
+	heap_unlock();
+}
+
+/*
+ * The thief's barrier: after it, every other thread of the process has
+ * executed a full memory barrier (or is not running, and then will).
+ * The expedited command needs the process registered once (again in a
+ * fork child); the global one is slower but needs nothing.  0, or -1 when
+ * the kernel has neither (then nothing is stolen).
+ */
+static int heavy_barrier(void)
+{
+	static int registered;
+
+	for (;;) {
+		if (!syscall(__NR_membarrier,
+			     MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0))
+			return 0;
+		if (errno != EPERM || registered)
+			break;
+		registered = 1;
+		if (syscall(__NR_membarrier,
+			    MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0))
+			break;
+	}
+	return syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) ? -1 : 0;
+}
+
+uint64_t tcache_steal_all_locked(const struct tcache *self)
+{
+	uint64_t taken = 0;
+	int any = 0;
+
+	reg_lock_take();
+	for (struct tcache *tc = reg_head; tc; tc = tc->next)
+		if (tc != self &&
+		    __atomic_load_n(&tc->cached, __ATOMIC_RELAXED)) {
+			__atomic_store_n(&tc->steal, 1, __ATOMIC_RELAXED);
+			any = 1;
+		}
+	if (any && heavy_barrier())
+		any = 0;	/* cannot know who is busy: take nothing */
+	for (struct tcache *tc = reg_head; tc; tc = tc->next) {
+		if (!__atomic_load_n(&tc->steal, __ATOMIC_RELAXED))
+			continue;
+		if (any && !__atomic_load_n(&tc->busy, __ATOMIC_ACQUIRE)) {
+			taken += __atomic_load_n(&tc->cached, __ATOMIC_RELAXED);
+			tcache_flush_all_locked(tc);
+			tc->gen = kh.gen;
+		}
+		__atomic_store_n(&tc->steal, 0, __ATOMIC_RELEASE);
+	}
+	reg_lock_give();
+	return taken;
 }
 
 static inline void check_gen(struct tcache *tc)

@@ -14,8 +14,22 @@
  * until its stack overflows, then one lock for half a stack.
  *
  * Caches are flushed at thread exit, when the heap runs out of memory
- * (the failing thread at once, the others at their next refill or flush),
- * and dropped in a fork child (their blocks belong to the parent).
+ * and by kheap_trim() (the calling thread's at once, every other thread's
+ * at once too unless that thread is inside an operation right then, and
+ * then at its next refill or flush), and dropped in a fork child (their
+ * blocks belong to the parent).  A class the owner has not taken a block
+ * from during TC_SWEEP_FREES of its frees is flushed by the owner (the
+ * idle sweep), so blocks of a size a thread stopped using do not keep
+ * slabs and arenas alive.
+ *
+ * Taking another thread's blocks without a lock on the owner's side: the
+ * owner marks itself busy (a plain store) and then reads the steal flag;
+ * a thief, holding kh.lock, sets steal, runs membarrier() (a full barrier
+ * on every thread of the process) and then reads busy.  One of them sees
+ * the other's flag: a busy owner is skipped, and an owner that finds
+ * steal set waits for kh.lock, which the thief holds until it is done.
+ * The owner's fast paths pay two plain stores and a load, no fence (and
+ * nothing while the process has a single thread).
  */
 #ifndef KHEAP_TCACHE_H
 #define KHEAP_TCACHE_H
@@ -24,6 +38,7 @@
 #include <stdint.h>
 
 #include "debug.h"
+#include "lock.h"
 #include "slab.h"
 #include "tlsf.h"
 
@@ -32,6 +47,8 @@
 #define TC_MED_CAP	16
 #define TC_MED_MIN	((size_t)1024)
 #define TC_MED_MAX	(((size_t)128 << 10) - 1)
+/* Frees between two idle sweeps of a thread's cache. */
+#define TC_SWEEP_FREES	8192
 
 /* Per-class stack sizes: more of the small objects, fewer of the big. */
 #define TC_SMALL_CAP_FOR(sz)	((sz) <= 256 ? 64 : (sz) <= 512 ? 32 : 16)
@@ -66,8 +83,16 @@ struct tcache {
 	size_t cached;		/* bytes in all bins; read by kheap_stats */
 	size_t med_bytes, med_limit;
 	uint64_t gen;
+	uint32_t small_used;	/* classes popped since the last sweep */
+	uint32_t sweep_in;	/* frees until the next sweep */
+	uint64_t med_used;	/* medium bins popped since the last sweep */
+	int busy;		/* the owner is touching its bins lock-free */
+	int steal;		/* a thief holding kh.lock may empty them */
 	struct tcache *next, *prev;
 };
+
+_Static_assert(NCLASS <= 32 && TC_MED_BINS <= 64,
+	       "the used masks hold a bit per bin");
 
 extern __thread struct tcache *kh_tc
 	__attribute__((tls_model("initial-exec"), visibility("hidden")));
@@ -104,6 +129,7 @@ static inline void *tc_med_pop(struct tcache *tc, size_t n)
 	p = m->items[--m->count];
 	u = tlsf_usable_size(p);
 	tc->med_bytes -= u;
+	tc->med_used |= (uint64_t)1 << (m - tc->med);
 	tc_account(tc, -(ptrdiff_t)u);
 	return p;
 }
@@ -127,6 +153,7 @@ static inline void *tc_med_pop_aligned(struct tcache *tc, size_t n,
 			continue;
 		m->count--;
 		tc->med_bytes -= u;
+		tc->med_used |= (uint64_t)1 << i;
 		tc_account(tc, -(ptrdiff_t)u);
 		return p;
 	}
@@ -151,6 +178,42 @@ static inline int tc_med_push(struct tcache *tc, void *p, size_t u)
 
 #define TC_HIDDEN __attribute__((visibility("hidden")))
 
+/* Owner: empty the bins of the classes not popped since the last sweep. */
+void tcache_sweep(struct tcache *tc) TC_HIDDEN;
+/* Owner: a thief is at work; wait until it is done (it holds kh.lock). */
+void tcache_wait_thief(void) TC_HIDDEN;
+
+/* One free went into the cache: count it towards the next sweep. */
+static inline void tc_freed(struct tcache *tc)
+{
+	if (__builtin_expect(--tc->sweep_in == 0, 0))
+		tcache_sweep(tc);
+}
+
+/*
+ * The owner brackets every lock-free use of its bins (never nested, and
+ * never while holding kh.lock) with tc_enter() and tc_leave().  While the
+ * process has one thread there is no thief: the flag turns false only in
+ * pthread_create, which this thread calls outside any kheap call.
+ */
+static inline void tc_enter(struct tcache *tc)
+{
+	kh_assert(!tc->busy);
+	if (kheap_single_threaded())
+		return;
+	__atomic_store_n(&tc->busy, 1, __ATOMIC_RELAXED);
+	/* The thief's membarrier() orders this store before the load. */
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (__builtin_expect(__atomic_load_n(&tc->steal, __ATOMIC_ACQUIRE), 0))
+		tcache_wait_thief();
+}
+
+static inline void tc_leave(struct tcache *tc)
+{
+	if (!kheap_single_threaded())
+		__atomic_store_n(&tc->busy, 0, __ATOMIC_RELEASE);
+}
+
 /* This thread's cache, created on first use; NULL if the thread cannot
  * have one (heap unavailable, or the thread is exiting). */
 struct tcache *tcache_get(void) TC_HIDDEN;
@@ -161,6 +224,10 @@ void *tcache_refill(struct tcache *tc, unsigned c) TC_HIDDEN;
 void tcache_flush_small(struct tcache *tc, unsigned c) TC_HIDDEN;
 /* Give everything back; under kh.lock. */
 void tcache_flush_all_locked(struct tcache *tc) TC_HIDDEN;
+/* Under kh.lock: empty every other thread's cache whose owner is not
+ * inside an operation now (the others flush at their next refill or
+ * flush: kh.gen was bumped).  Returns the bytes taken. */
+uint64_t tcache_steal_all_locked(const struct tcache *self) TC_HIDDEN;
 uint64_t tcache_cached_total(void) TC_HIDDEN;
 /* The checker: fn on every thread's cache, under the registry lock.  The
  * caches are read as they are: their threads must not be allocating. */

@@ -57,7 +57,7 @@ usr/lib/libkheap-preload.so
 usr/lib/libkheap.a
 usr/lib/libkheap.so
 usr/lib/libkheap.so.1
-usr/lib/libkheap.so.1.3.0
+usr/lib/libkheap.so.1.4.0
 usr/lib/pkgconfig/kheap.pc
 usr/lib/python3/dist-packages/kheap/__init__.py
 usr/lib/python3/dist-packages/kheap/_buffer.py
@@ -85,6 +85,7 @@ usr/share/man/man3/kheap_posix_memalign.3
 usr/share/man/man3/kheap_realloc.3
 usr/share/man/man3/kheap_stats.3
 usr/share/man/man3/kheap_sync.3
+usr/share/man/man3/kheap_trim.3
 usr/share/man/man3/kheap_vfio_map.3
 usr/share/man/man3/kheap_vfio_unmap.3
 usr/share/man/man3/libkheap.3

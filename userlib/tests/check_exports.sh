@@ -15,7 +15,7 @@ syms=$(nm -D --defined-only "$lib" | awk '$2 != "A" { sub(/@.*/, "", $3); print 
 bad=$(echo "$syms" | grep -v '^kheap_' || true)
 [ -z "$bad" ] || echo "# unexpected exports: $bad"
 result "$([ -z "$bad" ]; echo $?)" exports_only_kheap
-want="kheap_aligned_alloc kheap_attach kheap_attach_bits kheap_calloc kheap_detach kheap_dma_addr kheap_export kheap_free kheap_malloc kheap_malloc_shared kheap_malloc_usable_size kheap_phys kheap_phys_to_virt kheap_posix_memalign kheap_realloc kheap_stats kheap_sync kheap_vfio_map kheap_vfio_unmap"
+want="kheap_aligned_alloc kheap_attach kheap_attach_bits kheap_calloc kheap_detach kheap_dma_addr kheap_export kheap_free kheap_malloc kheap_malloc_shared kheap_malloc_usable_size kheap_phys kheap_phys_to_virt kheap_posix_memalign kheap_realloc kheap_stats kheap_sync kheap_trim kheap_vfio_map kheap_vfio_unmap"
 have=$(echo $syms)
 [ "$have" = "$want" ] || echo "# exports: $have"
 result "$([ "$have" = "$want" ]; echo $?)" exports_whole_api

@@ -235,6 +235,7 @@ kheap_posix_memalign@@KHEAP_1.0
 kheap_realloc@@KHEAP_1.0
 kheap_stats@@KHEAP_1.0
 kheap_sync@@KHEAP_1.3
+kheap_trim@@KHEAP_1.4
 kheap_vfio_map@@KHEAP_1.1
 kheap_vfio_unmap@@KHEAP_1.1
 malloc
