@@ -767,6 +767,9 @@ static void op_alloc(struct worker *w)
 	memset(&a, 0, sizeof(a));
 	a.size = size;
 	a.align = align;
+	/* Growable chunks are what op_resize can extend. */
+	if (chance(w, 3))
+		a.flags = KHEAP_ALLOC_GROWABLE;
 	switch (below(w, 24)) {
 	case 0:
 		a.flags = 1ULL << below(w, 64);
@@ -2055,9 +2058,9 @@ static void run_op(struct worker *w)
 		op_mprotect(w);
 	else if (r < 84)
 		op_madvise(w);
-	else if (r < 96)
+	else if (r < 94)
 		op_touch(w);
-	else if (r < 97)
+	else if (r < 96)
 		op_race(w);
 	else if (r < 98)
 		op_resize(w);
