@@ -121,6 +121,32 @@ static unsigned long kheap_fit_aligned(unsigned long *map, unsigned long size,
 	return found + nr > end ? size : found;
 }
 
+/*
+ * genalloc algorithm: the start of the largest run of free pages that
+ * holds @nr pages (the lowest of equal ones).  A growable chunk placed
+ * there has the most room to grow in place (KHEAP_IOC_EXTEND), where best
+ * fit would put it in the tightest hole.
+ */
+static unsigned long kheap_fit_largest(unsigned long *map, unsigned long size,
+				       unsigned long start, unsigned int nr,
+				       void *data, struct gen_pool *gp,
+				       unsigned long start_addr)
+{
+	unsigned long s = find_next_zero_bit(map, size, start);
+	unsigned long best = size, best_len = 0;
+
+	while (s < size) {
+		unsigned long e = find_next_bit(map, size, s);
+
+		if (e - s >= nr && e - s > best_len) {
+			best = s;
+			best_len = e - s;
+		}
+		s = find_next_zero_bit(map, size, e);
+	}
+	return best;
+}
+
 /* gen_pool_for_each_chunk() callback: largest run of free pages, in bytes. */
 static void kheap_largest_extent(struct gen_pool *gp,
 				 struct gen_pool_chunk *chunk, void *data)
@@ -394,6 +420,8 @@ struct kheap_chunk *kheap_chunk_new(struct kheap_dev *kd, u64 size, u64 align,
 		goto err_unlock;
 	if (align > PAGE_SIZE || limit < kd->pool.phys + kd->pool.size - 1)
 		addr = kheap_pool_take(kd, size, kheap_fit_aligned, &fit);
+	else if (span > size)	/* growable: room after it */
+		addr = kheap_pool_take(kd, size, kheap_fit_largest, NULL);
 	else
 		addr = kheap_pool_take(kd, size, gen_pool_best_fit, NULL);
 	if (!addr)

@@ -40,9 +40,10 @@
  * mappings would not cover the new pages; fork() copies do not (a copy
  * keeps the size the chunk had at fork() time, see kheap_copy_fill()).
  *
- * Only a chunk allocated KHEAP_ALLOC_GROWABLE can be extended: its tokens
- * span the pool's size (&kheap_chunk.span), so the mmap() offsets of the
- * grown part are its own.  A buddy pool is one block of the page
+ * A chunk owns the tokens of its span (&kheap_chunk.span): the size it
+ * was allocated with, or the pool's size for a KHEAP_ALLOC_GROWABLE one.
+ * EXTEND goes no further, so the mmap() offsets of the grown part are
+ * always the chunk's own.  A buddy pool is one block of the page
  * allocator and a reserved or contig pool one range, so "the pages after
  * the chunk" are always pool pages or the pool's end, for every source:
  * past the end EXTEND gives -ENOSPC.

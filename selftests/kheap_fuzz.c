@@ -124,7 +124,8 @@ struct chunk {
 	uint64_t seed;
 	int nmaps;
 	bool shared;		/* KHEAP_ALLOC_SHARED: children write it too */
-	bool growable;		/* KHEAP_ALLOC_GROWABLE: EXTEND may work */
+	uint64_t span;		/* EXTEND goes up to here: the allocated
+				 * size, the pool's for a growable chunk */
 };
 
 struct map {
@@ -826,7 +827,7 @@ static void op_alloc(struct worker *w)
 		.phys = a.phys, .size = a.size_out,
 		.seed = kheap_pattern_word(getpid(), a.token / G->pg),
 		.shared = a.flags & KHEAP_ALLOC_SHARED,
-		.growable = a.flags & KHEAP_ALLOC_GROWABLE,
+		.span = a.flags & KHEAP_ALLOC_GROWABLE ? G->pool : a.size_out,
 	};
 	note(w, "  -> token %#llx phys %#llx", (unsigned long long)a.token,
 	     (unsigned long long)a.phys);
@@ -1978,7 +1979,7 @@ static void op_resize(struct worker *w)
 	if (chance(w, 16)) {
 		((uint64_t *)&rs)[2 + below(w, 6)] = 1 + below(w, 7);
 		want = -EINVAL;
-	} else if (grow && (!c->growable || size > G->pool)) {
+	} else if (grow && size > c->span) {
 		want = -EFBIG;
 	}
 	if (!grow && !want) {

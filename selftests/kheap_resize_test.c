@@ -768,7 +768,10 @@ TEST_F(resize, extend_zeroes_reused_pages)
 	munmap(p, 8 * pg);
 }
 
-/* Only a growable chunk extends, and only up to its span (the pool). */
+/*
+ * Only a growable chunk extends past its allocated size, and only up to
+ * its span (the pool); any chunk grows back to its allocated size.
+ */
 TEST_F(resize, extend_not_growable)
 {
 	uint64_t pg = self->pg;
@@ -778,6 +781,14 @@ TEST_F(resize, extend_not_growable)
 	EXPECT_REFUSED(self->fd, EFBIG,
 		       resize(self->fd, KHEAP_IOC_EXTEND, a.token, 5 * pg,
 			      NULL));
+	ASSERT_EQ(0, resize(self->fd, KHEAP_IOC_SHRINK, a.token, pg, NULL));
+	EXPECT_EQ(0, resize(self->fd, KHEAP_IOC_EXTEND, a.token, 3 * pg,
+			    NULL));
+	EXPECT_REFUSED(self->fd, EFBIG,
+		       resize(self->fd, KHEAP_IOC_EXTEND, a.token, 5 * pg,
+			      NULL));
+	EXPECT_EQ(0, resize(self->fd, KHEAP_IOC_EXTEND, a.token, 4 * pg,
+			    NULL));
 	ASSERT_EQ(0, kheap_free(self->fd, a.token));
 	ASSERT_EQ(0, alloc_flags(self->fd, 4 * pg, KHEAP_ALLOC_GROWABLE, &g));
 	EXPECT_REFUSED(self->fd, EFBIG,
@@ -805,6 +816,29 @@ TEST_F(resize, growable_tokens)
 	EXPECT_EQ(MAP_FAILED, map_at(self->fd, g.token, pg, pg));
 	EXPECT_EQ(MAP_FAILED, map_at(self->fd, g.token, 0, 2 * pg));
 	EXPECT_REFUSED(self->fd, EINVAL, kheap_free(self->fd, g.token + pg));
+}
+
+/*
+ * A growable chunk goes to the start of the largest free extent, where
+ * it has room; other chunks still go to the tightest hole.
+ */
+TEST_F(resize, growable_placed_with_room)
+{
+	uint64_t pg = self->pg;
+	struct kheap_alloc a, b, g, n;
+
+	ASSERT_EQ(0, alloc_flags(self->fd, 4 * pg, 0, &a));
+	ASSERT_EQ(0, alloc_flags(self->fd, 4 * pg, 0, &b));
+	EXPECT_EQ(self->pool_phys + 4 * pg, b.phys);
+	ASSERT_EQ(0, kheap_free(self->fd, a.token));
+	/* Free: a four-page hole at 0, and everything from page 8 on. */
+	ASSERT_EQ(0, alloc_flags(self->fd, 2 * pg, KHEAP_ALLOC_GROWABLE, &g));
+	EXPECT_EQ(self->pool_phys + 8 * pg, g.phys);
+	ASSERT_EQ(0, alloc_flags(self->fd, 2 * pg, 0, &n));
+	EXPECT_EQ(self->pool_phys, n.phys);
+	EXPECT_EQ(0, resize(self->fd, KHEAP_IOC_EXTEND, g.token, 32 * pg,
+			    NULL));
+	EXPECT_HELD(self->fd, 38 * pg, 3, 38 * pg);
 }
 
 /* Pages after the chunk in use, or the pool's end: ENOSPC, no change. */

@@ -518,18 +518,25 @@ struct kheap_export {
  * EXTEND grows the chunk into the pages right after it in the pool, when
  * those are free; the new pages are zeroed.  Existing mappings do not
  * grow (mremap() cannot grow a kheap mapping): map the new part, or the
- * whole chunk again, at the chunk's token plus its offset.  Only a chunk
- * allocated with KHEAP_ALLOC_GROWABLE can be extended: its tokens span
- * the pool's size, so the mmap() offsets of any size it may reach are
- * its own (a growable chunk uses up the pool's size of token space, so
+ * whole chunk again, at the chunk's token plus its offset.  A chunk
+ * keeps the tokens of the size it was allocated with, so after SHRINK it
+ * can be extended back up to that size; only a chunk allocated with
+ * KHEAP_ALLOC_GROWABLE can be extended beyond it: its tokens span the
+ * pool's size, so the mmap() offsets of any size it may reach are its
+ * own (a growable chunk uses up the pool's size of token space, so
  * a module that is never reloaded runs out of tokens after 2^63 / pool
- * size growable allocations, ALLOC then giving -ENOMEM).
+ * size growable allocations, ALLOC then giving -ENOMEM).  Where no
+ * alignment above a page or device reach constrains it, a growable chunk
+ * is placed at the start of the largest free extent that holds it, so
+ * that it has the most room to grow; other chunks go to the smallest
+ * extent that holds them.
  *
  * Errors, for both: -EINVAL (a token this file does not own, a zero or
  * overflowing @size, flags, output or reserved fields not zero, a @size
  * beyond the current one for SHRINK or below it for EXTEND), -EBUSY (see
- * above; for EXTEND: attached devices, or a fork() copy still missing
- * pages).  EXTEND only: -EFBIG (the chunk is not growable), -ENOSPC (a
+ * above; for EXTEND: attached devices).  EXTEND only: -EFBIG (@size is
+ * beyond the size the chunk was allocated with and the chunk is not
+ * growable, or beyond the pool's size), -ENOSPC (a
  * page between the current end and @size is in use, retired or beyond
  * the pool's end: the chunk is as it was; move the data instead),
  * -EINTR (a fatal signal while zeroing the new pages; nothing changed).
