@@ -22,8 +22,9 @@
  *
  * Lock ordering (outermost first)
  * -------------------------------
- *   device_lock  ->  mm->mmap_lock  ->  kheap_dev.fork_lock  ->
- *   kheap_file.lock  ->  kheap_dev.dma_lock  ->  kheap_dev.lock
+ *   device_lock  ->  mm->mmap_lock  ->  kheap_dev.dmabuf_lock  ->
+ *   kheap_dev.fork_lock  ->  kheap_file.lock  ->  kheap_dev.dma_lock  ->
+ *   kheap_dev.lock
  *
  * mmap() runs with mmap_lock held and takes kheap_file.lock, so nothing may
  * touch user memory (copy_*_user(), get_user_pages()) while holding
@@ -186,7 +187,11 @@ struct kheap_dev {
  *	one per VMA mapping it
  * @kd: the device the chunk belongs to
  * @phys: physical address of the first byte
- * @size: size in bytes, a multiple of PAGE_SIZE
+ * @size: size in bytes, a multiple of PAGE_SIZE; changed only by
+ *	kheap_resize.c, with the owner's &kheap_file.lock held (see there for
+ *	the fault path, which reads it without a lock)
+ * @span: bytes of token space the chunk owns from @token, at least any
+ *	@size it can reach: @size, or the pool's size for a growable chunk
  * @token: mmap() offset of the first byte
  * @qnode: entry in &kheap_dev.quarantine, under &kheap_dev.lock
  * @shared: allocated KHEAP_ALLOC_SHARED: fork() children map it too
@@ -195,14 +200,15 @@ struct kheap_dev {
  * @idle_pages: while quarantined, the first @idle_pages pages were found
  *	idle by an earlier check and need no new look, under &kheap_dev.lock
  *
- * All fields but @ref, @qnode, @copies and @idle_pages are immutable once
- * the chunk is visible to anyone but its creator.
+ * All fields but @ref, @size, @qnode, @copies and @idle_pages are
+ * immutable once the chunk is visible to anyone but its creator.
  */
 struct kheap_chunk {
 	struct kref ref;
 	struct kheap_dev *kd;
 	phys_addr_t phys;
 	size_t size;
+	u64 span;
 	u64 token;
 	struct list_head qnode;
 	bool shared;
@@ -300,7 +306,7 @@ static inline pgoff_t kheap_chunk_pgoff(const struct kheap_chunk *chunk)
 
 static inline unsigned long kheap_chunk_pages(const struct kheap_chunk *chunk)
 {
-	return chunk->size >> PAGE_SHIFT;
+	return READ_ONCE(chunk->size) >> PAGE_SHIFT;
 }
 
 /* kheap_pool.c */
@@ -323,16 +329,17 @@ void kheap_file_init(struct kheap_file *kf, struct kheap_dev *kd,
 		     bool show_phys);
 void kheap_file_release(struct kheap_file *kf);
 struct kheap_chunk *kheap_chunk_new(struct kheap_dev *kd, u64 size, u64 align,
-				    u64 limit, u64 token);
+				    u64 limit, u64 token, u64 span);
 int kheap_file_insert(struct kheap_file *kf, struct kheap_chunk *chunk);
 int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align, u64 limit,
-		      bool shared, u64 *token, phys_addr_t *phys,
+		      u64 flags, u64 *token, phys_addr_t *phys,
 		      size_t *chunk_size);
 int kheap_chunk_free(struct kheap_file *kf, u64 token);
 struct kheap_chunk *kheap_chunk_find(struct kheap_file *kf, u64 token);
-struct kheap_chunk *kheap_chunk_find_range(struct kheap_file *kf,
-					   pgoff_t pgoff,
-					   unsigned long nr_pages);
+struct kheap_chunk *kheap_chunk_find_range_locked(struct kheap_file *kf,
+						  pgoff_t pgoff,
+						  unsigned long nr_pages);
+struct kheap_chunk *kheap_chunk_lookup(struct kheap_file *kf, u64 token);
 void kheap_chunk_get(struct kheap_chunk *chunk);
 void kheap_chunk_put(struct kheap_chunk *chunk);
 
@@ -344,6 +351,8 @@ unsigned long kheap_pool_take(struct kheap_dev *kd, size_t size,
 void kheap_chunk_dispose_locked(struct kheap_dev *kd,
 				struct kheap_chunk *chunk);
 bool kheap_page_poisoned(unsigned long pfn);
+void kheap_pool_give_back(struct kheap_dev *kd, phys_addr_t phys,
+			  size_t size);
 
 /* kheap_dma.c */
 int kheap_dma_init(struct kheap_dev *kd);
@@ -383,6 +392,8 @@ u64 kheap_dmabuf_count(struct kheap_dev *kd);
 unsigned int kheap_dmabuf_extents(struct kheap_dev *kd,
 				  struct kheap_extent *ext, unsigned int max,
 				  bool *more);
+bool kheap_dmabuf_covers(struct kheap_dev *kd, struct kheap_chunk *chunk,
+			 u64 offset);
 
 /* kheap_fork.c */
 extern const struct vm_operations_struct kheap_copy_vm_ops;
@@ -405,6 +416,12 @@ vm_fault_t kheap_mmap_insert(struct vm_fault *vmf, struct kheap_chunk *chunk,
 			     pgoff_t index);
 void kheap_mmap_adopt_vma(struct vm_area_struct *vma, struct kheap_file *kf,
 			  struct kheap_chunk *chunk);
+
+/* kheap_resize.c */
+int kheap_resize_shrink(struct kheap_file *kf, u64 token, u64 size,
+			size_t *size_out, phys_addr_t *phys);
+int kheap_resize_extend(struct kheap_file *kf, u64 token, u64 size,
+			size_t *size_out, phys_addr_t *phys);
 
 /* kheap_sysfs.c */
 extern const struct attribute_group *kheap_attr_groups[];

@@ -121,6 +121,32 @@ static unsigned long kheap_fit_aligned(unsigned long *map, unsigned long size,
 	return found + nr > end ? size : found;
 }
 
+/*
+ * genalloc algorithm: the start of the largest run of free pages that
+ * holds @nr pages (the lowest of equal ones).  A growable chunk placed
+ * there has the most room to grow in place (KHEAP_IOC_EXTEND), where best
+ * fit would put it in the tightest hole.
+ */
+static unsigned long kheap_fit_largest(unsigned long *map, unsigned long size,
+				       unsigned long start, unsigned int nr,
+				       void *data, struct gen_pool *gp,
+				       unsigned long start_addr)
+{
+	unsigned long s = find_next_zero_bit(map, size, start);
+	unsigned long best = size, best_len = 0;
+
+	while (s < size) {
+		unsigned long e = find_next_bit(map, size, s);
+
+		if (e - s >= nr && e - s > best_len) {
+			best = s;
+			best_len = e - s;
+		}
+		s = find_next_zero_bit(map, size, e);
+	}
+	return best;
+}
+
 /* gen_pool_for_each_chunk() callback: largest run of free pages, in bytes. */
 static void kheap_largest_extent(struct gen_pool *gp,
 				 struct gen_pool_chunk *chunk, void *data)
@@ -333,8 +359,15 @@ void kheap_file_release(struct kheap_file *kf)
 	mutex_destroy(&kf->lock);
 }
 
-/* The chunk @kf owns under @token, or NULL. */
-static struct kheap_chunk *kheap_chunk_lookup(struct kheap_file *kf, u64 token)
+/**
+ * kheap_chunk_lookup() - the chunk a file owns under a token
+ * @kf: the file, with &kheap_file.lock held
+ * @token: the chunk's token
+ *
+ * Return: the chunk, without a new reference (the lock keeps it owned),
+ * or NULL.
+ */
+struct kheap_chunk *kheap_chunk_lookup(struct kheap_file *kf, u64 token)
 {
 	struct kheap_chunk *chunk;
 
@@ -355,6 +388,8 @@ static struct kheap_chunk *kheap_chunk_lookup(struct kheap_file *kf, u64 token)
  * @limit: highest physical address the chunk's last byte may have
  * @token: the chunk's token, or 0 for a fresh one (a fork copy takes the
  *	token of the chunk it copies, see kheap_fork.c)
+ * @span: bytes of token space the chunk owns, at least @size: the
+ *	largest size the chunk may reach (KHEAP_IOC_EXTEND)
  *
  * The pages are not cleared: the caller fills every one of them before
  * anybody else sees it.
@@ -363,7 +398,7 @@ static struct kheap_chunk *kheap_chunk_lookup(struct kheap_file *kf, u64 token)
  * free extent fits (or the tokens ran out).
  */
 struct kheap_chunk *kheap_chunk_new(struct kheap_dev *kd, u64 size, u64 align,
-				    u64 limit, u64 token)
+				    u64 limit, u64 token, u64 span)
 {
 	struct kheap_fit fit = { .align = align, .limit = limit };
 	struct kheap_chunk *chunk;
@@ -380,11 +415,13 @@ struct kheap_chunk *kheap_chunk_new(struct kheap_dev *kd, u64 size, u64 align,
 	mutex_lock(&kd->lock);
 	/* Running out of tokens is as final as running out of pool. */
 	if (!token &&
-	    (check_add_overflow(kd->next_token, size, &token_end) ||
+	    (check_add_overflow(kd->next_token, span, &token_end) ||
 	     token_end > kheap_token_limit()))
 		goto err_unlock;
 	if (align > PAGE_SIZE || limit < kd->pool.phys + kd->pool.size - 1)
 		addr = kheap_pool_take(kd, size, kheap_fit_aligned, &fit);
+	else if (span > size)	/* growable: room after it */
+		addr = kheap_pool_take(kd, size, kheap_fit_largest, NULL);
 	else
 		addr = kheap_pool_take(kd, size, gen_pool_best_fit, NULL);
 	if (!addr)
@@ -402,6 +439,7 @@ struct kheap_chunk *kheap_chunk_new(struct kheap_dev *kd, u64 size, u64 align,
 	chunk->kd = kd;
 	chunk->phys = addr;
 	chunk->size = size;
+	chunk->span = span;
 	INIT_LIST_HEAD(&chunk->qnode);
 	INIT_LIST_HEAD(&chunk->copies);
 	return chunk;
@@ -426,8 +464,9 @@ int kheap_file_insert(struct kheap_file *kf, struct kheap_chunk *chunk)
 	int ret;
 
 	mutex_lock(&kf->lock);
+	/* The whole span: the chunk's tokens as far as it may grow. */
 	ret = mtree_insert_range(&kf->chunks, pgoff,
-				 pgoff + kheap_chunk_pages(chunk) - 1, chunk,
+				 pgoff + (chunk->span >> PAGE_SHIFT) - 1, chunk,
 				 GFP_KERNEL);
 	if (!ret) {
 		kheap_chunk_get(chunk);
@@ -444,7 +483,8 @@ int kheap_file_insert(struct kheap_file *kf, struct kheap_chunk *chunk)
  * @size: bytes, a non-zero multiple of PAGE_SIZE
  * @align: physical alignment, a power of two of at least PAGE_SIZE
  * @limit: highest physical address the chunk's last byte may have
- * @shared: the chunk stays shared with fork() children (KHEAP_ALLOC_SHARED)
+ * @flags: KHEAP_ALLOC_SHARED: the chunk stays shared with fork() children;
+ *	KHEAP_ALLOC_GROWABLE: its tokens span the pool's size
  * @token: the chunk's token on success
  * @phys: the chunk's physical address on success
  * @chunk_size: the chunk's size on success
@@ -455,16 +495,17 @@ int kheap_file_insert(struct kheap_file *kf, struct kheap_chunk *chunk)
  * signal interrupted the zeroing; on error the pool is as it was.
  */
 int kheap_chunk_alloc(struct kheap_file *kf, u64 size, u64 align, u64 limit,
-		      bool shared, u64 *token, phys_addr_t *phys,
+		      u64 flags, u64 *token, phys_addr_t *phys,
 		      size_t *chunk_size)
 {
+	u64 span = flags & KHEAP_ALLOC_GROWABLE ? kf->kd->pool.size : size;
 	struct kheap_chunk *chunk;
 	int ret;
 
-	chunk = kheap_chunk_new(kf->kd, size, align, limit, 0);
+	chunk = kheap_chunk_new(kf->kd, size, align, limit, 0, span);
 	if (!chunk)
 		return -ENOMEM;
-	chunk->shared = shared;
+	chunk->shared = flags & KHEAP_ALLOC_SHARED;
 
 	/* Outside any lock: clearing a large chunk takes a while. */
 	ret = kheap_pool_zero(chunk->phys, chunk->size);
@@ -530,31 +571,31 @@ struct kheap_chunk *kheap_chunk_find(struct kheap_file *kf, u64 token)
 }
 
 /**
- * kheap_chunk_find_range() - look up the chunk covering some page offsets
- * @kf: the file
+ * kheap_chunk_find_range_locked() - look up the chunk covering page offsets
+ * @kf: the file, with &kheap_file.lock held
  * @pgoff: first page offset (mmap() offset in pages)
  * @nr_pages: number of pages, at least one
  *
  * Return: the chunk owned by @kf that covers all of [@pgoff, @pgoff +
- * @nr_pages), with a new reference, or NULL if there is none.
+ * @nr_pages) at its current size, with a new reference, or NULL if there
+ * is none.
  */
-struct kheap_chunk *kheap_chunk_find_range(struct kheap_file *kf,
-					   pgoff_t pgoff,
-					   unsigned long nr_pages)
+struct kheap_chunk *kheap_chunk_find_range_locked(struct kheap_file *kf,
+						  pgoff_t pgoff,
+						  unsigned long nr_pages)
 {
 	struct kheap_chunk *chunk;
 	pgoff_t end;
 
+	lockdep_assert_held(&kf->lock);
+
 	if (check_add_overflow(pgoff, nr_pages, &end))
 		return NULL;
 
-	mutex_lock(&kf->lock);
 	chunk = mtree_load(&kf->chunks, pgoff);
-	if (chunk &&
-	    end - kheap_chunk_pgoff(chunk) <= kheap_chunk_pages(chunk))
-		kheap_chunk_get(chunk);
-	else
-		chunk = NULL;
-	mutex_unlock(&kf->lock);
+	if (!chunk ||
+	    end - kheap_chunk_pgoff(chunk) > kheap_chunk_pages(chunk))
+		return NULL;
+	kheap_chunk_get(chunk);
 	return chunk;
 }

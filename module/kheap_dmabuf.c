@@ -38,6 +38,7 @@
 #include <linux/fcntl.h>
 #include <linux/file.h>
 #include <linux/iommu.h>
+#include <linux/lockdep.h>
 #include <linux/iosys-map.h>
 #include <linux/module.h>
 #include <linux/overflow.h>
@@ -387,14 +388,20 @@ int kheap_dmabuf_export(struct kheap_file *kf, u64 token, u64 offset,
 		ret = -EINVAL;
 		goto err_free;
 	}
+	/*
+	 * The range is checked and the dma-buf listed under one hold of
+	 * dmabuf_lock: SHRINK (kheap_resize.c) looks at the list under it
+	 * too, so it never cuts a tail that a new dma-buf is about to cover.
+	 */
+	mutex_lock(&kd->dmabuf_lock);
 	if (end > kb->chunk->size) {
 		ret = -EINVAL;
-		goto err_put_chunk;
+		goto err_unlock;
 	}
 
 	ret = get_unused_fd_flags(flags & O_CLOEXEC);
 	if (ret < 0)
-		goto err_put_chunk;
+		goto err_unlock;
 	out->fd = ret;
 
 	exp_info.exp_name = KBUILD_MODNAME;
@@ -411,7 +418,6 @@ int kheap_dmabuf_export(struct kheap_file *kf, u64 token, u64 offset,
 	out->dmabuf = dmabuf;
 
 	/* From here on ->release undoes everything above. */
-	mutex_lock(&kd->dmabuf_lock);
 	list_add_tail(&kb->node, &kd->dmabufs);
 	kd->nr_dmabufs++;
 	mutex_unlock(&kd->dmabuf_lock);
@@ -419,7 +425,8 @@ int kheap_dmabuf_export(struct kheap_file *kf, u64 token, u64 offset,
 
 err_put_fd:
 	put_unused_fd(out->fd);
-err_put_chunk:
+err_unlock:
+	mutex_unlock(&kd->dmabuf_lock);
 	kheap_chunk_put(kb->chunk);
 err_free:
 	mutex_destroy(&kb->lock);
@@ -492,6 +499,31 @@ unsigned int kheap_dmabuf_extents(struct kheap_dev *kd,
 	}
 	mutex_unlock(&kd->dmabuf_lock);
 	return nr;
+}
+
+/**
+ * kheap_dmabuf_covers() - does a dma-buf reach past an offset of a chunk?
+ * @kd: the device
+ * @chunk: the chunk
+ * @offset: bytes from the chunk's first byte
+ *
+ * Called with &kheap_dev.dmabuf_lock held, so that no dma-buf of @chunk
+ * appears meanwhile (kheap_dmabuf_export() checks its range under it).
+ *
+ * Return: whether a dma-buf of @chunk covers a byte at or after @offset.
+ */
+bool kheap_dmabuf_covers(struct kheap_dev *kd, struct kheap_chunk *chunk,
+			 u64 offset)
+{
+	struct kheap_dmabuf *kb;
+
+	lockdep_assert_held(&kd->dmabuf_lock);
+
+	list_for_each_entry(kb, &kd->dmabufs, node) {
+		if (kb->chunk == chunk && kb->offset + kb->size > offset)
+			return true;
+	}
+	return false;
 }
 
 /**

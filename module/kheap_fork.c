@@ -115,9 +115,12 @@ static bool kheap_copy_fill(struct kheap_copy *copy, pgoff_t index)
 
 	if (!src)
 		return !!copy->dst;	/* complete, or lost */
+	/* A page the chunk gained after the fork (EXTEND): not the copy's. */
+	if (off >= copy->size)
+		return true;
 	if (!copy->dst) {
 		copy->dst = kheap_chunk_new(copy->kd, copy->size, copy->align,
-					    U64_MAX, copy->token);
+					    U64_MAX, copy->token, copy->size);
 		if (!copy->dst)
 			return false;
 	}
@@ -184,7 +187,9 @@ static void kheap_copy_put(struct kheap_copy *copy)
 static struct kheap_copy *kheap_copy_get(struct kheap_chunk *src,
 					 const struct mm_struct *mm)
 {
-	unsigned long pages = kheap_chunk_pages(src);
+	/* Read once: EXTEND may grow @src meanwhile (kheap_resize.c). */
+	size_t size = READ_ONCE(src->size);
+	unsigned long pages = size >> PAGE_SHIFT;
 	struct kheap_copy *copy;
 
 	lockdep_assert_held(&src->kd->fork_lock);
@@ -209,8 +214,8 @@ static struct kheap_copy *kheap_copy_get(struct kheap_chunk *src,
 	copy->kd = src->kd;
 	copy->mm = mm;
 	copy->token = src->token;
-	copy->size = src->size;
-	copy->align = roundup_pow_of_two(src->size);
+	copy->size = size;
+	copy->align = roundup_pow_of_two(size);
 	while (src->phys & (copy->align - 1))
 		copy->align >>= 1;
 	kheap_chunk_get(src);

@@ -45,6 +45,7 @@ union kheap_ioctl_arg {
 	struct kheap_dma_addr dma_addr;
 	struct kheap_adopt adopt;
 	struct kheap_export_call export;
+	struct kheap_resize resize;
 };
 
 /**
@@ -132,7 +133,7 @@ static int kheap_ioctl_alloc(struct file *file, union kheap_ioctl_arg *arg)
 
 	/* Where every device attached without an IOMMU can reach. */
 	ret = kheap_chunk_alloc(kf, size, align, kheap_dma_limit(kf),
-				alloc->flags & KHEAP_ALLOC_SHARED, &token,
+				alloc->flags, &token,
 				&phys, &chunk_size);
 	if (ret)
 		return ret;
@@ -374,6 +375,46 @@ static void kheap_ioctl_export_commit(struct file *file,
 	kheap_dmabuf_install(&arg->export.result);
 }
 
+/*
+ * SHRINK and EXTEND share their argument and its checks.  Neither has an
+ * undo: a resize that cannot be reported stays done, as the kept bytes
+ * did not move; the caller learns the size from QUERY.
+ */
+static int kheap_ioctl_resize(struct file *file, union kheap_ioctl_arg *arg,
+			      bool grow)
+{
+	struct kheap_file *kf = file->private_data;
+	struct kheap_resize *rs = &arg->resize;
+	phys_addr_t phys;
+	size_t size;
+	int ret;
+
+	if (rs->flags || rs->size_out || rs->phys ||
+	    kheap_reserved_set(rs->reserved))
+		return -EINVAL;
+
+	if (grow)
+		ret = kheap_resize_extend(kf, rs->token, rs->size, &size, &phys);
+	else
+		ret = kheap_resize_shrink(kf, rs->token, rs->size, &size, &phys);
+	if (ret)
+		return ret;
+
+	rs->size_out = size;
+	rs->phys = kf->show_phys ? phys : 0;
+	return 0;
+}
+
+static int kheap_ioctl_shrink(struct file *file, union kheap_ioctl_arg *arg)
+{
+	return kheap_ioctl_resize(file, arg, false);
+}
+
+static int kheap_ioctl_extend(struct file *file, union kheap_ioctl_arg *arg)
+{
+	return kheap_ioctl_resize(file, arg, true);
+}
+
 /* Indexed by _IOC_NR() of the command. */
 static const struct kheap_ioctl_desc kheap_ioctls[] = {
 	[_IOC_NR(KHEAP_IOC_INFO)] = {
@@ -430,6 +471,16 @@ static const struct kheap_ioctl_desc kheap_ioctls[] = {
 		.min_size = KHEAP_EXPORT_SIZE_VER0,
 		.undo = kheap_ioctl_export_undo,
 		.commit = kheap_ioctl_export_commit,
+	},
+	[_IOC_NR(KHEAP_IOC_SHRINK)] = {
+		.cmd = KHEAP_IOC_SHRINK,
+		.handler = kheap_ioctl_shrink,
+		.min_size = KHEAP_RESIZE_SIZE_VER0,
+	},
+	[_IOC_NR(KHEAP_IOC_EXTEND)] = {
+		.cmd = KHEAP_IOC_EXTEND,
+		.handler = kheap_ioctl_extend,
+		.min_size = KHEAP_RESIZE_SIZE_VER0,
 	},
 };
 

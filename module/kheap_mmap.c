@@ -101,16 +101,34 @@ static vm_fault_t kheap_vm_fault(struct vm_fault *vmf)
 {
 	struct kheap_chunk *chunk = vmf->vma->vm_private_data;
 	pgoff_t first = kheap_chunk_pgoff(chunk);
+	pgoff_t index = vmf->pgoff - first;
+	vm_fault_t ret;
 
-	/* Cannot happen: mmap() checked the range and it cannot grow. */
-	if (vmf->pgoff < first ||
-	    vmf->pgoff - first >= kheap_chunk_pages(chunk))
+	/* Past the end: SHRINK cut the chunk below this mapping. */
+	if (vmf->pgoff < first || index >= kheap_chunk_pages(chunk))
 		return VM_FAULT_SIGBUS;
 
 	/* Before this process can write the page again. */
 	if (!list_empty(&chunk->copies))
-		kheap_fork_preserve(chunk, vmf->pgoff - first);
-	return kheap_mmap_insert(vmf, chunk, vmf->pgoff - first);
+		kheap_fork_preserve(chunk, index);
+	ret = kheap_mmap_insert(vmf, chunk, index);
+	if (ret)
+		return ret;
+
+	/*
+	 * A SHRINK may have cut the page off since the check above.  It
+	 * lowers the size before it looks at the pages' reference counts
+	 * (kheap_resize.c), and we took our page reference before looking
+	 * at the size again: either it sees our reference and refuses, or
+	 * we see the new size and let the page go.
+	 */
+	smp_mb();
+	if (index >= kheap_chunk_pages(chunk)) {
+		put_page(vmf->page);
+		vmf->page = NULL;
+		return VM_FAULT_SIGBUS;
+	}
+	return 0;
 }
 
 static const struct vm_operations_struct kheap_vm_ops = {
@@ -170,9 +188,18 @@ static int kheap_mmap_file(struct kheap_file *kf, struct vm_area_struct *vma)
 	if (vma->vm_flags & VM_EXEC)
 		return -EPERM;
 
-	chunk = kheap_chunk_find_range(kf, vma->vm_pgoff, vma_pages(vma));
-	if (!chunk)
+	/*
+	 * The file's lock is held until the prefault is done: SHRINK holds
+	 * it while it looks at which pages are mapped, so it never cuts a
+	 * page that this mmap() has found in the chunk and is mapping.
+	 */
+	mutex_lock(&kf->lock);
+	chunk = kheap_chunk_find_range_locked(kf, vma->vm_pgoff,
+					      vma_pages(vma));
+	if (!chunk) {
+		mutex_unlock(&kf->lock);
 		return -EINVAL;
+	}
 
 	/*
 	 * VM_MIXEDMAP: the pages are inserted by the driver, not found in a
@@ -202,6 +229,7 @@ static int kheap_mmap_file(struct kheap_file *kf, struct vm_area_struct *vma)
 	 */
 	if (list_empty(&chunk->copies))
 		kheap_mmap_prefault(vma, chunk);
+	mutex_unlock(&kf->lock);
 	return 0;
 }
 
@@ -331,9 +359,11 @@ int kheap_mmap_translate(struct file *file, unsigned long addr,
 
 		info->offset = kheap_vma_offset(vma, chunk, addr);
 		info->token = chunk->token;
-		info->chunk_size = chunk->size;
+		info->chunk_size = READ_ONCE(chunk->size);
 		info->phys = chunk->phys + info->offset;
-		ret = 0;
+		/* A mapping may outlast the part SHRINK cut off. */
+		if (info->offset < info->chunk_size)
+			ret = 0;
 	}
 	mmap_read_unlock(mm);
 	return ret;

@@ -99,12 +99,16 @@ static bool kheap_range_poisoned(phys_addr_t phys, size_t size)
 	return false;
 }
 
-/*
- * Return [@phys, @phys + @size), which genalloc has allocated, to the
- * pool, except its poisoned pages: those stay allocated for good.
+/**
+ * kheap_pool_give_back() - return pages to genalloc, but the poisoned ones
+ * @kd: the device, with &kheap_dev.lock held
+ * @phys: first byte of a range genalloc has allocated
+ * @size: bytes, a multiple of PAGE_SIZE
+ *
+ * The poisoned pages of the range stay allocated for good (retired).
  */
-static void kheap_give_back(struct kheap_dev *kd, phys_addr_t phys,
-			    size_t size)
+void kheap_pool_give_back(struct kheap_dev *kd, phys_addr_t phys,
+			  size_t size)
 {
 	unsigned long first = PHYS_PFN(phys);
 	unsigned long end = first + (size >> PAGE_SHIFT);
@@ -156,7 +160,7 @@ static void kheap_chunk_destroy(struct kheap_dev *kd, struct kheap_chunk *chunk)
 {
 	lockdep_assert_held(&kd->lock);
 
-	kheap_give_back(kd, chunk->phys, chunk->size);
+	kheap_pool_give_back(kd, chunk->phys, chunk->size);
 	kd->chunks_in_use--;
 	kfree(chunk);
 }
@@ -273,7 +277,7 @@ unsigned long kheap_pool_take(struct kheap_dev *kd, size_t size,
 		kd->free_bytes -= size;
 		if (!kheap_range_poisoned(addr, size))
 			return addr;
-		kheap_give_back(kd, addr, size);
+		kheap_pool_give_back(kd, addr, size);
 	}
 }
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# Run kheap_test, kheap_fork_test, kheap_dmabuf_test and a short kheap_fuzz
+# Run kheap_test, kheap_fork_test, kheap_dmabuf_test, kheap_resize_test
+# and a short kheap_fuzz
 # ($KHEAP_FUZZ_SECONDS seconds, default 20) against each pool source, then
 # the module lifecycle tests, the pool placement test (kheap_movable_test,
 # see there), the allocation failure sweep (kheap_failnth_test: skips on a
@@ -46,7 +47,7 @@ run_pool() {
 		return
 	fi
 	# The module is loaded: skipping (4) would hide a missing device.
-	for t in kheap_test kheap_fork_test kheap_dmabuf_test; do
+	for t in kheap_test kheap_fork_test kheap_dmabuf_test kheap_resize_test; do
 		"$dir/$t"
 		rc=$?
 		if [ $rc -ne 0 ]; then

@@ -1414,6 +1414,49 @@ TEST_F(dma, iommu_free_and_devices)
 	edu_close(&e);
 }
 
+/* SHRINK or EXTEND (ABI 5) of a chunk to @size: 0 or -errno. */
+static int resize_chunk(int fd, unsigned long cmd, uint64_t token,
+			uint64_t size)
+{
+	struct kheap_resize rs = { .token = token, .size = size };
+
+	return kheap_ioctl(fd, cmd, &rs);
+}
+
+/*
+ * SHRINK and EXTEND while devices are attached: each device maps every
+ * chunk of the file whole, so resizing is refused (EBUSY) and nothing
+ * changes; after DETACH both work.
+ */
+TEST_F(dma, resize_with_devices)
+{
+	uint64_t pg = self->pg;
+	struct kheap_attach att;
+	struct kheap_alloc a;
+
+	NEED_DEVICE();
+	memset(&a, 0, sizeof(a));
+	a.size = 4 * pg;
+	a.flags = KHEAP_ALLOC_GROWABLE;
+	ASSERT_EQ(0, kheap_ioctl(self->fd, KHEAP_IOC_ALLOC, &a));
+	attach_ok(_metadata, self->fd, self->dev, self->dev->bits, &att);
+	EXPECT_REFUSED(self->fd, EBUSY,
+		       resize_chunk(self->fd, KHEAP_IOC_SHRINK, a.token,
+				    2 * pg));
+	EXPECT_REFUSED(self->fd, EBUSY,
+		       resize_chunk(self->fd, KHEAP_IOC_EXTEND, a.token,
+				    8 * pg));
+	/* The unchanged size asks nothing of the devices. */
+	EXPECT_EQ(0, resize_chunk(self->fd, KHEAP_IOC_SHRINK, a.token,
+				  4 * pg));
+	EXPECT_EQ(0, kheap_detach(self->fd, att.handle));
+	EXPECT_EQ(0, resize_chunk(self->fd, KHEAP_IOC_SHRINK, a.token,
+				  2 * pg));
+	EXPECT_EQ(0, resize_chunk(self->fd, KHEAP_IOC_EXTEND, a.token,
+				  8 * pg));
+	EXPECT_EQ(0, kheap_free(self->fd, a.token));
+}
+
 /*
  * A device bound to vfio-pci belongs to its user-space driver: the
  * attachment loses its mappings (DMA_ADDR: ENODEV), a new ATTACH is

@@ -124,6 +124,8 @@ struct chunk {
 	uint64_t seed;
 	int nmaps;
 	bool shared;		/* KHEAP_ALLOC_SHARED: children write it too */
+	uint64_t span;		/* EXTEND goes up to here: the allocated
+				 * size, the pool's for a growable chunk */
 };
 
 struct map {
@@ -766,6 +768,9 @@ static void op_alloc(struct worker *w)
 	memset(&a, 0, sizeof(a));
 	a.size = size;
 	a.align = align;
+	/* Growable chunks are what op_resize can extend. */
+	if (chance(w, 3))
+		a.flags = KHEAP_ALLOC_GROWABLE;
 	switch (below(w, 24)) {
 	case 0:
 		a.flags = 1ULL << below(w, 64);
@@ -822,6 +827,7 @@ static void op_alloc(struct worker *w)
 		.phys = a.phys, .size = a.size_out,
 		.seed = kheap_pattern_word(getpid(), a.token / G->pg),
 		.shared = a.flags & KHEAP_ALLOC_SHARED,
+		.span = a.flags & KHEAP_ALLOC_GROWABLE ? G->pool : a.size_out,
 	};
 	note(w, "  -> token %#llx phys %#llx", (unsigned long long)a.token,
 	     (unsigned long long)a.phys);
@@ -1019,8 +1025,10 @@ static void op_bad_ioctl(struct worker *w)
 		{ KHEAP_IOC_ATTACH, KHEAP_ATTACH_SIZE_VER0, true },
 		{ KHEAP_IOC_DETACH, KHEAP_DETACH_SIZE_VER0, false },
 		{ KHEAP_IOC_DMA_ADDR, KHEAP_DMA_ADDR_SIZE_VER0, true },
+		{ KHEAP_IOC_SHRINK, KHEAP_RESIZE_SIZE_VER0, true },
+		{ KHEAP_IOC_EXTEND, KHEAP_RESIZE_SIZE_VER0, true },
 	};
-	int fi = pick_file(w), k = below(w, 8), ret, want;
+	int fi = pick_file(w), k = below(w, ARRAY_SIZE(cmds)), ret, want;
 	size_t ksize, usize;
 	unsigned long cmd;
 	char *arg;
@@ -1074,8 +1082,8 @@ static void op_bad_ioctl(struct worker *w)
 	case 4:		/* unknown command number, wrong magic, wrong direction */
 		switch (below(w, 3)) {
 		case 0:
-			/* 0x09 is EXPORT (ABI 4) */
-			cmd = _IOWR(KHEAP_IOC_MAGIC, 10 + below(w, 246), __u64);
+			/* 0x09 is EXPORT (ABI 4), 0x0a-0x0b SHRINK, EXTEND (5) */
+			cmd = _IOWR(KHEAP_IOC_MAGIC, 12 + below(w, 244), __u64);
 			break;
 		case 1:
 			cmd = _IOC(_IOC_READ | _IOC_WRITE,
@@ -1898,6 +1906,108 @@ static void op_race(struct worker *w)
 	check_file(w, fi, "race");
 }
 
+/*
+ * Chunk @ci went from @old to @size bytes: the kept pages hold what they
+ * held (checked with the old size's sampling), grown ones are zero, and
+ * the pattern is written again for the new size's sampling.
+ */
+static void resize_recheck(struct worker *w, int ci, uint64_t old,
+			   uint64_t size)
+{
+	struct chunk *c = &w->chunks[ci];
+	uint64_t pg = G->pg, kept = old < size ? old : size;
+	char *p;
+
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		 w->files[c->file].fd, c->token);
+	if (p == MAP_FAILED) {
+		if (errno == ENOMEM) {
+			G->w[w->id].enomem++;
+			c->size = size;
+			c->filled = false;	/* cannot tell any more */
+			return;
+		}
+		fail(w, "mmap of resized chunk %#llx (%llu bytes): %s",
+		     (unsigned long long)c->token, (unsigned long long)size,
+		     strerror(errno));
+		return;
+	}
+	check_pages(w, c, p, 0, kept / pg, "kept by resize");
+	if (size > old && kheap_check_zero(p + old, size - old) >= 0)
+		fail(w, "EXTEND of %#llx: grown pages not zero",
+		     (unsigned long long)c->token);
+	c->size = size;
+	if (c->filled)
+		fill_pages(c, p, 0, size / pg);
+	if (munmap(p, size))
+		fail(w, "munmap of a resized chunk: %s", strerror(errno));
+}
+
+/*
+ * SHRINK or EXTEND an owned chunk that is not shared with children.
+ * SHRINK is tried only when no mapping of this worker reaches past the
+ * new end (an access there would be SIGBUS): then only a fork() child's
+ * copy or a pin can hold it back (EBUSY).  EXTEND works or finds the
+ * pages after the chunk taken (ENOSPC).  After either, the kept pages
+ * still hold their pattern; the chunk is refilled for its new size.
+ */
+static void op_resize(struct worker *w)
+{
+	int fi = pick_file(w), ci, mi, ret, want = 0;
+	bool grow = chance(w, 2), maybe_busy = false;
+	uint64_t pg = G->pg, old, size, npages;
+	struct kheap_resize rs;
+	struct chunk *c;
+	const char *what = grow ? "EXTEND" : "SHRINK";
+
+	if (fi < 0)
+		return;
+	ci = pick_owned(w, fi);
+	/* Refilling after a resize needs a writable file. */
+	if (ci < 0 || w->chunks[ci].shared || w->files[fi].rdonly)
+		return;
+	c = &w->chunks[ci];
+	old = c->size;
+	npages = old / pg;
+	memset(&rs, 0, sizeof(rs));
+	rs.token = c->token;
+	if (grow)
+		size = old + pg * (1 + below(w, chance(w, 8) ? 64 : 4));
+	else
+		size = npages > 1 ? pg * (1 + below(w, npages - 1)) : old;
+	rs.size = size - below(w, 2) * below(w, pg);
+	if (chance(w, 16)) {
+		((uint64_t *)&rs)[2 + below(w, 6)] = 1 + below(w, 7);
+		want = -EINVAL;
+	} else if (grow && size > c->span) {
+		want = -EFBIG;
+	}
+	if (!grow && !want) {
+		for (mi = 0; mi < MAX_MAPS; mi++)
+			if (w->maps[mi].used && w->maps[mi].chunk == ci &&
+			    w->maps[mi].off + w->maps[mi].len > size)
+				return;
+		maybe_busy = true;
+	}
+	note(w, "%s token %#llx %#llx -> %#llx", what,
+	     (unsigned long long)c->token, (unsigned long long)old,
+	     (unsigned long long)size);
+	ret = kheap_ioctl(w->files[fi].fd,
+			  grow ? KHEAP_IOC_EXTEND : KHEAP_IOC_SHRINK, &rs);
+	if ((ret == -EBUSY && maybe_busy) ||
+	    (ret == -ENOSPC && grow && !want))
+		ret = 0, size = old;
+	else
+		check_ret(w, what, ret, want);
+	if (!ret && !want && rs.size_out != size && size != old)
+		fail(w, "%s to %#llx: size_out %#llx", what,
+		     (unsigned long long)size,
+		     (unsigned long long)rs.size_out);
+	if (!ret && !want && size != old)
+		resize_recheck(w, ci, old, size);
+	check_file(w, fi, what);
+}
+
 /* ---- worker ---------------------------------------------------------- */
 
 static void drop_everything(struct worker *w)
@@ -1949,10 +2059,12 @@ static void run_op(struct worker *w)
 		op_mprotect(w);
 	else if (r < 84)
 		op_madvise(w);
-	else if (r < 96)
+	else if (r < 94)
 		op_touch(w);
-	else if (r < 98)
+	else if (r < 96)
 		op_race(w);
+	else if (r < 98)
+		op_resize(w);
 	else
 		op_fork(w);
 }

@@ -282,6 +282,69 @@ TEST_F_TIMEOUT(hwpoison, poisoned_page_retired, 120)
 }
 
 /*
+ * SHRINK (ABI 5) over a tail with a poisoned page: the page keeps the
+ * reference memory_failure() took, which does not hold SHRINK back; it is
+ * retired, the rest of the tail comes back at once.
+ */
+TEST_F_TIMEOUT(hwpoison, shrink_retires_poisoned_tail, 120)
+{
+	uint64_t pg = getpagesize(), retired;
+	struct log_check lc = { 0 };
+	struct kheap_resize rs;
+	struct kheap_alloc a;
+	struct kheap_info info;
+	int ret, err;
+	char *p;
+
+	if (!kheap_cap_effective(CAP_SYS_ADMIN))
+		SKIP(return, "MADV_HWPOISON needs CAP_SYS_ADMIN");
+	ASSERT_EQ(0, kheap_module_load(PARAMS));
+	self->fd = kheap_open();
+	ASSERT_GE(self->fd, 0);
+	ASSERT_EQ(0, kheap_info(self->fd, &info));
+	ASSERT_EQ(0, kheap_alloc(self->fd, 4 * pg, 0, &a));
+	p = kheap_map(self->fd, a.token, 4 * pg);
+	ASSERT_NE(MAP_FAILED, p);
+	kheap_fill(p, 4 * pg, 0x7a11);
+	if (kmsg_fd >= 0)
+		kheap_kmsg_read(kmsg_fd, NULL, NULL);
+	ret = madvise(p + 3 * pg, pg, MADV_HWPOISON);
+	err = errno;
+	if (ret && (err == EINVAL || err == EPERM))
+		SKIP(return, "MADV_HWPOISON: %s", strerror(err));
+	ASSERT_EQ(1, page_poisoned((a.phys + 3 * pg) / pg));
+	ASSERT_EQ(0, munmap(p + 2 * pg, 2 * pg));
+
+	memset(&rs, 0, sizeof(rs));
+	rs.token = a.token;
+	rs.size = 2 * pg;
+	ASSERT_EQ(0, kheap_ioctl(self->fd, KHEAP_IOC_SHRINK, &rs));
+	EXPECT_EQ(2 * pg, rs.size_out);
+	ASSERT_EQ(0, kheap_info(self->fd, &info));
+	EXPECT_EQ(pg, info.retired_bytes);
+	EXPECT_EQ(info.pool_size - 3 * pg, info.free_bytes);
+	EXPECT_EQ(2 * pg, info.file_bytes);
+	ASSERT_EQ(0, kheap_sysfs_u64("retired_pages", &retired));
+	EXPECT_EQ(1ULL, retired);
+	EXPECT_EQ(-1, kheap_check(p, 2 * pg, 0x7a11));
+	ASSERT_EQ(0, munmap(p, 2 * pg));
+	ASSERT_EQ(0, kheap_free(self->fd, a.token));
+	EXPECT_EQ(0, kheap_wait_state(self->fd, info.pool_size - pg, 0,
+				      KHEAP_SETTLE_MS, &info));
+	close(self->fd);
+	self->fd = -1;
+	EXPECT_EQ(0, kheap_module_unload_wait(KHEAP_SETTLE_MS));
+
+	/* Only the memory failure and the retirement were logged. */
+	if (kmsg_fd >= 0) {
+		ret = kheap_kmsg_read(kmsg_fd, check_record, &lc);
+		EXPECT_GE(ret, 0);
+		EXPECT_GE(lc.expected, 2) TH_LOG("no memory failure was logged");
+		EXPECT_EQ(0, lc.bad);
+	}
+}
+
+/*
  * The same on a reserved (memmap=) pool: its ZONE_DEVICE pages go to the
  * module's dev_pagemap memory_failure handler, which marks the page; the
  * kernel keeps no reference on it, and /proc/kpageflags does not cover

@@ -1062,6 +1062,7 @@ static const char * const restrict_steps[] = {
 	[18] = "raising CAP_SYS_RAWIO again",
 	[19] = "file opened without CAP_SYS_RAWIO changed its mind",
 	[20] = "new open with CAP_SYS_RAWIO",
+	[21] = "SHRINK phys without CAP_SYS_RAWIO",
 };
 
 TEST_F(restrict_phys, decided_at_open)
@@ -1118,6 +1119,15 @@ TEST_F(restrict_phys, decided_at_open)
 		    qb.token != b.token || qb.offset != 8 ||
 		    qb.phys != (want ? b.phys + 8 : 0))
 			_exit(15);
+		{
+			/* A resize reports the address as ALLOC does. */
+			struct kheap_resize rs = { .token = b.token,
+						   .size = pg };
+
+			if (kheap_ioctl(fd2, KHEAP_IOC_SHRINK, &rs) ||
+			    rs.size_out != pg || rs.phys != b.phys)
+				_exit(21);
+		}
 		/* The file opened with the capability keeps showing them. */
 		if (kheap_info(self->fd, &ib) || ib.pool_phys != info.pool_phys)
 			_exit(16);

@@ -1985,10 +1985,10 @@ TEST_F_TIMEOUT(kheap, alloc_alignment, 120)
 TEST_F(kheap, ioctl_unknown_commands)
 {
 	const unsigned long cmds[] = {
-		/* unknown numbers (0x05-0x07 are ABI 2's, 0x08 ABI 3's, 0x09 ABI 4's) */
-		_IO(KHEAP_IOC_MAGIC, 0x0a),
-		_IOR(KHEAP_IOC_MAGIC, 0x0a, struct kheap_info),
-		_IOWR(KHEAP_IOC_MAGIC, 0x0a, struct kheap_alloc),
+		/* unknown numbers (0x05-0x07 ABI 2, 0x08 ABI 3, 0x09 ABI 4, 0x0a-0x0b ABI 5) */
+		_IO(KHEAP_IOC_MAGIC, 0x0c),
+		_IOR(KHEAP_IOC_MAGIC, 0x0c, struct kheap_info),
+		_IOWR(KHEAP_IOC_MAGIC, 0x0c, struct kheap_alloc),
 		/* EXPORT's number, wrong direction */
 		_IO(KHEAP_IOC_MAGIC, 0x09),
 		_IOR(KHEAP_IOC_MAGIC, 0x09, struct kheap_export),

@@ -507,7 +507,10 @@ void *heap_alloc_huge(size_t n, size_t align, unsigned int flags, int *err,
 	p = flags & PROV_SHARED ? NULL : cache_take(size, align, dirty_before);
 	if (p)
 		return p;
-	e = kh.prov->alloc(size, align, flags, &c);
+	/* Growable: realloc may extend it in place (resize.c). */
+	e = kh.prov->alloc(size, align,
+			   flags & PROV_SHARED ? flags : flags | PROV_GROWABLE,
+			   &c);
 	if (e) {
 		*err = e == -EINVAL ? ENOMEM : -e;
 		return NULL;
@@ -521,22 +524,6 @@ void *heap_alloc_huge(size_t n, size_t align, unsigned int flags, int *err,
 		*dirty_before = ch->start;	/* the kernel zeroed it */
 	ch->dirty_end = ch->uend;
 	return (void *)ch->start;
-}
-
-int heap_resize_huge(void *p, size_t n)
-{
-	struct chunk *ch = kh.owner[gran_of((uintptr_t)p)];
-	uintptr_t end = (uintptr_t)p + n;
-
-	if (n > ch->start + ch->c.size - (uintptr_t)p)
-		return 0;
-	end = round_up(end, GRANULE);
-	if (end > ch->uend) {
-		ch->uend = end;
-		if (ch->dirty_end < end)
-			ch->dirty_end = end;
-	}
-	return 1;
 }
 
 void heap_free_huge(struct chunk *c)

@@ -190,6 +190,8 @@ static int device_alloc(size_t size, size_t align, unsigned int flags,
 	a.align = align;
 	if (flags & PROV_SHARED && dev.abi >= 3)
 		a.flags = KHEAP_ALLOC_SHARED;
+	if (flags & PROV_GROWABLE && dev.abi >= 5)
+		a.flags |= KHEAP_ALLOC_GROWABLE;
 	if (ioctl(fd, KHEAP_IOC_ALLOC, &a))
 		return -errno;
 	if (!dev.restricted &&
@@ -220,6 +222,7 @@ static int device_alloc(size_t size, size_t align, unsigned int flags,
 	c->phys = a.phys;
 	c->shared = !!(flags & PROV_SHARED);
 	c->inherited = 0;
+	c->growable = !!(a.flags & KHEAP_ALLOC_GROWABLE);
 	return 0;
 }
 
@@ -369,6 +372,64 @@ static int device_export(const struct kheap_chunk *c, size_t off,
 	return (int)e.fd;
 }
 
+static int resize_ioctl(unsigned long cmd, uint64_t token, size_t size)
+{
+	struct kheap_resize r;
+
+	memset(&r, 0, sizeof(r));
+	r.token = token;
+	r.size = size;
+	return ioctl(dev.fd, cmd, &r) ? -errno : 0;
+}
+
+/*
+ * The tail is unmapped first: the kernel refuses while it is mapped.
+ * Should it refuse anyway (a dma-buf of the block covers the tail, a
+ * pin), the tail stays the chunk's until FREE, out of the window.
+ */
+static int device_shrink(struct kheap_chunk *c, size_t size)
+{
+	size_t pg = dev.pool.page_size;
+
+	if (dev.abi < 5 || dev.fd < 0 || c->inherited || c->shared)
+		return -EOPNOTSUPP;
+	unmap_range(c->off + size, c->size - size);
+	extent_free(&dev.va, (c->off + size) / pg, (c->size - size) / pg);
+	if (resize_ioctl(KHEAP_IOC_SHRINK, c->token, size))
+		c->growable = 0;	/* the kernel's size is not ours */
+	c->size = size;
+	return 0;
+}
+
+/* The grown part is mapped right after the chunk, at its own offset. */
+static int device_extend(struct kheap_chunk *c, size_t size)
+{
+	size_t pg = dev.pool.page_size, more = size - c->size;
+	size_t first = (c->off + c->size) / pg;
+	void *p;
+	int err;
+
+	if (dev.abi < 5 || dev.fd < 0 || !c->growable || c->inherited ||
+	    c->shared)
+		return -EOPNOTSUPP;
+	if (!extent_range_free(&dev.va, first, more / pg))
+		return -ENOSPC;
+	err = resize_ioctl(KHEAP_IOC_EXTEND, c->token, size);
+	if (err)
+		return err;
+	p = mmap((void *)(dev.pool.base + c->off + c->size), more,
+		 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, dev.fd,
+		 (off_t)(c->token + c->size));
+	if (p == MAP_FAILED) {
+		err = -errno;
+		resize_ioctl(KHEAP_IOC_SHRINK, c->token, c->size);
+		return err;
+	}
+	extent_mark(&dev.va, first, more / pg);
+	c->size = size;
+	return 0;
+}
+
 const struct kheap_provider kheap_device_provider = {
 	.name = "device",
 	.open = device_open,
@@ -383,4 +444,6 @@ const struct kheap_provider kheap_device_provider = {
 	.dma_addr = device_dma_addr,
 	.sync = device_sync,
 	.export = device_export,
+	.shrink = device_shrink,
+	.extend = device_extend,
 };

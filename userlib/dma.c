@@ -145,6 +145,14 @@ void dma_chunk_removed(const struct chunk *ch)
 		vfio_unmap_one(dm.container[i], ch);
 }
 
+int dma_in_use(void)
+{
+	for (int i = 0; i < KHEAP_MAX_DEVICES; i++)
+		if (dm.used[i])
+			return 1;
+	return dm.ncontainers > 0;
+}
+
 void dma_forget(int reset)
 {
 	/* The attachments and containers belong to the parent's file and

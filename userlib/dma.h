@@ -16,5 +16,8 @@ void dma_chunk_removed(const struct chunk *ch);
 /* In a fork child (reset 0) or for a new heap (reset 1): no attachments,
  * no containers. */
 void dma_forget(int reset);
+/* Devices attached or VFIO containers registered: every chunk is mapped
+ * for them at its size, so chunks must not change size. */
+int dma_in_use(void);
 
 #endif

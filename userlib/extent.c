@@ -106,6 +106,13 @@ void extent_free(struct extent_map *m, size_t first, size_t n)
 	m->free_pages += n;
 }
 
+int extent_range_free(const struct extent_map *m, size_t first, size_t n)
+{
+	if (first > m->npages || n > m->npages - first)
+		return 0;
+	return next_used(m, first, first + n) == first + n;
+}
+
 size_t extent_largest(const struct extent_map *m)
 {
 	size_t best = 0, i = 0;

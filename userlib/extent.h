@@ -27,6 +27,8 @@ long extent_alloc(struct extent_map *m, size_t n, size_t align, size_t phase);
 /* Mark the run of n pages at first used (it must be free). */
 void extent_mark(struct extent_map *m, size_t first, size_t n);
 void extent_free(struct extent_map *m, size_t first, size_t n);
+/* Are the n pages at first all free (and inside the map)? */
+int extent_range_free(const struct extent_map *m, size_t first, size_t n);
 size_t extent_largest(const struct extent_map *m);
 
 #endif

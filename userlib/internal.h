@@ -225,8 +225,9 @@ void *heap_alloc_huge(size_t n, size_t align, unsigned int flags, int *err,
 /* A fork child's inherited chunk becomes its own (adopted), so that its
  * physical address is known; 0 or -errno (ENOMEM, EIO).  Under the lock. */
 int heap_chunk_own(struct chunk *ch) HIDDEN;
-/* Grow (or keep) a dedicated block to n bytes inside its chunk; 0 if the
- * chunk is too small. */
+/* Resize a dedicated block to n bytes in place (resize.c): inside its
+ * chunk, by extending the chunk, or giving its tail back; 0 when the
+ * block must move. */
 int heap_resize_huge(void *p, size_t n) HIDDEN;
 void heap_free_huge(struct chunk *c) HIDDEN;
 /* Return spare slabs, every empty arena and every cached chunk to the

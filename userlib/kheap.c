@@ -560,10 +560,16 @@ API void *kheap_realloc(void *p, size_t n)
 		}
 		return realloc_move(p, old, n, 0);
 	}
-	/* Dedicated chunk: the kernel cannot grow it, but a chunk reused
-	 * from the cache may have room past the usable area. */
-	if (n <= old && (n > old / 2 || is_huge(n)))
+	/* Dedicated chunk: resized in place when the pool allows
+	 * (resize.c); a shrink gives a large enough tail back. */
+	if (n <= old && (n > old / 2 || is_huge(n))) {
+		heap_lock();
+		heap_resize_huge(p, n);
+		kh.out -= old;
+		out_add(heap_usable_size(p));
+		heap_unlock();
 		return p;
+	}
 	if (n > old) {
 		int ok;
 

@@ -40,10 +40,12 @@ struct kheap_chunk {
 	uint8_t shared;		/* stays shared with fork children */
 	uint8_t inherited;	/* a fork child's, not adopted yet: the
 				 * parent's file owns the token */
+	uint8_t growable;	/* extend() may grow it in place */
 };
 
 /* alloc() flags */
 #define PROV_SHARED	1u
+#define PROV_GROWABLE	2u	/* may be extended in place later */
 
 struct kheap_pool_usage {
 	uint64_t free_bytes;	/* bytes of the pool that no chunk holds */
@@ -91,6 +93,16 @@ struct kheap_provider {
 	 * O_CLOEXEC: its descriptor, or -errno.  NULL: no dma-bufs. */
 	int (*export)(const struct kheap_chunk *c, size_t off, size_t len,
 		      int flags);
+	/* Resize a chunk in place, keeping off and the bytes below the new
+	 * size (a page multiple); c->size follows.  shrink() gives the tail
+	 * back to the pool; when the kernel cannot take it yet (a dma-buf
+	 * covers it) the tail stays held until the chunk is freed, unmapped,
+	 * and c->growable is cleared; 0 or -errno (EOPNOTSUPP: not here).
+	 * extend() takes the pool pages right after the chunk, zeroed; 0 or
+	 * -errno (ENOSPC: they are taken, EOPNOTSUPP: not growable).  NULL:
+	 * chunks never change size. */
+	int (*shrink)(struct kheap_chunk *c, size_t size);
+	int (*extend)(struct kheap_chunk *c, size_t size);
 };
 
 /*

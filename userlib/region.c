@@ -81,6 +81,7 @@ static int region_alloc(size_t size, size_t align, unsigned int flags,
 	c->phys = rg.phys ? rg.phys + c->off : 0;
 	c->shared = !!(flags & PROV_SHARED);
 	c->inherited = 0;
+	c->growable = !c->shared;
 	if (c->shared &&
 	    mmap((void *)(rg.base + c->off), c->size, PROT_READ | PROT_WRITE,
 		 MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) {
@@ -184,6 +185,37 @@ static int region_sync(const struct kheap_chunk *c, size_t off, size_t len,
 	return 0;
 }
 
+/* As the device does: the tail reads as zeroes when it comes back. */
+static int region_shrink(struct kheap_chunk *c, size_t size)
+{
+	if (c->shared || c->inherited)
+		return -EOPNOTSUPP;
+	madvise((void *)(rg.base + c->off + size), c->size - size,
+		MADV_DONTNEED);
+	extent_free(&rg.pages, (c->off + size) / REGION_PAGE,
+		    (c->size - size) / REGION_PAGE);
+	rg.held -= c->size - size;
+	c->size = size;
+	return 0;
+}
+
+static int region_extend(struct kheap_chunk *c, size_t size)
+{
+	size_t more = size - c->size;
+
+	if (!c->growable || c->shared || c->inherited)
+		return -EOPNOTSUPP;
+	if (more > rg.size - rg.held ||
+	    !extent_range_free(&rg.pages, (c->off + c->size) / REGION_PAGE,
+			       more / REGION_PAGE))
+		return -ENOSPC;
+	extent_mark(&rg.pages, (c->off + c->size) / REGION_PAGE,
+		    more / REGION_PAGE);
+	rg.held += more;
+	c->size = size;
+	return 0;
+}
+
 static const struct kheap_provider region_provider = {
 	.name = "region",
 	.open = region_open,
@@ -197,6 +229,8 @@ static const struct kheap_provider region_provider = {
 	.detach = region_detach,
 	.dma_addr = region_dma_addr,
 	.sync = region_sync,
+	.shrink = region_shrink,
+	.extend = region_extend,
 };
 
 const struct kheap_provider *kheap_region_provider(size_t pool_size,

@@ -168,6 +168,69 @@ static void test_contiguity_large(void)
 	CHECK(HEAP_OK());
 }
 
+/*
+ * A dedicated block grows in place (KHEAP_IOC_EXTEND) into the free pool
+ * pages after its chunk and shrinks in place (KHEAP_IOC_SHRINK), giving
+ * its tail back: same address, same physical pages (pagemap), bytes
+ * kept.  Runs first, while the pool after the process's one arena is
+ * free.
+ */
+static void test_realloc_in_place(void)
+{
+	size_t a = st0.arena_size, n = a * 3 / 4, keep;
+	struct kheap_stats s1, s2;
+	unsigned char *p, *q;
+	uint64_t phys, pm = 0;
+
+	p = kheap_malloc(n);
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	for (size_t i = 0; i < n; i += 4096)
+		p[i] = (unsigned char)(i / 4096 * 13);
+	phys = kheap_phys(p);
+	if (pm_ok)
+		pm = pagemap_phys(p);
+	kheap_stats(&s1);
+	q = kheap_realloc(p, 4 * n);
+	kheap_stats(&s2);
+	CHECKF(q == p, "grown block moved: %p -> %p", (void *)p, (void *)q);
+	if (!q)
+		return;
+	CHECK(kheap_phys(q) == phys);
+	CHECK(!pm_ok || pagemap_phys(q) == pm);
+	CHECKF(s2.bytes_held == s1.bytes_held + 3 * n,
+	       "held %llu -> %llu", (unsigned long long)s1.bytes_held,
+	       (unsigned long long)s2.bytes_held);
+	for (size_t i = 0; i < n; i += 4096)
+		if (q[i] != (unsigned char)(i / 4096 * 13)) {
+			CHECKF(0, "byte %zu changed", i);
+			break;
+		}
+	CHECK(phys_true(q, 4 * n));
+	memset(q + n, 0x3c, 3 * n);
+	/* Back to two thirds of an arena (64 KiB granules): the rest
+	 * returns to the pool. */
+	keep = (a * 2 / 3 + 65535) & ~(size_t)65535;
+	p = kheap_realloc(q, a * 2 / 3);
+	kheap_stats(&s1);
+	CHECK(p == q);
+	CHECKF(s1.bytes_held == s2.bytes_held - (4 * n - keep),
+	       "held %llu -> %llu", (unsigned long long)s2.bytes_held,
+	       (unsigned long long)s1.bytes_held);
+	CHECK(s1.pool_free == s2.pool_free + (4 * n - keep));
+	CHECK(kheap_phys(p) == phys);
+	CHECK(!pm_ok || pagemap_phys(p) == pm);
+	CHECK(phys_true(p, a * 2 / 3));
+	for (size_t i = 0; i < keep; i += 4096)
+		if (p[i] != (unsigned char)(i / 4096 * 13)) {
+			CHECKF(0, "byte %zu changed by the shrink", i);
+			break;
+		}
+	kheap_free(p);
+	CHECK(HEAP_OK());
+}
+
 static void test_realloc_moves(void)
 {
 	size_t top = st0.pool_size / 4 < 64 * MIB ? st0.pool_size / 4 : 64 * MIB;
@@ -758,7 +821,7 @@ int main(void)
 		phys_checkable = pm_ok || restricted;
 		kheap_free(q);
 	}
-	ktap_plan(12);
+	ktap_plan(13);
 	ktap_diag("device %s: pool %llu bytes, arena %llu, pool free %llu, "
 		  "largest free %llu, pagemap %s", dev,
 		  (unsigned long long)st0.pool_size,
@@ -776,6 +839,7 @@ int main(void)
 		       restricted ? "physical addresses restricted" :
 		       "not root");
 	}
+	RUN(test_realloc_in_place);
 	/* These two test physical truth and nothing else. */
 	if (phys_checkable) {
 		RUN(test_phys_truth_random);

@@ -34,8 +34,9 @@
 /*
  * 2: ATTACH, DETACH, DMA_ADDR, max_phys.  3: private across fork(), ADOPT.
  * 4: EXPORT (dma-buf), the dmabufs field of INFO.
+ * 5: SHRINK, EXTEND, KHEAP_ALLOC_GROWABLE.
  */
-#define KHEAP_ABI_VERSION	4
+#define KHEAP_ABI_VERSION	5
 
 /**
  * enum kheap_pool_source - where the pool came from
@@ -147,10 +148,13 @@ struct kheap_info {
 
 /*
  * ALLOC flags.  KHEAP_ALLOC_SHARED (ABI 3): the chunk stays shared with
- * fork() children, see "kheap and fork()" above.
+ * fork() children, see "kheap and fork()" above.  KHEAP_ALLOC_GROWABLE
+ * (ABI 5): the chunk's tokens leave room for KHEAP_IOC_EXTEND, see
+ * struct kheap_resize.
  */
 #define KHEAP_ALLOC_SHARED	(1ULL << 0)
-#define KHEAP_ALLOC_FLAGS_VALID	KHEAP_ALLOC_SHARED
+#define KHEAP_ALLOC_GROWABLE	(1ULL << 1)
+#define KHEAP_ALLOC_FLAGS_VALID	(KHEAP_ALLOC_SHARED | KHEAP_ALLOC_GROWABLE)
 
 /**
  * struct kheap_alloc - KHEAP_IOC_ALLOC: allocate one chunk
@@ -472,6 +476,84 @@ struct kheap_export {
 	__u64 reserved[3];
 };
 
+/**
+ * struct kheap_resize - KHEAP_IOC_SHRINK, KHEAP_IOC_EXTEND: resize in place
+ * @token: in: a chunk this file owns
+ * @size: in: the chunk's new size in bytes, > 0, rounded up to whole
+ *	pages; for SHRINK at most the current size, for EXTEND at least
+ * @flags: in: must be zero
+ * @size_out: out: the chunk's size after the call
+ * @phys: out: the chunk's physical address, unchanged by either command
+ *	(0 when physical addresses are restricted for this file)
+ * @reserved: must be zero
+ *
+ * (ABI 5.)  Neither command moves the chunk: its token, physical address
+ * and the bytes it keeps stay as they are.  A @size equal to the current
+ * size changes nothing and succeeds.
+ *
+ * SHRINK gives the pages past @size (the *tail*) back to the pool at
+ * once (a hardware-poisoned page of it is retired instead, as FREE does);
+ * like all pool memory they are zeroed before anyone is given them.  It
+ * is refused with -EBUSY, and nothing changes, while anything else may
+ * still reach the tail:
+ *
+ * - a page of the tail is mapped by any process (this one, a fork()
+ *   child sharing the chunk, an mmap() of a dma-buf of it) or referenced
+ *   by anything else (a get_user_pages() pin: O_DIRECT in flight, an
+ *   io_uring fixed buffer, a VFIO or RDMA registration).  munmap() the
+ *   tail first; MADV_DONTNEED is enough;
+ * - a dma-buf exported from the chunk (KHEAP_IOC_EXPORT) still exists
+ *   and covers a byte of the tail;
+ * - a fork() child's private copy of the chunk still misses pages (see
+ *   "kheap and fork()"): it would copy them from the tail.  KHEAP_IOC_ADOPT
+ *   in the child, or the child's exit or exec(), ends this;
+ * - this file has attached devices (KHEAP_IOC_ATTACH): their mappings of
+ *   the chunk cover its old length.  DETACH first.
+ *
+ * A mapping that still covers the tail but has no page of it present
+ * (after MADV_DONTNEED) does not hold SHRINK back: after it, an access to
+ * the tail through that mapping raises SIGBUS, as past the end of a
+ * truncated file, and QUERY of such an address gives -EINVAL.
+ *
+ * EXTEND grows the chunk into the pages right after it in the pool, when
+ * those are free; the new pages are zeroed.  Existing mappings do not
+ * grow (mremap() cannot grow a kheap mapping): map the new part, or the
+ * whole chunk again, at the chunk's token plus its offset.  A chunk
+ * keeps the tokens of the size it was allocated with, so after SHRINK it
+ * can be extended back up to that size; only a chunk allocated with
+ * KHEAP_ALLOC_GROWABLE can be extended beyond it: its tokens span the
+ * pool's size, so the mmap() offsets of any size it may reach are its
+ * own (a growable chunk uses up the pool's size of token space, so
+ * a module that is never reloaded runs out of tokens after 2^63 / pool
+ * size growable allocations, ALLOC then giving -ENOMEM).  Where no
+ * alignment above a page or device reach constrains it, a growable chunk
+ * is placed at the start of the largest free extent that holds it, so
+ * that it has the most room to grow; other chunks go to the smallest
+ * extent that holds them.
+ *
+ * Errors, for both: -EINVAL (a token this file does not own, a zero or
+ * overflowing @size, flags, output or reserved fields not zero, a @size
+ * beyond the current one for SHRINK or below it for EXTEND), -EBUSY (see
+ * above; for EXTEND: attached devices).  EXTEND only: -EFBIG (@size is
+ * beyond the size the chunk was allocated with and the chunk is not
+ * growable, or beyond the pool's size), -ENOSPC (a
+ * page between the current end and @size is in use, retired or beyond
+ * the pool's end: the chunk is as it was; move the data instead),
+ * -EINTR (a fatal signal while zeroing the new pages; nothing changed).
+ * On every error the chunk and the pool are as they were.
+ *
+ * Accounting (INFO, sysfs) follows at once: the file's bytes, the
+ * pool's free bytes and its largest free extent.
+ */
+struct kheap_resize {
+	__u64 token;
+	__u64 size;
+	__u64 flags;
+	__u64 size_out;
+	__u64 phys;
+	__u64 reserved[3];
+};
+
 /*
  * The smallest caller struct each command accepts (its size when first
  * published); a smaller one gives -EINVAL.
@@ -486,6 +568,7 @@ struct kheap_export {
 #define KHEAP_DMA_ADDR_SIZE_VER0	64
 #define KHEAP_ADOPT_SIZE_VER0		64
 #define KHEAP_EXPORT_SIZE_VER0		64
+#define KHEAP_RESIZE_SIZE_VER0		64
 
 #define KHEAP_IOC_MAGIC		0xD8
 
@@ -499,5 +582,7 @@ struct kheap_export {
 #define KHEAP_IOC_DMA_ADDR	_IOWR(KHEAP_IOC_MAGIC, 0x07, struct kheap_dma_addr)
 #define KHEAP_IOC_ADOPT		_IOWR(KHEAP_IOC_MAGIC, 0x08, struct kheap_adopt)
 #define KHEAP_IOC_EXPORT	_IOWR(KHEAP_IOC_MAGIC, 0x09, struct kheap_export)
+#define KHEAP_IOC_SHRINK	_IOWR(KHEAP_IOC_MAGIC, 0x0a, struct kheap_resize)
+#define KHEAP_IOC_EXTEND	_IOWR(KHEAP_IOC_MAGIC, 0x0b, struct kheap_resize)
 
 #endif /* _UAPI_LINUX_KHEAP_H */
