@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lock.h"	/* libkheap's, for kheap_cpu_relax() */
+
 #define MIB ((size_t)1 << 20)
 #define NALLOC 4	/* kheap, glibc, jemalloc, mimalloc: A[] order */
 
@@ -32,17 +34,8 @@ double now(void);	/* CLOCK_MONOTONIC, ns */
 
 #define KEEP(p) __asm__ volatile("" : : "r"(p) : "memory")
 
-/* A spin-wait hint: pause (x86), yield (arm64), else a compiler barrier. */
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
-}
+/* libkheap's spin-wait hint (pause, yield, or a compiler barrier). */
+#define cpu_relax() kheap_cpu_relax()
 
 /* xorshift64: each thread its own, seeded so every allocator sees the
  * same sequence. */
