@@ -387,6 +387,27 @@ PUBLIC size_t malloc_usable_size(void *p)
 	return glibc_usable_size(p);
 }
 
+/*
+ * malloc_trim(3): kheap gives back what it caches (kheap_trim), and
+ * glibc trims its own heap, which holds the blocks made before the
+ * preload started and the fallback's.  1 when either gave memory back.
+ */
+PUBLIC int malloc_trim(size_t pad)
+{
+	static int (*real)(size_t);
+	int (*fn)(size_t) = __atomic_load_n(&real, __ATOMIC_ACQUIRE);
+	int released = kheap_trim() > 0;
+
+	if (!fn) {
+		fn = (int (*)(size_t))dlsym(RTLD_NEXT, "malloc_trim");
+		if (fn)
+			__atomic_store_n(&real, fn, __ATOMIC_RELEASE);
+	}
+	if (fn && fn(pad))
+		released = 1;
+	return released;
+}
+
 /* ---- KHEAP_PRELOAD_STATS ---- */
 
 static void report(void)

@@ -35,7 +35,7 @@ pool=$(cat $sysfs/pool_size)
 
 "$run" "$top/userlib/tests/test_preload" > "$tmp/t1" 2>&1
 rc=$?
-grep -q '^# Totals: pass:7 fail:0' "$tmp/t1" && [ $rc = 0 ]
+grep -q '^# Totals: pass:8 fail:0' "$tmp/t1" && [ $rc = 0 ]
 rc=$?
 [ $rc = 0 ] || show "$tmp/t1"
 check $rc "test_preload on /dev/kheap (ENOMEM when exhausted)"
@@ -44,7 +44,7 @@ check $rc "test_preload on /dev/kheap (ENOMEM when exhausted)"
 rc=$?
 line=$(grep "comm=test_preload started=1 " "$tmp/stats2" | tail -n 1)
 fb=$(echo "$line" | sed -n 's/.* fallback=\([0-9]*\) .*/\1/p')
-grep -q '^# Totals: pass:7 fail:0' "$tmp/t2" && [ $rc = 0 ] && [ "${fb:-0}" -ge 5 ]
+grep -q '^# Totals: pass:8 fail:0' "$tmp/t2" && [ $rc = 0 ] && [ "${fb:-0}" -ge 5 ]
 rc=$?
 [ $rc = 0 ] || { show "$tmp/t2"; show "$tmp/stats2"; }
 check $rc "test_preload with --pool-fallback; $fb fallbacks counted"

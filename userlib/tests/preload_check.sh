@@ -42,7 +42,7 @@ echo "1..11"
 
 LD_PRELOAD=$region "$here/tests/test_preload" > "$tmp/t1" 2>&1
 rc=$?
-grep -q '^# Totals: pass:7 fail:0' "$tmp/t1" && [ $rc = 0 ]
+grep -q '^# Totals: pass:8 fail:0' "$tmp/t1" && [ $rc = 0 ]
 rc=$?
 [ $rc = 0 ] || diag "$tmp/t1"
 result $rc "test_preload over the region pool (ENOMEM when exhausted)"
@@ -53,7 +53,7 @@ rc=$?
 # the parent's line (the fork child's comes first and has no fallback)
 line=$(grep "pid=[0-9]* comm=test_preload started=1 " "$tmp/stats2" | tail -n 1)
 fb=$(echo "$line" | sed -n 's/.* fallback=\([0-9]*\) .*/\1/p')
-grep -q '^# Totals: pass:7 fail:0' "$tmp/t2" && [ $rc = 0 ] && [ "${fb:-0}" -ge 5 ]
+grep -q '^# Totals: pass:8 fail:0' "$tmp/t2" && [ $rc = 0 ] && [ "${fb:-0}" -ge 5 ]
 rc=$?
 [ $rc = 0 ] || { diag "$tmp/t2"; diag "$tmp/stats2"; }
 result $rc "test_preload in fallback mode; fallbacks counted ($fb)"
@@ -239,6 +239,7 @@ kheap_trim@@KHEAP_1.4
 kheap_vfio_map@@KHEAP_1.1
 kheap_vfio_unmap@@KHEAP_1.1
 malloc
+malloc_trim
 malloc_usable_size
 memalign
 posix_memalign

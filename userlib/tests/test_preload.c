@@ -375,6 +375,33 @@ static void exhaustion(void)
 	free(p);
 }
 
+/* malloc_trim(3) reaches kheap_trim: after these blocks are freed, it
+ * says it gave memory back, and the process holds less of the pool, with
+ * nothing left in its caches (stdio's buffers and other live blocks of
+ * the C library stay). */
+static void trim_gives_back(void)
+{
+	struct stats_head before, after;
+	void *blk[64];
+	int released;
+
+	for (int i = 0; i < 64; i++) {
+		blk[i] = malloc((size_t)(i % 8 + 1) * 4096 + 16);
+		CHECK(ours(blk[i]));
+	}
+	for (int i = 0; i < 64; i++)
+		free(blk[i]);
+	CHECK(k_stats(&before) == 0);
+	released = malloc_trim(0);
+	CHECK(k_stats(&after) == 0);
+	CHECKF(released == 1 && after.bytes_held < before.bytes_held &&
+	       after.bytes_cached == 0,
+	       "malloc_trim %d, held %llu -> %llu bytes, %llu cached", released,
+	       (unsigned long long)before.bytes_held,
+	       (unsigned long long)after.bytes_held,
+	       (unsigned long long)after.bytes_cached);
+}
+
 int main(void)
 {
 	k_phys = (uint64_t (*)(const void *))dlsym(RTLD_DEFAULT, "kheap_phys");
@@ -384,7 +411,7 @@ int main(void)
 		ktap_skip_all("not run under libkheap-preload.so");
 	fallback = getenv("KHEAP_PRELOAD_FALLBACK") &&
 		   strcmp(getenv("KHEAP_PRELOAD_FALLBACK"), "0");
-	ktap_plan(7);
+	ktap_plan(8);
 	RUN(family_is_kheap);
 	RUN(libc_internal_blocks);
 	RUN(foreign_blocks);
@@ -392,5 +419,6 @@ int main(void)
 	RUN(threads);
 	RUN(fork_child);
 	RUN(exhaustion);
+	RUN(trim_gives_back);
 	return ktap_finish();
 }
