@@ -19,9 +19,9 @@ allocate(..., device="0000:03:00.0") and read .device_address.
 from ._buffer import (KheapBuffer, PynqBuffer, allocate, dma_addr, phys,
                       phys_to_virt)
 from ._device import Device, DeviceError, attach
-from ._info import info, stats
+from ._info import info, stats, trim
 
 __version__ = "0.1.0"
 __all__ = ["allocate", "KheapBuffer", "PynqBuffer", "phys", "phys_to_virt",
            "dma_addr",
-           "attach", "Device", "DeviceError", "info", "stats"]
+           "attach", "Device", "DeviceError", "info", "stats", "trim"]

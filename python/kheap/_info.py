@@ -59,3 +59,14 @@ def stats():
         raise _lib.error("kheap_stats")
     return {name: getattr(st, name) for name, _ in _lib.Stats._fields_
             if name != "reserved"}
+
+
+def trim():
+    """Give the pool back what this process only caches (kheap_trim()):
+    every thread's cache, spare slabs, empty arenas and cached chunks.
+    Returns the bytes given back; buffers still allocated stay."""
+    if _lib.trim is None:
+        raise RuntimeError("kheap.trim: this libkheap.so.1 predates "
+                           "kheap_trim() (libkheap 1.4): install a newer "
+                           "libkheap1")
+    return _lib.trim()

@@ -76,6 +76,11 @@ try:
 except AttributeError as e:
     raise ImportError("kheap: this libkheap.so.1 predates kheap_sync() "
                       "(libkheap 1.3): install a newer libkheap1") from e
+# kheap_trim() (libkheap 1.4) is optional: only kheap.trim() needs it.
+try:
+    trim = _proto("kheap_trim", c_size_t)
+except AttributeError:
+    trim = None
 
 # kheap.h
 SYNC_FOR_DEVICE = 1

@@ -68,3 +68,24 @@ def test_stats():
     assert st2["peak_in_use"] >= st2["bytes_in_use"]
     buf.freebuffer()
     assert kheap.stats()["bytes_in_use"] == st["bytes_in_use"]
+
+
+def test_trim():
+    """Freed buffers leave memory cached; trim() gives it back and says
+    how much, and a live buffer is untouched."""
+    keep = kheap.allocate(100_000)
+    keep[:] = 7
+    for _ in range(3):
+        bufs = [kheap.allocate(n) for n in (40_000, 300_000, 5 << 20)]
+        for b in bufs:
+            b.freebuffer()
+    before = kheap.stats()
+    given = kheap.trim()
+    after = kheap.stats()
+    assert given > 0
+    assert after["bytes_held"] == before["bytes_held"] - given
+    assert after["bytes_cached"] == 0 and after["chunks_cached"] == 0
+    assert after["bytes_in_use"] == before["bytes_in_use"]
+    assert (keep == 7).all()
+    assert kheap.trim() == 0
+    keep.freebuffer()
