@@ -7,8 +7,10 @@
 #      once, then cached in /var/cache/kheap);
 #   2. kheap.ko built against it (W=1, warning-free), the selftests and
 #      libkheap's and kheapctl's guest tests as for `make check`;
-#   3. the three guests of scripts/guest-suite.sh on that kernel, with
-#      kheap_failnth_test running for real (fail-nth exists there); each
+#   3. the guests of scripts/guest-suite.sh on that kernel, all booted at
+#      once (GUEST_SPLIT=1: the main suite shared by three guests, then
+#      the IOMMU and ZONE_MOVABLE ones), with kheap_failnth_test running
+#      for real (fail-nth exists there); each
 #      guest then asks kmemleak for two scans and fails on any
 #      unreferenced object of kheap's, and on any KASAN, lockdep,
 #      DMA-API or kmemleak complaint in its kernel log (a WARN or BUG
@@ -106,7 +108,8 @@ export GUEST_PROLOGUE GUEST_EPILOGUE
 # 4 was too little: on a 2-core machine at load 10 the first guest
 # reached only the reserved pool's kheap_fork_test in its 3600 s.
 : "${GUEST_SLOWDOWN:=12}"
-export GUEST_SLOWDOWN
+GUEST_SPLIT=1
+export GUEST_SLOWDOWN GUEST_SPLIT
 
 # shellcheck disable=SC1091
 . scripts/guest-suite.sh
@@ -165,7 +168,7 @@ fi
 ksrc=$(scripts/ksrc.sh 6.12 "$top/.cache/linux-6.12")
 t=$(date +%s)
 guest_suite "$krel" "$out" "$ksrc"
-took "three guests" "$t"
+took "all guests" "$t"
 for c in "$out"/console*.log; do
 	[ -f "$c" ] || continue
 	grep -h '^# boot:' "$c" | tr -d '\r' | sed "s|^# |# $(basename "$c"): |" >> "$times"

@@ -18,6 +18,8 @@
 #   GUEST_SLOWDOWN  factor on every guest's time limit (default 1)
 #   GUEST_PROLOGUE  shell text run first in every guest run script
 #   GUEST_EPILOGUE  shell text run last, before it exits with $status
+#   GUEST_SPLIT     1: the main suite in three guests (main_part), booted
+#                   at once with the IOMMU and ZONE_MOVABLE guests
 # (shell text: complete lines, each ending with a newline).
 # $top, $build, $series are the caller's; "A && B || continue" is meant.
 # shellcheck disable=SC2154,SC2015
@@ -50,6 +52,76 @@ run_guest() {
 	else
 		scripts/run-guest.sh "$@"
 	fi
+}
+
+# main_part PART: the guest shell text of one part of the main suite.
+#   all     everything, in one guest (make check)
+#   contig  kheap.sh's contig pool
+#   pools   kheap.sh's buddy and reserved pools
+#   rest    the rest of kheap.sh (lifecycle, placement, fail-nth, soak),
+#           then what "all" runs after kheap.sh
+main_part() {
+	case $1 in
+	contig) echo 'KHEAP_POOLS=contig KHEAP_SH_MODULE=0 ./kheap.sh || status=1'; return ;;
+	pools) echo 'KHEAP_POOLS="buddy reserved" KHEAP_SH_MODULE=0 ./kheap.sh || status=1'; return ;;
+	rest) echo 'KHEAP_POOLS= ./kheap.sh || status=1' ;;
+	*) echo './kheap.sh || status=1' ;;
+	esac
+	cat <<'RUN'
+./kheap_pm.sh || status=1
+./kheap_dma.sh || status=1
+if [ -d /kheap/userlib/tests ]; then
+	/kheap/selftests/kheap_modload unload 2>/dev/null
+	/kheap/selftests/kheap_modload load size=256M || status=1
+	for t in /kheap/userlib/tests/guest_kheap /kheap/userlib/tests/guest_kheap_shared \
+		/kheap/userlib/tests/guest_dma /kheap/userlib/tests/guest_retain; do
+		$t || status=1
+	done
+	# libkheap-preload.so: ENOMEM, then fallback mode
+	LD_PRELOAD=/kheap/userlib/libkheap-preload.so /kheap/userlib/tests/test_preload ||
+		status=1
+	KHEAP_PRELOAD_FALLBACK=1 LD_PRELOAD=/kheap/userlib/libkheap-preload.so \
+		/kheap/userlib/tests/test_preload || status=1
+	/kheap/selftests/kheap_modload unload || status=1
+fi
+if [ -x /kheap/tools/tests/run.sh ]; then
+	/kheap/tools/tests/run.sh || status=1
+fi
+# Last: it poisons a page of RAM for the rest of the boot.
+/kheap/selftests/kheap_hwpoison_test || status=1
+RUN
+}
+
+# start_guest SUFFIX TITLE LIMIT ARGS...: boot $out/initramfs.cpio with
+# $out/runSUFFIX.sh into $out/consoleSUFFIX.log, its status into
+# $out/guestSUFFIX.rc, and report it; with GUEST_SPLIT=1 in the
+# background, reported by the caller after "wait" ($out/guests.txt).
+start_guest() {
+	sg_sfx=$1
+	sg_title=$2
+	sg_limit=$3
+	shift 3
+	if [ "${GUEST_SPLIT:-0}" -eq 1 ]; then
+		echo "$sg_sfx|$sg_title" >> "$out/guests.txt"
+		(
+			run_guest --quiet --timeout "$sg_limit" "$@" "$krel" \
+				"$out/initramfs.cpio" "$out/run$sg_sfx.sh" "$out/console$sg_sfx.log"
+			echo $? > "$out/guest$sg_sfx.rc"
+		) &
+		return
+	fi
+	run_guest --quiet --timeout "$sg_limit" "$@" "$krel" \
+		"$out/initramfs.cpio" "$out/run$sg_sfx.sh" "$out/console$sg_sfx.log"
+	echo $? > "$out/guest$sg_sfx.rc"
+	report_guest "$sg_sfx" "$sg_title"
+}
+
+# report_guest SUFFIX TITLE: the guest's KTAP, without the kernel's own
+# console lines, and one line for its exit status.
+report_guest() {
+	say "# $2"
+	grep -v '^\[ *[0-9]*\.[0-9]*\]' "$out/console$1.log" | tr -d '\r'
+	check_result "$2" "$(cat "$out/guest$1.rc" 2>/dev/null || echo 1)"
 }
 
 # guest_suite KREL OUT KSRC
@@ -120,46 +192,31 @@ guest_suite() {
 	fi
 	KHEAP_MODBASE=${GUEST_MODBASE:-/} scripts/mkinitramfs.sh "$krel" "$stage" "$out/initramfs.cpio"
 
-	cat > "$out/run.sh" <<RUN
-${GUEST_PROLOGUE:-}export KHEAP_KO=/kheap/kheap.ko
+	# The main suite: one guest, or with GUEST_SPLIT=1 three that share
+	# it (see main_part), booted side by side with the other two.
+	if [ "${GUEST_SPLIT:-0}" -eq 1 ]; then
+		parts="contig pools rest"
+	else
+		parts="all"
+	fi
+	for gs_part in $parts; do
+		gs_sfx=$([ "$gs_part" = all ] || echo "-$gs_part")
+		{
+			printf '%s' "${GUEST_PROLOGUE:-}"
+			cat <<RUN
+export KHEAP_KO=/kheap/kheap.ko
 export KHEAP_RESERVED="phys=$reserved_phys size=$reserved_size"
 export KHEAP_EDU="$edu_direct_env" KHEAP_DMA_IOMMU=0
 export KHEAP_VFIO_MODULES=/kheap/modules/vfio
 export KHEAP_DMABUF_MODULES=/kheap/modules/dmabuf
 status=0
-cd /kheap/selftests && ./kheap.sh || status=1
-./kheap_pm.sh || status=1
-./kheap_dma.sh || status=1
-if [ -d /kheap/userlib/tests ]; then
-	/kheap/selftests/kheap_modload unload 2>/dev/null
-	/kheap/selftests/kheap_modload load size=256M || status=1
-	for t in /kheap/userlib/tests/guest_kheap /kheap/userlib/tests/guest_kheap_shared \
-		/kheap/userlib/tests/guest_dma /kheap/userlib/tests/guest_retain; do
-		\$t || status=1
-	done
-	# libkheap-preload.so: ENOMEM, then fallback mode
-	LD_PRELOAD=/kheap/userlib/libkheap-preload.so /kheap/userlib/tests/test_preload ||
-		status=1
-	KHEAP_PRELOAD_FALLBACK=1 LD_PRELOAD=/kheap/userlib/libkheap-preload.so \
-		/kheap/userlib/tests/test_preload || status=1
-	/kheap/selftests/kheap_modload unload || status=1
-fi
-if [ -x /kheap/tools/tests/run.sh ]; then
-	/kheap/tools/tests/run.sh || status=1
-fi
-# Last: it poisons a page of RAM for the rest of the boot.
-/kheap/selftests/kheap_hwpoison_test || status=1
-${GUEST_EPILOGUE:-}exit \$status
+cd /kheap/selftests || exit 1
 RUN
-	say "# guest $krel"
-	run_guest --quiet --timeout $((900 * slow)) \
-		--append "nokaslr memmap=$reserved_size\$$reserved_phys" \
-		--qemu "$edu_direct" \
-		"$krel" "$out/initramfs.cpio" "$out/run.sh" "$out/console.log"
-	rc=$?
-	# The guest's KTAP, without the kernel's own console lines.
-	grep -v '^\[ *[0-9]*\.[0-9]*\]' "$out/console.log" | tr -d '\r'
-	check_result "guest run on $krel" "$rc"
+			main_part "$gs_part"
+			printf '%s' "${GUEST_EPILOGUE:-}"
+			echo "exit \$status"
+		} > "$out/run$gs_sfx.sh"
+	done
 
 	# The same initramfs behind an IOMMU: the device address tests only.
 	cat > "$out/run-iommu.sh" <<RUN
@@ -176,14 +233,6 @@ if [ -x /kheap/userlib/tests/guest_dma ]; then
 fi
 ${GUEST_EPILOGUE:-}exit \$status
 RUN
-	say "# guest $krel, IOMMU"
-	run_guest --quiet --timeout $((900 * slow)) --iommu \
-		--append "nokaslr memmap=$reserved_size\$$reserved_phys" \
-		--qemu "$edu_iommu" \
-		"$krel" "$out/initramfs.cpio" "$out/run-iommu.sh" "$out/console-iommu.log"
-	rc=$?
-	grep -v '^\[ *[0-9]*\.[0-9]*\]' "$out/console-iommu.log" | tr -d '\r'
-	check_result "guest run with IOMMU on $krel" "$rc"
 
 	# The same initramfs with a large ZONE_MOVABLE: the pool placement
 	# tests only (the other guests need 800 MiB of contiguous free RAM).
@@ -193,13 +242,28 @@ cd /kheap/selftests && ./kheap_movable_test
 status=\$?
 ${GUEST_EPILOGUE:-}exit \$status
 RUN
-	say "# guest $krel, movablecore=$movablecore"
-	run_guest --quiet --timeout $((300 * slow)) \
-		--append "nokaslr movablecore=$movablecore" \
-		"$krel" "$out/initramfs.cpio" "$out/run-movable.sh" "$out/console-movable.log"
-	rc=$?
-	grep -v '^\[ *[0-9]*\.[0-9]*\]' "$out/console-movable.log" | tr -d '\r'
-	check_result "guest run with movablecore= on $krel" "$rc"
+
+	# One after the other, or all at once with GUEST_SPLIT=1: each TCG
+	# guest keeps about one host core busy, and the longest sets the pace.
+	: > "$out/guests.txt"
+	for gs_part in $parts; do
+		gs_sfx=$([ "$gs_part" = all ] || echo "-$gs_part")
+		gs_title=$([ "$gs_part" = all ] || echo " ($gs_part)")
+		start_guest "$gs_sfx" "guest run on $krel$gs_title" $((900 * slow)) \
+			--append "nokaslr memmap=$reserved_size\$$reserved_phys" \
+			--qemu "$edu_direct"
+	done
+	start_guest -iommu "guest run with IOMMU on $krel" $((900 * slow)) --iommu \
+		--append "nokaslr memmap=$reserved_size\$$reserved_phys" \
+		--qemu "$edu_iommu"
+	start_guest -movable "guest run with movablecore= on $krel" $((300 * slow)) \
+		--append "nokaslr movablecore=$movablecore"
+	if [ "${GUEST_SPLIT:-0}" -eq 1 ]; then
+		wait
+		while IFS='|' read -r gs_sfx gs_title; do
+			report_guest "$gs_sfx" "$gs_title"
+		done < "$out/guests.txt"
+	fi
 
 	# Over the host's root (9p, tmpfs overlay): tests/rootfs/, programs
 	# that nobody here wrote.  Newest Debian kernel only: they test
