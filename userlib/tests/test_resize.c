@@ -68,6 +68,23 @@ static struct kheap_stats stats(void)
 	return st;
 }
 
+/*
+ * A fresh provider of @pool bytes and a 40 MiB dedicated block on it,
+ * filled from @seed (0: left as the kernel gave it); NULL, counted as a
+ * failure, if the block cannot be had.
+ */
+static char *fresh_block(size_t pool, unsigned int seed)
+{
+	char *p;
+
+	use_region(pool);
+	p = kheap_malloc(40 * MIB);
+	CHECK(p != NULL);
+	if (p && seed)
+		fill(p, 40 * MIB, seed);
+	return p;
+}
+
 static const struct chunk *chunk_of(const void *p)
 {
 	return kh.owner[gran_of((uintptr_t)p)];
@@ -79,12 +96,9 @@ static void test_grow_in_place(void)
 	struct kheap_stats a, b;
 	char *p, *q;
 
-	use_region(256 * MIB);
-	p = kheap_malloc(40 * MIB);
-	CHECK(p != NULL);
+	p = fresh_block(256 * MIB, 1);
 	if (!p)
 		return;
-	fill(p, 40 * MIB, 1);
 	a = stats();
 	q = kheap_realloc(p, 100 * MIB);
 	CHECK(q == p);
@@ -136,12 +150,9 @@ static void test_shrink_gives_back(void)
 	char *p, *q, *r;
 
 	/* Arenas of 8 MiB: 5 MiB is still a dedicated block. */
-	use_region(64 * MIB);
-	p = kheap_malloc(40 * MIB);
-	CHECK(p != NULL);
+	p = fresh_block(64 * MIB, 3);
 	if (!p)
 		return;
-	fill(p, 40 * MIB, 3);
 	a = stats();
 	q = kheap_realloc(p, 5 * MIB);
 	b = stats();
@@ -170,9 +181,7 @@ static void test_small_shrink_keeps_chunk(void)
 	struct kheap_stats a, b;
 	char *p, *q;
 
-	use_region(256 * MIB);
-	p = kheap_malloc(40 * MIB);
-	CHECK(p != NULL);
+	p = fresh_block(256 * MIB, 0);
 	if (!p)
 		return;
 	a = stats();
@@ -230,9 +239,7 @@ static void test_devices_block_resize(void)
 	char *p, *q;
 	int h;
 
-	use_region(256 * MIB);
-	p = kheap_malloc(40 * MIB);
-	CHECK(p != NULL);
+	p = fresh_block(256 * MIB, 0);
 	if (!p)
 		return;
 	h = kheap_attach("fake0");
@@ -281,12 +288,9 @@ static void test_fork_child(void)
 	pid_t pid;
 	int st;
 
-	use_region(256 * MIB);
-	p = kheap_malloc(40 * MIB);
-	CHECK(p != NULL);
+	p = fresh_block(256 * MIB, 5);
 	if (!p)
 		return;
-	fill(p, 40 * MIB, 5);
 	pid = fork();
 	if (pid == 0) {
 		struct kheap_stats a = stats();
