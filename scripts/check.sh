@@ -101,6 +101,9 @@ scripts/dkms-check.sh "$build/dkms" 2>&1
 # --- the syzkaller description against the uapi header (host, 1 s) ----------
 python3 syzkaller/check.py 2>&1
 
+# --- run-guest.sh's refusals of what it cannot boot (host, 1 s) --------------
+scripts/run-guest-check.sh 2>&1
+
 # --- guests -----------------------------------------------------------------
 for s in $series; do
 	krel=$(scripts/kernels.sh "$s") || continue

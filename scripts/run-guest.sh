@@ -72,6 +72,11 @@ initramfs=$2
 runscript=$3
 log=$4
 
+# A bad root is refused before anything is made: scripts/run-guest-check.sh.
+if [ "$rootfs" -eq 1 ]; then
+	[ -d "$rootdir" ] || { echo "run-guest.sh: no directory $rootdir" >&2; exit 2; }
+	case "$rootdir" in *,* | *' '*) echo "run-guest.sh: $rootdir: no commas or spaces" >&2; exit 2 ;; esac
+fi
 [ -n "$kernel" ] || kernel=/boot/vmlinuz-$krel
 [ -r "$kernel" ] || { echo "run-guest.sh: $kernel missing" >&2; exit 1; }
 
@@ -106,8 +111,6 @@ fi
 # keeps inode numbers unique across the host's file systems.
 rootfs_dev=""
 if [ "$rootfs" -eq 1 ]; then
-	[ -d "$rootdir" ] || { echo "run-guest.sh: no directory $rootdir" >&2; exit 2; }
-	case "$rootdir" in *,* | *' '*) echo "run-guest.sh: $rootdir: no commas or spaces" >&2; exit 2 ;; esac
 	rootfs_dev="-virtfs local,path=$rootdir,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
 	cmdline="$cmdline kheapguest.rootfs=1"
 	[ "$mem_given" -eq 1 ] || mem=2G
