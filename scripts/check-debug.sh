@@ -7,9 +7,9 @@
 #      once, then cached in /var/cache/kheap);
 #   2. kheap.ko built against it (W=1, warning-free), the selftests and
 #      libkheap's and kheapctl's guest tests as for `make check`;
-#   3. the guests of scripts/guest-suite.sh on that kernel, all booted at
-#      once (GUEST_SPLIT=1: the main suite shared by three guests, then
-#      the IOMMU and ZONE_MOVABLE ones), with kheap_failnth_test running
+#   3. the guests of scripts/guest-suite.sh on that kernel, two at a time
+#      (GUEST_SPLIT=1: the main suite shared by three guests, then the
+#      IOMMU and ZONE_MOVABLE ones), with kheap_failnth_test running
 #      for real (fail-nth exists there); each
 #      guest then asks kmemleak for two scans and fails on any
 #      unreferenced object of kheap's, and on any KASAN, lockdep,

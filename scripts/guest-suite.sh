@@ -19,7 +19,8 @@
 #   GUEST_PROLOGUE  shell text run first in every guest run script
 #   GUEST_EPILOGUE  shell text run last, before it exits with $status
 #   GUEST_SPLIT     1: the main suite in three guests (main_part), booted
-#                   at once with the IOMMU and ZONE_MOVABLE guests
+#                   with the IOMMU and ZONE_MOVABLE guests GUEST_JOBS
+#                   (default 2) at a time
 # (shell text: complete lines, each ending with a newline).
 # $top, $build, $series are the caller's; "A && B || continue" is meant.
 # shellcheck disable=SC2154,SC2015
@@ -92,6 +93,23 @@ fi
 RUN
 }
 
+# wait_for_slot: return once fewer than GUEST_JOBS (default 2) guests
+# started by start_guest still run.  One guest per host core: more would
+# share the cores, and the tests' own time limits (the kselftest
+# harness's 30 s) are set for a guest with a core of its own.
+wait_for_slot() {
+	while :; do
+		ws_live=""
+		for ws_pid in ${sg_pids:-}; do
+			! kill -0 "$ws_pid" 2>/dev/null || ws_live="$ws_live $ws_pid"
+		done
+		sg_pids=$ws_live
+		# shellcheck disable=SC2086	# a word list of pids
+		[ "$(set -- $sg_pids; echo $#)" -ge "${GUEST_JOBS:-2}" ] || return 0
+		sleep 5
+	done
+}
+
 # start_guest SUFFIX TITLE LIMIT ARGS...: boot $out/initramfs.cpio with
 # $out/runSUFFIX.sh into $out/consoleSUFFIX.log, its status into
 # $out/guestSUFFIX.rc, and report it; with GUEST_SPLIT=1 in the
@@ -103,11 +121,13 @@ start_guest() {
 	shift 3
 	if [ "${GUEST_SPLIT:-0}" -eq 1 ]; then
 		echo "$sg_sfx|$sg_title" >> "$out/guests.txt"
+		wait_for_slot
 		(
 			run_guest --quiet --timeout "$sg_limit" "$@" "$krel" \
 				"$out/initramfs.cpio" "$out/run$sg_sfx.sh" "$out/console$sg_sfx.log"
 			echo $? > "$out/guest$sg_sfx.rc"
 		) &
+		sg_pids="${sg_pids:-} $!"
 		return
 	fi
 	run_guest --quiet --timeout "$sg_limit" "$@" "$krel" \
@@ -195,7 +215,8 @@ guest_suite() {
 	# The main suite: one guest, or with GUEST_SPLIT=1 three that share
 	# it (see main_part), booted side by side with the other two.
 	if [ "${GUEST_SPLIT:-0}" -eq 1 ]; then
-		parts="contig pools rest"
+		# Longest first, so that the short ones fill in at the end.
+		parts="rest pools contig"
 	else
 		parts="all"
 	fi
@@ -243,8 +264,8 @@ status=\$?
 ${GUEST_EPILOGUE:-}exit \$status
 RUN
 
-	# One after the other, or all at once with GUEST_SPLIT=1: each TCG
-	# guest keeps about one host core busy, and the longest sets the pace.
+	# One after the other, or with GUEST_SPLIT=1 GUEST_JOBS at a time
+	# (wait_for_slot): each TCG guest keeps about one host core busy.
 	: > "$out/guests.txt"
 	for gs_part in $parts; do
 		gs_sfx=$([ "$gs_part" = all ] || echo "-$gs_part")

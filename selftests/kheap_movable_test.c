@@ -183,7 +183,7 @@ FIXTURE_TEARDOWN(movable)
 	}
 }
 
-TEST_F(movable, pool_outside_movable_zone)
+TEST_F_TIMEOUT(movable, pool_outside_movable_zone, 120)
 {
 	struct zone_span spans[16];
 	int n, i, movable = 0;
