@@ -30,6 +30,15 @@
  * The kernels kheap supports (6.1 to 6.12) have no partial CPU access
  * callbacks (begin_cpu_access_partial is an Android addition): the whole
  * range is synced for every mapped attachment.
+ *
+ * One dma-buf may be mapped more than once for the same device: each
+ * import into another DRM file is an attachment of its own.  The DMA API
+ * refuses overlapping mappings that each sync the CPU caches (DMA-API
+ * debugging WARNs on them), so a map is done with DMA_ATTR_SKIP_CPU_SYNC
+ * and then synced for the device by hand, and an unmap synced for the
+ * CPU by hand first: the same cache maintenance, and the same swiotlb
+ * copies, as a plain map and unmap, as udmabuf and DRM's PRIME helpers
+ * map theirs.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -211,8 +220,10 @@ static struct sg_table *kheap_dmabuf_map(struct dma_buf_attachment *attach,
 		ret = -EBUSY;
 		goto out;
 	}
-	ret = dma_map_sgtable(a->dev, &a->sgt, dir, 0);
+	ret = dma_map_sgtable(a->dev, &a->sgt, dir, DMA_ATTR_SKIP_CPU_SYNC);
 	if (!ret) {
+		/* The sync the map skipped; see the top of this file. */
+		dma_sync_sgtable_for_device(a->dev, &a->sgt, dir);
 		a->dir = dir;
 		a->mapped = true;
 	}
@@ -229,7 +240,8 @@ static void kheap_dmabuf_unmap(struct dma_buf_attachment *attach,
 	struct kheap_dmabuf_attachment *a = attach->priv;
 
 	mutex_lock(&kb->lock);
-	dma_unmap_sgtable(a->dev, sgt, dir, 0);
+	dma_sync_sgtable_for_cpu(a->dev, sgt, dir);
+	dma_unmap_sgtable(a->dev, sgt, dir, DMA_ATTR_SKIP_CPU_SYNC);
 	a->mapped = false;
 	mutex_unlock(&kb->lock);
 }
