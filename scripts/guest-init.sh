@@ -88,9 +88,10 @@ fi
 
 # The kernel's own verdict: any complaint or unexpected taint fails the boot.
 # Allowed taints: O (out-of-tree, 4096) and E (unsigned, 8192).
-if dmesg | grep -E 'WARNING:|BUG:|Oops|Call Trace|Kernel panic|general protection' >/dev/null; then
+# (/kernel-complaints.awk: scripts/kernel-complaints.awk.)
+if [ -n "$(dmesg | awk -f /kernel-complaints.awk)" ]; then
 	echo "KHEAP-GUEST-DMESG-BAD"
-	dmesg | grep -E -A20 'WARNING:|BUG:|Oops|Call Trace|Kernel panic|general protection'
+	dmesg | awk -f /kernel-complaints.awk
 	status=1
 fi
 taint=$(cat /proc/sys/kernel/tainted)

@@ -25,6 +25,7 @@ mkdir -p "$root/bin" "$root/sbin" "$root/etc" "$root/proc" "$root/sys" \
 	"$root/lib/modules/$krel"
 cp /bin/busybox "$root/bin/busybox"
 cp "$here/guest-init.sh" "$root/init"
+cp "$here/kernel-complaints.awk" "$root/kernel-complaints.awk"
 chmod 0755 "$root/init"
 cp -a "$stage/." "$root/kheap/"
 echo "root:x:0:0:root:/:/bin/sh" > "$root/etc/passwd"

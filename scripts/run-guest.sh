@@ -39,6 +39,7 @@
 #                   powers the guest off, and the console is still logged
 set -eu
 append=""
+here=$(cd "$(dirname "$0")" && pwd)
 timeout=600
 mem=1G
 mem_given=0
@@ -165,7 +166,9 @@ if ! grep -q '^KHEAP-GUEST-END status=0' "$log"; then
 	echo "run-guest.sh: $krel: no success marker on the console" >&2
 	verdict=1
 fi
-if grep -E '^\[ *[0-9]+\.[0-9]+\] .*(WARNING:|BUG:|Oops|Call Trace|Kernel panic|general protection)' "$log" >&2; then
+complaints=$(awk -v kernel=1 -f "$here/kernel-complaints.awk" "$log")
+if [ -n "$complaints" ]; then
+	printf '%s\n' "$complaints" >&2
 	echo "run-guest.sh: $krel: the kernel complained (above)" >&2
 	verdict=1
 fi

@@ -703,18 +703,24 @@ struct kmsg_bad {
 	int count;
 };
 
+bool kheap_kmsg_is_bad(const char *msg)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(kmsg_bad) / sizeof(kmsg_bad[0]); i++)
+		if (strstr(msg, kmsg_bad[i]))
+			return true;
+	return false;
+}
+
 static void kmsg_check_bad(const char *msg, void *arg)
 {
 	struct kmsg_bad *kb = arg;
-	size_t i;
 
-	for (i = 0; i < sizeof(kmsg_bad) / sizeof(kmsg_bad[0]); i++) {
-		if (strstr(msg, kmsg_bad[i])) {
-			kb->count++;
-			if (kb->bad)
-				kb->bad(msg, kb->arg);
-			return;
-		}
+	if (kheap_kmsg_is_bad(msg)) {
+		kb->count++;
+		if (kb->bad)
+			kb->bad(msg, kb->arg);
 	}
 }
 

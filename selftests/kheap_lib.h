@@ -165,5 +165,7 @@ int kheap_kmsg_scan(int fd, void (*bad)(const char *msg, void *arg),
  * with the text of each record.  The number of records, or -errno.
  */
 int kheap_kmsg_read(int fd, void (*fn)(const char *msg, void *arg), void *arg);
+/* Whether one record is of the kind kheap_kmsg_scan() counts. */
+bool kheap_kmsg_is_bad(const char *msg);
 
 #endif /* KHEAP_LIB_H */
