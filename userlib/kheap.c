@@ -85,17 +85,23 @@ static void *central_block(struct tcache *tc, size_t n, size_t align,
 			   uintptr_t *dirty)
 {
 	void *p;
-	int err;
+	int err, short_pool = 0;
 
 	heap_lock();
 	kh.grow_err = 0;
 	p = heap_alloc_block(n, align, dirty);
 	if (!p) {
 		reclaim_locked(tc);
+		short_pool = 1;
 		p = heap_alloc_block(n, align, dirty);
 	}
 	if (p)
 		out_add(tlsf_usable_size(p));
+	/* A medium miss: the next few of this size in the same trip (no
+	 * batch when the pool just ran short: it could not spare them). */
+	if (p && tc && !align && !short_pool && n > SMALL_MAX &&
+	    n <= TC_MED_MAX)
+		tcache_med_refill_locked(tc, n);
 	err = kh.grow_err;
 	heap_unlock();
 	if (!p)
@@ -166,7 +172,8 @@ static void *malloc_slow_tc(struct tcache *tc, size_t n)
 	}
 	if (is_huge(n))
 		return central_huge(tc, n, 0, NULL, 0);
-	if (tc && n <= TC_MED_MAX && (p = med_pop(tc, n)))
+	if (tc && n <= TC_MED_MAX &&
+	    ((p = med_pop(tc, n)) || (p = hand_out(tc_med_pop_any(tc, n)))))
 		return p;
 	return central_block(tc, n, 0, NULL);
 }
@@ -286,6 +293,10 @@ static __attribute__((noinline)) void free_slow(void *p)
 
 			tc_enter(tc);
 			cached = tc_med_push(tc, p, u);
+			if (!cached && u >= TC_MED_MIN && u <= TC_MED_MAX) {
+				tcache_med_overflow(tc, p, u);
+				cached = 1;
+			}
 			if (cached)
 				tc_freed(tc);
 			tc_leave(tc);
