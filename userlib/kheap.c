@@ -98,9 +98,11 @@ static void *central_block(struct tcache *tc, size_t n, size_t align,
 	if (p)
 		out_add(tlsf_usable_size(p));
 	/* A medium miss: the next few of this size in the same trip (no
-	 * batch when the pool just ran short: it could not spare them). */
+	 * batch when the pool just ran short: it could not spare them, nor
+	 * while the process has one thread: its lock is a plain store, and
+	 * a batch costs utilisation, tcache.c). */
 	if (p && tc && !align && !short_pool && n > SMALL_MAX &&
-	    n <= TC_MED_MAX)
+	    n <= TC_MED_MAX && !kheap_single_threaded())
 		tcache_med_refill_locked(tc, n);
 	err = kh.grow_err;
 	heap_unlock();

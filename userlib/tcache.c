@@ -2,6 +2,11 @@
 /*
  * tcache.c - per-thread caches: creation, refill, flush, exit, fork.
  * See tcache.h for the policy.
+ *
+ * The medium path (TLSF blocks of 1-128 KiB) meets the heap lock only on a
+ * miss or an overflow, and then moves a batch: a miss of an empty bin
+ * takes several blocks of the size asked for, a full bin gives half of
+ * itself back ("Medium batches" below says how much and why).
  */
 #include <errno.h>
 #include <linux/membarrier.h>
@@ -291,7 +296,11 @@ void *tcache_refill(struct tcache *tc, unsigned c)
  * overflows, so a thread that frees as much as it allocates of a size
  * does not take blocks it will only give back.  Exactly the size asked
  * for, not the bin's largest: a block handed out later wastes no more
- * than one taken on its own (utilisation).  The free side mirrors it: a
+ * than one taken on its own.  Still, batched blocks later serve smaller
+ * requests of the bin below, and utilisation at the first failure fell
+ * from 96.3 to 94.4 % in kbench's 16 B-8 KiB run; so a process with one
+ * thread, whose heap lock is a plain store (lock.h), takes no batches
+ * (kheap.c, central_block).  The free side mirrors it: a
  * block that does not fit its bin sends the newer half of that bin back
  * under one lock; one that does not fit the cache's byte bound, the newer
  * half of the largest bins until the cache is down to three quarters of

@@ -123,11 +123,26 @@ static void df_medium_tlsf(void)
 	kheap_free(q);
 }
 
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+/* Batches are for processes with threads (tcache.c): start one. */
+static void start_a_thread(void)
+{
+	pthread_t t;
+
+	pthread_create(&t, NULL, nothing, NULL);
+	pthread_join(t, NULL);
+}
+
 /* A block of a batch refill (tcache.c), freed twice. */
 static void df_medium_batch(void)
 {
 	void *v[4];
 
+	start_a_thread();
 	for (int i = 0; i < 4; i++)	/* the second and fourth take batches */
 		v[i] = kheap_malloc(3000);
 	kheap_free(v[2]);	/* handed out from the second's batch */
@@ -139,6 +154,7 @@ static void df_medium_overflow(void)
 {
 	void *v[40];
 
+	start_a_thread();
 	for (int i = 0; i < 40; i++)
 		v[i] = kheap_malloc(3000);
 	/* 7 cached from the last batch: v[9] overflows the bin of 16 and

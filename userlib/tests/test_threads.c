@@ -520,6 +520,9 @@ static void test_medium_batch(void)
 	size_t u = 0;
 
 	use_region(64 * MIB);	/* a fresh heap: this thread has no cache */
+	/* batches are for processes with threads: the earlier tests made
+	 * this one such for good */
+	CHECK(!kheap_single_threaded());
 	for (int i = 0; i < 17; i++) {
 		v[i] = kheap_malloc(3000);
 		CHECK(v[i] != NULL);
