@@ -295,7 +295,9 @@ static __attribute__((noinline)) void free_slow(void *p)
 
 			tc_enter(tc);
 			cached = tc_med_push(tc, p, u);
-			if (!cached && u >= TC_MED_MIN && u <= TC_MED_MAX) {
+			/* half a bin back at once, with threads (tcache.c) */
+			if (!cached && !kheap_single_threaded() &&
+			    u >= TC_MED_MIN && u <= TC_MED_MAX) {
 				tcache_med_overflow(tc, p, u);
 				cached = 1;
 			}

@@ -300,7 +300,9 @@ void *tcache_refill(struct tcache *tc, unsigned c)
  * requests of the bin below, and utilisation at the first failure fell
  * from 96.3 to 94.4 % in kbench's 16 B-8 KiB run; so a process with one
  * thread, whose heap lock is a plain store (lock.h), takes no batches
- * (kheap.c, central_block).  The free side mirrors it: a
+ * (kheap.c, central_block) and gives blocks back one at a time as before
+ * (more TLSF work for no lock saved).  With threads, the free side
+ * mirrors the miss side: a
  * block that does not fit its bin sends the newer half of that bin back
  * under one lock; one that does not fit the cache's byte bound, the newer
  * half of the largest bins until the cache is down to three quarters of

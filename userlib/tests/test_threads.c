@@ -561,6 +561,19 @@ static void test_medium_batch(void)
 	       (unsigned long long)cached_now());
 	kheap_free(v[0]);
 	kheap__flush_thread_cache();
+	/* over the byte bound (1 MiB here): down to 3/4 of it, a bin's
+	 * first block kept; never above it */
+	for (int i = 0; i < 16; i++)
+		v[i] = kheap_malloc((size_t)(65 + 4 * i) << 10);
+	for (int i = 0; i < 16; i++) {
+		CHECK(v[i] != NULL);
+		kheap_free(v[i]);
+		CHECK(cached_now() <= MIB);
+	}
+	ktap_diag("%llu bytes cached after 16 blocks of 65-125 KiB",
+		  (unsigned long long)cached_now());
+	CHECK(cached_now() >= MIB / 2);
+	kheap__flush_thread_cache();
 	CHECK(kheap__check() == 0);
 }
 
