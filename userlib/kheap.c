@@ -3,7 +3,8 @@
  * kheap.c - the public entry points.
  *
  * Requests up to 1 KiB are small (slabs, through the thread cache), up to
- * half an arena are TLSF blocks (thread cache for 1-128 KiB, else the
+ * half an arena are TLSF blocks (thread cache for 1-128 KiB, refilled and
+ * flushed in batches when the process has threads, tcache.c; else the
  * shared TLSF under the heap lock), larger ones get a dedicated chunk.
  * The fast paths touch only this thread's cache and the read-mostly
  * granule map.
