@@ -313,6 +313,17 @@ void *heap_alloc_block(size_t n, size_t align, uintptr_t *dirty_before)
 	return p;
 }
 
+void *heap_alloc_block_held(size_t n)
+{
+	void *p = tlsf_malloc(&kh.tlsf, n);
+
+	if (!p)
+		return NULL;
+	note_dirty(p);
+	arena_of(p)->used += tlsf_usable_size(p);
+	return p;
+}
+
 void *heap_alloc_frame(void)
 {
 	char *f = tlsf_alloc_frame(&kh.tlsf, SLAB_SIZE, SLAB_SIZE);

@@ -211,6 +211,9 @@ int heap_ensure(void) HIDDEN;	/* takes the lock itself; 0 or -errno */
  * pool has no room.  dirty_before, if given, gets the arena's zero mark
  * before the allocation (for heap_calloc_clear). */
 void *heap_alloc_block(size_t n, size_t align, uintptr_t *dirty_before) HIDDEN;
+/* The same from the arenas already held, never growing the heap (a
+ * thread cache's batch refill); NULL when they have no room. */
+void *heap_alloc_block_held(size_t n) HIDDEN;
 /* align value asking heap_alloc_block for room to grow (realloc). */
 #define HEAP_ROOMY	((size_t)1)
 void heap_free_block(void *p) HIDDEN;

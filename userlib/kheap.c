@@ -3,7 +3,8 @@
  * kheap.c - the public entry points.
  *
  * Requests up to 1 KiB are small (slabs, through the thread cache), up to
- * half an arena are TLSF blocks (thread cache for 1-128 KiB, else the
+ * half an arena are TLSF blocks (thread cache for 1-128 KiB, refilled and
+ * flushed in batches when the process has threads, tcache.c; else the
  * shared TLSF under the heap lock), larger ones get a dedicated chunk.
  * The fast paths touch only this thread's cache and the read-mostly
  * granule map.
@@ -85,17 +86,25 @@ static void *central_block(struct tcache *tc, size_t n, size_t align,
 			   uintptr_t *dirty)
 {
 	void *p;
-	int err;
+	int err, short_pool = 0;
 
 	heap_lock();
 	kh.grow_err = 0;
 	p = heap_alloc_block(n, align, dirty);
 	if (!p) {
 		reclaim_locked(tc);
+		short_pool = 1;
 		p = heap_alloc_block(n, align, dirty);
 	}
 	if (p)
 		out_add(tlsf_usable_size(p));
+	/* A medium miss: the next few of this size in the same trip (no
+	 * batch when the pool just ran short: it could not spare them, nor
+	 * while the process has one thread: its lock is a plain store, and
+	 * a batch costs utilisation, tcache.c). */
+	if (p && tc && !align && !short_pool && n > SMALL_MAX &&
+	    n <= TC_MED_MAX && !kheap_single_threaded())
+		tcache_med_refill_locked(tc, n);
 	err = kh.grow_err;
 	heap_unlock();
 	if (!p)
@@ -166,7 +175,8 @@ static void *malloc_slow_tc(struct tcache *tc, size_t n)
 	}
 	if (is_huge(n))
 		return central_huge(tc, n, 0, NULL, 0);
-	if (tc && n <= TC_MED_MAX && (p = med_pop(tc, n)))
+	if (tc && n <= TC_MED_MAX &&
+	    ((p = med_pop(tc, n)) || (p = hand_out(tc_med_pop_any(tc, n)))))
 		return p;
 	return central_block(tc, n, 0, NULL);
 }
@@ -286,6 +296,12 @@ static __attribute__((noinline)) void free_slow(void *p)
 
 			tc_enter(tc);
 			cached = tc_med_push(tc, p, u);
+			/* half a bin back at once, with threads (tcache.c) */
+			if (!cached && !kheap_single_threaded() &&
+			    u >= TC_MED_MIN && u <= TC_MED_MAX) {
+				tcache_med_overflow(tc, p, u);
+				cached = 1;
+			}
 			if (cached)
 				tc_freed(tc);
 			tc_leave(tc);

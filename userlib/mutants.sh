@@ -88,6 +88,18 @@ mutants() {
 	m calloc_clears_fresh_chunk kheap.c \
 		'if (p && dirty > (uintptr_t)p)' \
 		'if (p && (dirty = (uintptr_t)p + n))'
+	m medium_batch_marked_in_use tcache.c \
+		'*live_of((uintptr_t)p) = LIVE_FREED;\n\t\tif (!tc_med_push' \
+		'*live_of((uintptr_t)p) = LIVE_USED;\n\t\tif (!tc_med_push'
+	m medium_batch_not_counted tcache.c \
+		'\t\tkh.out += u;\n\t\tif (kh.out > kh.peak_out)' \
+		'\t\tif (kh.out > kh.peak_out)'
+	m medium_overflow_keeps_batch tcache.c \
+		'if (m->fill > 1)\n\t\t\t\tm->fill /= 2;' \
+		'(void)0;'
+	m medium_overflow_one_block kheap.c \
+		'tcache_med_overflow(tc, p, u);\n\t\t\t\tcached = 1;' \
+		'(void)0;'
 }
 
 selected() {

@@ -2,6 +2,11 @@
 /*
  * tcache.c - per-thread caches: creation, refill, flush, exit, fork.
  * See tcache.h for the policy.
+ *
+ * The medium path (TLSF blocks of 1-128 KiB) meets the heap lock only on a
+ * miss or an overflow, and then moves a batch: a miss of an empty bin
+ * takes several blocks of the size asked for, a full bin gives half of
+ * itself back ("Medium batches" below says how much and why).
  */
 #include <errno.h>
 #include <linux/membarrier.h>
@@ -84,6 +89,7 @@ static void init_caps(struct tcache *tc)
 		size_t lo = (size_t)(8 + b % 8) << (b / 8 + 7);
 
 		tc->med[b].cap = TC_MED_CAP_FOR(lo);
+		tc->med[b].fill = 1;
 	}
 	tc->med_limit = kh.pool.size / 64;
 	if (tc->med_limit > ((size_t)1 << 20))
@@ -278,6 +284,109 @@ void *tcache_refill(struct tcache *tc, unsigned c)
 	b->count = got - 1;
 	tc_account(tc, (ptrdiff_t)(got - 1) * sz);
 	return b->items[got - 1];
+}
+
+/*
+ * Medium batches.  A miss takes the heap lock anyway; when the bin of the
+ * size asked for was empty (the thread allocates that size faster than it
+ * frees it: a producer, or a growing working set), further blocks of that
+ * size are taken in the same trip, from arenas already held (a batch
+ * never grows the heap), so the next misses cost no lock.  The batch
+ * doubles at each such miss up to half the bin, and halves when the bin
+ * overflows, so a thread that frees as much as it allocates of a size
+ * does not take blocks it will only give back.  Exactly the size asked
+ * for, not the bin's largest: a block handed out later wastes no more
+ * than one taken on its own.  Still, batched blocks later serve smaller
+ * requests of the bin below, and utilisation at the first failure fell
+ * from 96.3 to 94.4 % in kbench's 16 B-8 KiB run; so a process with one
+ * thread, whose heap lock is a plain store (lock.h), takes no batches
+ * (kheap.c, central_block) and gives blocks back one at a time as before
+ * (more TLSF work for no lock saved).  With threads, the free side
+ * mirrors the miss side: a
+ * block that does not fit its bin sends the newer half of that bin back
+ * under one lock; one that does not fit the cache's byte bound, the newer
+ * half of the largest bins until the cache is down to three quarters of
+ * the bound.  The newer half: the blocks a thread cached first stay (a
+ * bin of one keeps its block), as they did when a full cache refused a
+ * block.  So a thread meets the lock about once per batch,
+ * not once per block, and the threads meet each other that much less.
+ */
+void tcache_med_refill_locked(struct tcache *tc, size_t n)
+{
+	struct tc_mbin *m;
+	unsigned extra;
+
+	check_gen(tc);
+	m = &tc->med[med_bin(n)];
+	if (m->count)
+		return;		/* blocks of other sizes there: no batch */
+	/* The caller's block is the batch's first. */
+	extra = m->fill - 1;
+	if (m->fill < m->cap / 2)
+		m->fill *= 2;
+	for (unsigned i = 0; i < extra; i++) {
+		void *p;
+		size_t u;
+
+		if (m->count >= m->cap || tc->med_bytes + n > tc->med_limit)
+			break;
+		p = heap_alloc_block_held(n);
+		if (!p)
+			break;
+		u = tlsf_usable_size(p);
+		/* Cached blocks read as freed: freeing one is a double free. */
+		*live_of((uintptr_t)p) = LIVE_FREED;
+		if (!tc_med_push(tc, p, u)) {
+			heap_free_block(p);
+			break;
+		}
+		kh.out += u;
+		if (kh.out > kh.peak_out)
+			kh.peak_out = kh.out;
+	}
+}
+
+/* Under kh.lock: the newer half of bin m goes back (none of a bin of one
+ * block: what a thread cached first stays, as when the cache is full). */
+static void flush_med_half_locked(struct tcache *tc, struct tc_mbin *m)
+{
+	unsigned h = m->count / 2;
+
+	for (unsigned j = m->count - h; j < m->count; j++) {
+		size_t u = tlsf_usable_size(m->items[j]);
+
+		kh.out -= u;
+		tc->med_bytes -= u;
+		tc_account(tc, -(ptrdiff_t)u);
+		heap_free_block(m->items[j]);
+	}
+	m->count -= h;
+}
+
+void tcache_med_overflow(struct tcache *tc, void *p, size_t u)
+{
+	heap_lock();
+	check_gen(tc);
+	if (u >= TC_MED_MIN && u <= TC_MED_MAX) {
+		struct tc_mbin *m = &tc->med[med_bin(u)];
+
+		if (m->count >= m->cap) {
+			flush_med_half_locked(tc, m);
+			if (m->fill > 1)
+				m->fill /= 2;
+		}
+		/* Over the byte bound: down to three quarters of it, so
+		 * that the next frees do not come back at once. */
+		if (tc->med_bytes + u > tc->med_limit)
+			for (unsigned i = TC_MED_BINS; i-- > 0 &&
+			     tc->med_bytes + u > tc->med_limit / 4 * 3;)
+				flush_med_half_locked(tc, &tc->med[i]);
+	}
+	if (!tc_med_push(tc, p, u)) {
+		kh.out -= u;
+		heap_free_block(p);
+	}
+	heap_unlock();
 }
 
 void tcache_flush_small(struct tcache *tc, unsigned c)

@@ -8,7 +8,10 @@
  *    one lock acquisition;
  *  - for TLSF blocks of 1 KiB to 128 KiB usable, 56 bins (8 per power of
  *    two, by usable size) of a few blocks each, bounded in bytes per
- *    thread (1 MiB, or pool / 64 if smaller).
+ *    thread (1 MiB, or pool / 64 if smaller); a miss of an empty bin
+ *    takes a batch of blocks of the size asked for under its one lock
+ *    acquisition (adaptive, up to half the bin), and an overflow gives
+ *    half a bin back under one (tcache.c, "Medium batches").
  * A free goes to the freeing thread's cache whichever thread allocated
  * the block, so a cross-thread free costs no atomic operation at all
  * until its stack overflows, then one lock for half a stack.
@@ -74,6 +77,7 @@ struct tc_bin {
 
 struct tc_mbin {
 	uint32_t count, cap;
+	uint32_t fill;		/* blocks a miss of an empty bin takes */
 	void *items[TC_MED_CAP];
 };
 
@@ -132,6 +136,27 @@ static inline void *tc_med_pop(struct tcache *tc, size_t n)
 	tc->med_used |= (uint64_t)1 << (m - tc->med);
 	tc_account(tc, -(ptrdiff_t)u);
 	return p;
+}
+
+/* The slow path's second look: any block of n's bin that holds n (the
+ * fast path looks at the top one only). */
+static inline void *tc_med_pop_any(struct tcache *tc, size_t n)
+{
+	struct tc_mbin *m = &tc->med[med_bin(n)];
+
+	for (unsigned i = m->count; i-- > 0;) {
+		void *p = m->items[i];
+		size_t u = tlsf_usable_size(p);
+
+		if (u < n)
+			continue;
+		m->items[i] = m->items[--m->count];
+		tc->med_bytes -= u;
+		tc->med_used |= (uint64_t)1 << (m - tc->med);
+		tc_account(tc, -(ptrdiff_t)u);
+		return p;
+	}
+	return NULL;
 }
 
 /* A cached block of usable size >= n whose address is aligned. */
@@ -222,6 +247,14 @@ struct tcache *tcache_get(void) TC_HIDDEN;
 void *tcache_refill(struct tcache *tc, unsigned c) TC_HIDDEN;
 /* Small class c's stack is full: give its older half back. */
 void tcache_flush_small(struct tcache *tc, unsigned c) TC_HIDDEN;
+/* Under kh.lock, after a medium miss handed out a block of n bytes: if
+ * n's bin is empty, a batch of blocks of n bytes into the cache, from the
+ * arenas held (tcache.c). */
+void tcache_med_refill_locked(struct tcache *tc, size_t n) TC_HIDDEN;
+/* Freed medium block p (usable size u, in-use byte already freed) does
+ * not fit the cache: half a bin back under one lock, then p cached or
+ * given back.  Takes kh.lock; the owner, inside tc_enter(). */
+void tcache_med_overflow(struct tcache *tc, void *p, size_t u) TC_HIDDEN;
 /* Give everything back; under kh.lock. */
 void tcache_flush_all_locked(struct tcache *tc) TC_HIDDEN;
 /* Under kh.lock: empty every other thread's cache whose owner is not

@@ -123,6 +123,47 @@ static void df_medium_tlsf(void)
 	kheap_free(q);
 }
 
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+/* Batches are for processes with threads (tcache.c): start one. */
+static void start_a_thread(void)
+{
+	pthread_t t;
+
+	pthread_create(&t, NULL, nothing, NULL);
+	pthread_join(t, NULL);
+}
+
+/* A block of a batch refill (tcache.c), freed twice. */
+static void df_medium_batch(void)
+{
+	void *v[4];
+
+	start_a_thread();
+	for (int i = 0; i < 4; i++)	/* the second and fourth take batches */
+		v[i] = kheap_malloc(3000);
+	kheap_free(v[2]);	/* handed out from the second's batch */
+	kheap_free(v[2]);
+}
+
+/* A block the overflow of its bin gave back to TLSF, freed again. */
+static void df_medium_overflow(void)
+{
+	void *v[40];
+
+	start_a_thread();
+	for (int i = 0; i < 40; i++)
+		v[i] = kheap_malloc(3000);
+	/* 7 cached from the last batch: v[9] overflows the bin of 16 and
+	 * its newer half, v[1..8], goes back */
+	for (int i = 0; i < 40; i++)
+		kheap_free(v[i]);
+	kheap_free(v[5]);
+}
+
 static void df_large_tlsf(void)
 {
 	void *p = kheap_malloc(300000);	/* above the thread cache */
@@ -196,6 +237,8 @@ static void test_double_free(void)
 	CHECK(aborts(df_small_aligned, DOUBLE));
 	CHECK(aborts(df_medium_cached, DOUBLE));
 	CHECK(aborts(df_medium_tlsf, DOUBLE));
+	CHECK(aborts(df_medium_batch, DOUBLE));
+	CHECK(aborts(df_medium_overflow, DOUBLE));
 	CHECK(aborts(df_large_tlsf, DOUBLE));
 	CHECK(aborts(df_huge_cached, DOUBLE));
 	/* a chunk given back to the kernel is no kheap memory any more */

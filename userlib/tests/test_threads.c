@@ -498,9 +498,240 @@ static void test_fork_threads(void)
 	CHECK(kheap__check() == 0);
 }
 
+/* ---- medium blocks: batched refills and flushes (tcache.c) ---- */
+
+static uint64_t cached_now(void)
+{
+	struct kheap_stats st;
+
+	return kheap_stats(&st) == 0 ? st.bytes_cached : ~0ull;
+}
+
+/* A miss of an empty bin takes a batch, doubling from 1 to half the bin
+ * (8 for 3000 bytes); an overflow gives the newer half of the bin back,
+ * not one block, and halves the batch. */
+static void test_medium_batch(void)
+{
+	/* blocks cached after each of 17 allocations of 3000 bytes */
+	static const unsigned want[17] = { 0, 1, 0, 3, 2, 1, 0, 7, 6, 5, 4,
+					   3, 2, 1, 0, 7, 6 };
+	struct kheap_stats st;
+	void *v[17];
+	size_t u = 0;
+
+	use_region(64 * MIB);	/* a fresh heap: this thread has no cache */
+	/* batches are for processes with threads: the earlier tests made
+	 * this one such for good */
+	CHECK(!kheap_single_threaded());
+	for (int i = 0; i < 17; i++) {
+		v[i] = kheap_malloc(3000);
+		CHECK(v[i] != NULL);
+		if (!u)
+			u = kheap_malloc_usable_size(v[0]);
+		CHECK(kheap_malloc_usable_size(v[i]) == u);
+		CHECK(kheap_stats(&st) == 0);
+		CHECKF(st.bytes_cached == want[i] * u &&
+		       st.bytes_in_use == (i + 1) * u,
+		       "allocation %d: cached %llu in use %llu, block %zu", i,
+		       (unsigned long long)st.bytes_cached,
+		       (unsigned long long)st.bytes_in_use, u);
+		memset(v[i], i, 3000);
+	}
+	for (int i = 0; i < 17; i++)
+		for (int j = 0; j < i; j++)
+			CHECK(v[i] != v[j]);
+	/* 6 cached: 10 frees fill the bin of 16 */
+	for (int i = 0; i < 10; i++)
+		kheap_free(v[i]);
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.bytes_cached == 16 * u && st.bytes_in_use == 7 * u);
+	kheap_free(v[10]);	/* an overflow: v[2..9] go back, v[10] stays */
+	CHECKF(cached_now() == 9 * u, "%llu cached after the overflow",
+	       (unsigned long long)cached_now());
+	for (int i = 11; i < 17; i++)
+		kheap_free(v[i]);
+	CHECK(cached_now() == 15 * u);
+	CHECK(kheap__check() == 0);
+	kheap__flush_thread_cache();
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.bytes_in_use == 0 && st.bytes_cached == 0);
+	/* the overflow halved the batch: 4 now */
+	v[0] = kheap_malloc(3000);
+	CHECKF(cached_now() == 3 * u, "%llu cached after a halved batch",
+	       (unsigned long long)cached_now());
+	kheap_free(v[0]);
+	kheap__flush_thread_cache();
+	/* over the byte bound (1 MiB here): down to 3/4 of it, a bin's
+	 * first block kept; never above it */
+	for (int i = 0; i < 16; i++)
+		v[i] = kheap_malloc((size_t)(65 + 4 * i) << 10);
+	for (int i = 0; i < 16; i++) {
+		CHECK(v[i] != NULL);
+		kheap_free(v[i]);
+		CHECK(cached_now() <= MIB);
+	}
+	ktap_diag("%llu bytes cached after 16 blocks of 65-125 KiB",
+		  (unsigned long long)cached_now());
+	CHECK(cached_now() >= MIB / 2);
+	kheap__flush_thread_cache();
+	CHECK(kheap__check() == 0);
+}
+
+/* Batches cost no utilisation: they never grow the heap, and the cache
+ * they filled goes back before ENOMEM. */
+static void test_medium_batch_pool_short(void)
+{
+	size_t pool = 16 * MIB, nv = 0, live = 0;
+	static void *v[8192];
+	struct kheap_stats st;
+
+	use_region(pool);
+	while (nv < 8192 && (v[nv] = kheap_malloc(5000)) != NULL)
+		live += kheap_malloc_usable_size(v[nv++]);
+	CHECK(nv < 8192 && errno == ENOMEM);
+	CHECK(kheap_stats(&st) == 0);
+	ktap_diag("%zu blocks of 5000 in a 16 MiB pool, %llu cached", nv,
+		  (unsigned long long)st.bytes_cached);
+	CHECK(live >= pool * 95 / 100);
+	CHECK(kheap__check() == 0);
+	while (nv)
+		kheap_free(v[--nv]);
+	CHECK(kheap_trim() > 0);
+	CHECK(cached_now() == 0);
+	v[0] = kheap_malloc(pool);
+	CHECK(v[0] != NULL);
+	kheap_free(v[0]);
+}
+
+/* Medium blocks allocated by one thread and freed by another, both
+ * exiting with medium blocks cached: nothing lost, nothing kept. */
+#define MED_N 3000
+
+static void *med_allocator(void *arg)
+{
+	unsigned char **v = arg;
+	struct rng g = { 777 };
+
+	for (int i = 0; i < MED_N; i++) {
+		size_t n = rng_logu(&g, 1025, 32768);
+
+		v[i] = kheap_malloc(n);
+		if (v[i])
+			stamp(v[i], n, (unsigned long)i);
+	}
+	/* a few freed here too: this thread exits with some cached */
+	for (int i = 0; i < 40; i++) {
+		kheap_free(v[i]);
+		v[i] = NULL;
+	}
+	return NULL;
+}
+
+static void *med_freer(void *arg)
+{
+	unsigned char **v = arg;
+	struct rng g = { 777 };
+	long bad = 0;
+
+	for (int i = 0; i < MED_N; i++) {
+		size_t n = rng_logu(&g, 1025, 32768);
+
+		if (i >= 40 && (!v[i] || !stamped(v[i], n, (unsigned long)i)))
+			bad++;
+		kheap_free(v[i]);
+	}
+	return (void *)bad;
+}
+
+static void test_medium_cross_thread(void)
+{
+	static unsigned char *v[MED_N];
+	size_t pool = 128 * MIB;
+	struct kheap_stats st;
+	pthread_t a, b;
+	void *bad = (void *)1;
+
+	use_region(pool);
+	pthread_create(&a, NULL, med_allocator, v);
+	pthread_join(a, NULL);
+	pthread_create(&b, NULL, med_freer, v);
+	pthread_join(b, &bad);
+	CHECK(bad == NULL);
+	CHECK(kheap_stats(&st) == 0);
+	CHECKF(st.bytes_in_use == 0 && st.bytes_cached == 0,
+	       "in use %llu cached %llu", (unsigned long long)st.bytes_in_use,
+	       (unsigned long long)st.bytes_cached);
+	CHECK(kheap__check() == 0);
+	v[0] = kheap_malloc(pool);
+	CHECK(v[0] != NULL);
+	kheap_free(v[0]);
+}
+
+/* A parked thread's medium batch: kheap_trim() takes it; a fork child
+ * does not inherit it as cached. */
+static sem_t med_parked, med_go;
+
+static void *med_parker(void *arg)
+{
+	void *p[8];
+
+	(void)arg;
+	/* batches of 1, 2, 4 and 8: 7 blocks left cached */
+	for (int i = 0; i < 8; i++)
+		p[i] = kheap_malloc(6000);
+	sem_post(&med_parked);
+	sem_wait(&med_go);
+	for (int i = 0; i < 8; i++)
+		kheap_free(p[i]);
+	return NULL;
+}
+
+static void test_medium_trim_fork(void)
+{
+	struct kheap_stats st;
+	pthread_t t;
+	pid_t pid;
+	int status = -1;
+
+	use_region(64 * MIB);
+	sem_init(&med_parked, 0, 0);
+	sem_init(&med_go, 0, 0);
+	pthread_create(&t, NULL, med_parker, NULL);
+	sem_wait(&med_parked);
+	CHECK(cached_now() >= 7 * 6000);
+	pid = fork();
+	if (pid == 0) {
+		int bad = kheap_stats(&st) || st.bytes_cached != 0;
+		void *q = kheap_malloc(6000);
+
+		bad |= !q;
+		kheap_free(q);
+		bad |= kheap__check() != 0;
+		_exit(bad);
+	}
+	waitpid(pid, &status, 0);
+	CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "fork child: status %#x", status);
+	CHECK(cached_now() >= 7 * 6000);	/* the parent's are still there */
+	kheap_trim();
+	CHECK(kheap_stats(&st) == 0);
+	CHECKF(st.bytes_cached == 0 && st.bytes_in_use >= 8 * 6000 &&
+	       st.bytes_in_use < 8 * 6200, "cached %llu in use %llu",
+	       (unsigned long long)st.bytes_cached,
+	       (unsigned long long)st.bytes_in_use);
+	sem_post(&med_go);
+	pthread_join(t, NULL);
+	sem_destroy(&med_parked);
+	sem_destroy(&med_go);
+	kheap_trim();
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.bytes_in_use == 0 && st.bytes_cached == 0);
+	CHECK(kheap__check() == 0);
+}
+
 int main(void)
 {
-	ktap_plan(7);
+	ktap_plan(11);
 	RUN(test_producer_consumer);
 	RUN(test_many_threads);
 	RUN(test_thread_exit);
@@ -508,5 +739,9 @@ int main(void)
 	RUN(test_exhaustion_threads);
 	RUN(test_huge_threads);
 	RUN(test_fork_threads);
+	RUN(test_medium_batch);
+	RUN(test_medium_batch_pool_short);
+	RUN(test_medium_cross_thread);
+	RUN(test_medium_trim_fork);
 	return ktap_finish();
 }
