@@ -190,6 +190,12 @@ static int kheap_pool_map_reserved(struct kheap_pool *pool, u64 phys, u64 size)
 	return 0;
 }
 
+/* walk_iomem_res_desc() callback: stop at the first resource found. */
+static int kheap_pool_found_res(struct resource *res, void *arg)
+{
+	return 1;
+}
+
 /*
  * Adopt the range [@phys, @phys + @size) that the administrator reserved
  * at boot.  Everything is validated before anything is claimed.
@@ -236,8 +242,16 @@ static int kheap_pool_adopt_reserved(struct kheap_pool *pool, u64 phys,
 		return -EINVAL;
 	}
 
-	/* memremap_pages() claims nothing in the resource tree: we do. */
+	/*
+	 * memremap_pages() claims nothing in the resource tree: we do.  A
+	 * NULL means a claim already there, or no memory for ours.
+	 */
 	if (!request_mem_region(phys, size, KBUILD_MODNAME)) {
+		if (walk_iomem_res_desc(IORES_DESC_NONE,
+					IORESOURCE_MEM | IORESOURCE_BUSY,
+					phys, end - 1, NULL,
+					kheap_pool_found_res) != 1)
+			return -ENOMEM;
 		pr_err("[%#llx-%#llx] is claimed by another driver\n",
 		       phys, end - 1);
 		return -EBUSY;

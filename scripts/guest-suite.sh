@@ -18,6 +18,8 @@
 #   GUEST_SLOWDOWN  factor on every guest's time limit (default 1)
 #   GUEST_PROLOGUE  shell text run first in every guest run script
 #   GUEST_EPILOGUE  shell text run last, before it exits with $status
+#   GUEST_MEM       the main suite's guest RAM (default 1G; the IOMMU
+#                   and ZONE_MOVABLE guests keep theirs)
 #   GUEST_SPLIT     1: the main suite in three guests (main_part), booted
 #                   with the IOMMU and ZONE_MOVABLE guests GUEST_JOBS
 #                   (default 2) at a time
@@ -271,6 +273,7 @@ RUN
 		gs_sfx=$([ "$gs_part" = all ] || echo "-$gs_part")
 		gs_title=$([ "$gs_part" = all ] || echo " ($gs_part)")
 		start_guest "$gs_sfx" "guest run on $krel$gs_title" $((900 * slow)) \
+			--mem "${GUEST_MEM:-1G}" \
 			--append "nokaslr memmap=$reserved_size\$$reserved_phys" \
 			--qemu "$edu_direct"
 	done

@@ -272,7 +272,7 @@ int main(int argc, char **argv)
 		}
 	}
 	/* The harness kills a test that outlives its timeout. */
-	_soak_object.timeout = 60 + opt_cycles / 50;
+	_soak_object.timeout = 60 + opt_cycles / 25;
 	/* Our options are parsed: the harness gets none of them. */
 	optind = 1;
 	return test_harness_run(1, argv);
