@@ -113,17 +113,43 @@ static phys_addr_t kheap_dmabuf_phys(const struct kheap_dmabuf *kb)
 	return kb->chunk->phys + kb->offset;
 }
 
+/*
+ * The length of the sg_table entry at @phys, @left bytes before the end,
+ * for @dev: no longer than the device's maximum segment size (64 KiB for
+ * a device that never set one, as vivid's), never across its segment
+ * boundary, and whole pages (kheap_dmabuf_attach() refused a device whose
+ * limits are below a page).
+ */
+static size_t kheap_dmabuf_seg_len(struct device *dev, phys_addr_t phys,
+				   size_t left)
+{
+	unsigned long boundary = dma_get_seg_boundary(dev);
+	size_t len = min_t(size_t, left, KHEAP_DMABUF_SEG_MAX);
+
+	len = min_t(size_t, len,
+		    rounddown(dma_get_max_seg_size(dev), PAGE_SIZE));
+	if (boundary != ULONG_MAX)
+		len = min_t(u64, len, (u64)(phys | boundary) + 1 - phys);
+	return len;
+}
+
 static int kheap_dmabuf_attach(struct dma_buf *dmabuf,
 			       struct dma_buf_attachment *attach)
 {
 	struct kheap_dmabuf *kb = dmabuf->priv;
 	struct kheap_dmabuf_attachment *a;
-	unsigned int nents = DIV_ROUND_UP(kb->size, KHEAP_DMABUF_SEG_MAX);
+	struct device *dev = attach->dev;
 	phys_addr_t phys = kheap_dmabuf_phys(kb);
 	struct scatterlist *sg;
-	size_t left = kb->size;
-	unsigned int i;
+	unsigned int nents = 0, i;
+	size_t left, len;
 	int ret;
+
+	if (dma_get_max_seg_size(dev) < PAGE_SIZE ||
+	    dma_get_seg_boundary(dev) < PAGE_SIZE - 1)
+		return -EINVAL;
+	for (left = kb->size; left; left -= len, nents++)
+		len = kheap_dmabuf_seg_len(dev, phys + kb->size - left, left);
 
 	a = kzalloc(sizeof(*a), GFP_KERNEL);
 	if (!a)
@@ -132,14 +158,14 @@ static int kheap_dmabuf_attach(struct dma_buf *dmabuf,
 	if (ret)
 		goto err_free;
 
+	left = kb->size;
 	for_each_sgtable_sg(&a->sgt, sg, i) {
-		size_t len = min_t(size_t, left, KHEAP_DMABUF_SEG_MAX);
-
+		len = kheap_dmabuf_seg_len(dev, phys, left);
 		sg_set_page(sg, kheap_phys_to_page(phys), len, 0);
 		phys += len;
 		left -= len;
 	}
-	a->dev = attach->dev;
+	a->dev = dev;
 	attach->priv = a;
 
 	mutex_lock(&kb->lock);
