@@ -10,7 +10,8 @@
 #                                      openers without CAP_SYS_RAWIO
 #   far       size=256M                a pool too large for 28 bits: a
 #                                      28-bit device gets ERANGE
-#   reserved  $KHEAP_RESERVED          when set (at 128 MiB: within 28 bits)
+#   reserved  $KHEAP_RESERVED          when set; within 28 bits or beyond,
+#                                      as its range lies
 #
 # Behind an IOMMU: size=64M restrict_phys=1 for kheap_dma_test,
 # kheap_vfio_test and (when built) kheap_vfio_libkheap_test, then the
@@ -80,6 +81,23 @@ require() {
 		KHEAP_DMA_REQUIRE=""
 	fi
 	export KHEAP_DMA_REQUIRE
+}
+
+# within_28_bits "phys=P size=S ...": does that range end within 2^28?
+within_28_bits() {
+	phys="" size=""
+	for p in $1; do
+		case $p in
+		phys=*) phys=${p#phys=} ;;
+		size=*) size=${p#size=} ;;
+		esac
+	done
+	case $size in
+	*[kK]) size=$((${size%?} << 10)) ;;
+	*[mM]) size=$((${size%?} << 20)) ;;
+	*[gG]) size=$((${size%?} << 30)) ;;
+	esac
+	[ -n "$phys" ] && [ -n "$size" ] && [ $((phys + size)) -le $((1 << 28)) ]
 }
 
 # Put every edu device back without a driver, as the tests expect to
@@ -153,7 +171,11 @@ if [ "$iommu" -eq 0 ]; then
 	require "$direct $far"
 	run far kheap_dma_test size=256M
 	if [ -n "${KHEAP_RESERVED:-}" ]; then
-		require "$direct $near"
+		if within_28_bits "$KHEAP_RESERVED"; then
+			require "$direct $near"
+		else
+			require "$direct $far"
+		fi
 		# Word splitting of $KHEAP_RESERVED into parameters is intended.
 		# shellcheck disable=SC2086
 		run reserved kheap_dma_test $KHEAP_RESERVED source=reserved
