@@ -132,22 +132,25 @@ start_guest() {
 	if [ "${GUEST_SPLIT:-0}" -eq 1 ]; then
 		echo "$sg_sfx|$sg_title" >> "$out/guests.txt"
 		wait_for_slot
-		(
-			run_guest --quiet --timeout "$sg_limit" "$@" "$krel" \
-				"$out/initramfs.cpio" "$out/run$sg_sfx.sh" "$out/console$sg_sfx.log"
-			echo $? > "$out/guest$sg_sfx.rc"
-		) &
+		boot_one "$sg_sfx" "$sg_limit" "$@" &
 		sg_pids="${sg_pids:-} $!"
 		return
 	fi
-	run_guest --quiet --timeout "$sg_limit" "$@" "$krel" \
-		"$out/initramfs.cpio" "$out/run$sg_sfx.sh" "$out/console$sg_sfx.log"
-	echo $? > "$out/guest$sg_sfx.rc"
+	boot_one "$sg_sfx" "$sg_limit" "$@"
 	report_guest "$sg_sfx" "$sg_title"
 }
 
-# report_guest SUFFIX TITLE: the guest's KTAP, without the kernel's own
-# console lines, and one line for its exit status.
+# boot_one SUFFIX LIMIT ARGS...: one guest run of start_guest's, its exit
+# status into $out/guestSUFFIX.rc.
+boot_one() {
+	bo_sfx=$1
+	bo_limit=$2
+	shift 2
+	run_guest --quiet --timeout "$bo_limit" "$@" "$krel" \
+		"$out/initramfs.cpio" "$out/run$bo_sfx.sh" "$out/console$bo_sfx.log"
+	echo $? > "$out/guest$bo_sfx.rc"
+}
+
 report_guest() {
 	say "# $2"
 	grep -v '^\[ *[0-9]*\.[0-9]*\]' "$out/console$1.log" | tr -d '\r'
