@@ -64,11 +64,12 @@ END {
 }' "$in"
 }
 # Utilisation: one row per size range, one column per allocator (mean of
-# the seeds, the worst in brackets).
+# the seeds, the worst in brackets), then the best-fit reference (usage.c;
+# "-" for the ranges it does not run).
 grep -q '^utilisation=' "$in" && {
 echo
-echo "| utilisation, sizes | kheap | glibc | jemalloc | mimalloc |"
-echo "|---|---:|---:|---:|---:|"
+echo "| utilisation, sizes | kheap | glibc | jemalloc | mimalloc | best fit, reference |"
+echo "|---|---:|---:|---:|---:|---:|"
 awk '
 /^utilisation=/ {
 	u = ""; al = ""; sz = ""; mn = ""
@@ -85,8 +86,9 @@ awk '
 END {
 	for (i = 1; i <= n; i++) {
 		s = order[i]
-		printf "| %s | %s | %s | %s | %s |\n", s, v[s, "kheap"],
-		       v[s, "glibc"], v[s, "jemalloc"], v[s, "mimalloc"]
+		printf "| %s | %s | %s | %s | %s | %s |\n", s, v[s, "kheap"],
+		       v[s, "glibc"], v[s, "jemalloc"], v[s, "mimalloc"],
+		       ((s, "bestfit") in v) ? v[s, "bestfit"] : "-"
 	}
 }' "$in"
 }

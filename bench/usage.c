@@ -26,6 +26,15 @@
  * is one contiguous range.  Every run is a fresh process (fork), so no
  * run inherits another's retained memory.
  *
+ * Beside the four, for the ranges that reach 1 MiB, a reference that
+ * is no allocator: "bestfit", the same actions over one contiguous range
+ * served by exact best fit (the smallest hole that holds the request,
+ * lowest address among equals) in 16-byte units, with no metadata, no
+ * size classes, no arenas and no caches.  Best fit is not optimal, so
+ * this is not a bound; it is what placement alone costs when blocks may
+ * neither move nor be pieced together from scattered pages: the
+ * constraint kheap lives under, without kheap's own overheads.
+ *
  * Output, one line per range and allocator:
  *   utilisation=<mean %> allocator=<name> sizes=<lo>-<hi>[/4096]
  *   seeds=<n> min=<worst %>
@@ -33,6 +42,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +167,119 @@ static double one_run(int ai, const struct range *r, size_t budget,
 	return 100.0 * (double)live / (double)budget;
 }
 
+/* The reference's holes, in 16-byte units, sorted by address. */
+struct hole {
+	size_t at, len;
+};
+
+static struct hole *holes;
+static size_t nholes;
+
+/* Best fit: the smallest hole that holds n units; its start, or -1. */
+static long ref_alloc(size_t n)
+{
+	size_t best = SIZE_MAX, bi = 0, at;
+
+	for (size_t i = 0; i < nholes; i++)
+		if (holes[i].len >= n && holes[i].len < best) {
+			best = holes[i].len;
+			bi = i;
+		}
+	if (best == SIZE_MAX)
+		return -1;
+	at = holes[bi].at;
+	holes[bi].at += n;
+	holes[bi].len -= n;
+	if (!holes[bi].len) {
+		memmove(&holes[bi], &holes[bi + 1],
+			(nholes - bi - 1) * sizeof(*holes));
+		nholes--;
+	}
+	return (long)at;
+}
+
+/* Give n units at at back, merged with the holes on either side. */
+static void ref_free(size_t at, size_t n)
+{
+	size_t lo = 0, hi = nholes, i;
+	int prev, next;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (holes[mid].at < at)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	i = lo;
+	prev = i > 0 && holes[i - 1].at + holes[i - 1].len == at;
+	next = i < nholes && at + n == holes[i].at;
+	if (prev && next) {
+		holes[i - 1].len += n + holes[i].len;
+		memmove(&holes[i], &holes[i + 1],
+			(nholes - i - 1) * sizeof(*holes));
+		nholes--;
+	} else if (prev) {
+		holes[i - 1].len += n;
+	} else if (next) {
+		holes[i].at = at;
+		holes[i].len += n;
+	} else {
+		memmove(&holes[i + 1], &holes[i], (nholes - i) * sizeof(*holes));
+		holes[i].at = at;
+		holes[i].len = n;
+		nholes++;
+	}
+}
+
+/* One run of the reference, with one_run()'s actions for the same seed
+ * (the same draws in the same order); utilisation in %, or -1. */
+static double ref_run(const struct range *r, size_t budget, uint64_t seed)
+{
+	struct { size_t at, units, n; } *v;
+	size_t nv = 0, live = 0;
+
+	v = mmap(NULL, MAX_LIVE * sizeof(*v), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	holes = mmap(NULL, (MAX_LIVE + 1) * sizeof(*holes),
+		     PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (v == MAP_FAILED || holes == MAP_FAILED)
+		return -1;
+	holes[0].at = 0;
+	holes[0].len = budget / 16;
+	nholes = 1;
+	ur = seed;
+	for (long step = 0; step < MAX_STEPS && nv < MAX_LIVE; step++) {
+		size_t n, units;
+		long at;
+
+		if (nv && xr_next(&ur) % 4 == 0) {
+			size_t i = xr_next(&ur) % nv;
+
+			ref_free(v[i].at, v[i].units);
+			live -= v[i].n;
+			v[i] = v[--nv];
+			continue;
+		}
+		n = draw(r);
+		units = (n + 15) / 16;
+		at = ref_alloc(units);
+		if (at < 0) {
+			if (live + n <= budget)
+				break;	/* the first real failure */
+			continue;
+		}
+		v[nv].at = (size_t)at;
+		v[nv].units = units;
+		v[nv++].n = n;
+		live += n;
+	}
+	munmap(v, MAX_LIVE * sizeof(*v));
+	munmap(holes, (MAX_LIVE + 1) * sizeof(*holes));
+	return 100.0 * (double)live / (double)budget;
+}
+
 /* Run one measurement in a fresh child; its result through a pipe. */
 static double in_child(int ai, const struct range *r, int device,
 		       size_t *budget, uint64_t seed)
@@ -256,6 +379,28 @@ int utilisation_all(int device, size_t pool, int seeds)
 			       "seeds=%d min=%.2f\n", sum / seeds, A[ai].name,
 			       rs[k].lo, rs[k].hi, rs[k].pages ? "/4096" : "",
 			       seeds, worst);
+			fflush(stdout);
+		}
+		/* The reference, where blocks come near contiguity's limits. */
+		if (rs[k].hi >= MIB) {
+			double sum = 0, worst = 100, u = 0;
+			int s;
+
+			for (s = 0; s < seeds; s++) {
+				u = ref_run(&rs[k], budget, 1234567 + (uint64_t)s);
+				if (u < 0)
+					break;
+				sum += u;
+				if (u < worst)
+					worst = u;
+			}
+			if (u < 0)
+				printf("utilisation=n/a allocator=bestfit sizes=%zu-%zu%s\n",
+				       rs[k].lo, rs[k].hi, rs[k].pages ? "/4096" : "");
+			else
+				printf("utilisation=%.2f allocator=bestfit sizes=%zu-%zu%s "
+				       "seeds=%d min=%.2f\n", sum / seeds, rs[k].lo,
+				       rs[k].hi, rs[k].pages ? "/4096" : "", seeds, worst);
 			fflush(stdout);
 		}
 	}
