@@ -1343,7 +1343,11 @@ static void nth_order(unsigned int n, int order[4])
  * the mappings, all 24 of them, with the stream running; whatever goes
  * last releases the chunks.
  */
-TEST_F(vivid, close_in_every_order)
+/*
+ * 24 streams, each to its first frame: under KASAN and TCG beside another
+ * guest, more than the harness's default 30 s.
+ */
+TEST_F_TIMEOUT(vivid, close_in_every_order, 120)
 {
 	/* 0: video fd, 1: dma-bufs, 2: kheap fd, 3: munmap */
 	int type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
