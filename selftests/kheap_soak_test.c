@@ -239,7 +239,10 @@ TEST(soak)
 	ASSERT_EQ(0, run_cycles(opt_cycles / 100 + 400, pg));
 	ASSERT_EQ(0, kheap_wait_idle(fd, KHEAP_SETTLE_MS, &info));
 	kheap_sleep_ms(1000);
+	t0 = kheap_now_ms();
 	nb = slab_snapshot(before, MAX_CACHES, &shrunk);
+	ksft_print_msg("warm-up done; %d slab caches shrunk and counted in %llu ms\n",
+		       shrunk, (unsigned long long)(kheap_now_ms() - t0));
 
 	t0 = kheap_now_ms();
 	EXPECT_EQ(0, run_cycles(opt_cycles, pg));
@@ -312,8 +315,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	/* The harness kills a test that outlives its timeout. */
-	_soak_object.timeout = 60 + opt_cycles / 25;
+	/*
+	 * The harness kills a test that outlives its timeout: a hang, not a
+	 * slow run, so ten cycles a second (a stock TCG guest does about
+	 * 1000, a KASAN one beside another guest under 30) and two minutes
+	 * for the warm-up and the shrinks.
+	 */
+	_soak_object.timeout = 120 + opt_cycles / 10;
 	/* Our options are parsed: the harness gets none of them. */
 	optind = 1;
 	return test_harness_run(1, argv);
