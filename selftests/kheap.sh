@@ -25,6 +25,9 @@
 #                    (set and empty: none)
 #   KHEAP_SH_MODULE  0: leave out what follows the pools (the lifecycle,
 #                    placement, fail-nth and soak tests); default 1
+# Read by the programs themselves: KHEAP_LARGE_POOL_PERCENT (kheap_module_
+# test's large runtime pool, percent of RAM, default 60) and
+# KHEAP_MOVABLE_PARAMS (kheap_movable_test's pool, "size=256M source=contig").
 
 dir=$(cd "$(dirname "$0")" && pwd)
 : "${KHEAP_KO:=$dir/kheap.ko}"
