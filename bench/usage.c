@@ -242,10 +242,14 @@ static double ref_run(const struct range *r, size_t budget, uint64_t seed)
 
 	v = mmap(NULL, MAX_LIVE * sizeof(*v), PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (v == MAP_FAILED)
+		return -1;
 	holes = mmap(NULL, (MAX_LIVE + 1) * sizeof(*holes),
 		     PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (v == MAP_FAILED || holes == MAP_FAILED)
+	if (holes == MAP_FAILED) {
+		munmap(v, MAX_LIVE * sizeof(*v));
 		return -1;
+	}
 	holes[0].at = 0;
 	holes[0].len = budget / 16;
 	nholes = 1;
@@ -350,15 +354,19 @@ int utilisation_all(int device, size_t pool, int seeds)
 	rs[5].hi = budget / 4;
 	rs[6].hi = budget / 4;
 	for (unsigned int k = 0; k < sizeof(rs) / sizeof(*rs); k++) {
-		for (int ai = 0; ai < NALLOC; ai++) {
+		/* The four, then (ai == NALLOC) the best-fit reference where
+		 * blocks come near contiguity's limits. */
+		for (int ai = 0; ai <= NALLOC; ai++) {
+			int ref = ai == NALLOC, ok = 1;
+			const char *name = ref ? "bestfit" : A[ai].name;
 			double sum = 0, worst = 100;
-			int ok = 1;
 
-			if (!A[ai].ok)
+			if (ref ? rs[k].hi < MIB : !A[ai].ok)
 				continue;
 			for (int s = 0; s < seeds; s++) {
-				double u = in_child(ai, &rs[k], device, &budget,
-						    1234567 + (uint64_t)s);
+				uint64_t seed = 1234567 + (uint64_t)s;
+				double u = ref ? ref_run(&rs[k], budget, seed) :
+					   in_child(ai, &rs[k], device, &budget, seed);
 
 				if (u < 0) {
 					ok = 0;
@@ -370,37 +378,15 @@ int utilisation_all(int device, size_t pool, int seeds)
 			}
 			if (!ok) {
 				printf("utilisation=n/a allocator=%s sizes=%zu-%zu%s\n",
-				       A[ai].name, rs[k].lo, rs[k].hi,
+				       name, rs[k].lo, rs[k].hi,
 				       rs[k].pages ? "/4096" : "");
 				rc = 1;
 				continue;
 			}
 			printf("utilisation=%.2f allocator=%s sizes=%zu-%zu%s "
-			       "seeds=%d min=%.2f\n", sum / seeds, A[ai].name,
+			       "seeds=%d min=%.2f\n", sum / seeds, name,
 			       rs[k].lo, rs[k].hi, rs[k].pages ? "/4096" : "",
 			       seeds, worst);
-			fflush(stdout);
-		}
-		/* The reference, where blocks come near contiguity's limits. */
-		if (rs[k].hi >= MIB) {
-			double sum = 0, worst = 100, u = 0;
-			int s;
-
-			for (s = 0; s < seeds; s++) {
-				u = ref_run(&rs[k], budget, 1234567 + (uint64_t)s);
-				if (u < 0)
-					break;
-				sum += u;
-				if (u < worst)
-					worst = u;
-			}
-			if (u < 0)
-				printf("utilisation=n/a allocator=bestfit sizes=%zu-%zu%s\n",
-				       rs[k].lo, rs[k].hi, rs[k].pages ? "/4096" : "");
-			else
-				printf("utilisation=%.2f allocator=bestfit sizes=%zu-%zu%s "
-				       "seeds=%d min=%.2f\n", sum / seeds, rs[k].lo,
-				       rs[k].hi, rs[k].pages ? "/4096" : "", seeds, worst);
 			fflush(stdout);
 		}
 	}

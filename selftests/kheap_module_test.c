@@ -761,8 +761,13 @@ TEST_F_TIMEOUT(module, alloc_killed_while_zeroing, 300)
 	memset(race, 0, sizeof(*race));
 	pid = zero_race_child(race, size, NULL);
 	ASSERT_GE(pid, 0);
-	while (!__atomic_load_n(&race->done_ms, __ATOMIC_ACQUIRE))
+	/* Until its ALLOC is done, or it died without one (no kheap fd). */
+	status = 0;
+	while (!__atomic_load_n(&race->done_ms, __ATOMIC_ACQUIRE) &&
+	       !waitpid(pid, &status, WNOHANG))
 		kheap_sleep_ms(10);
+	ASSERT_NE(0ULL, race->done_ms)
+		TH_LOG("the child died before its ALLOC: status %#x", status);
 	ASSERT_EQ(0, race->ret) TH_LOG("ALLOC of the whole pool in the child: %s",
 				       kheap_errname(race->ret));
 	kill_ms = kheap_now_ms();
@@ -890,7 +895,8 @@ static unsigned int large_pool_percent(void)
 
 TEST_F_TIMEOUT(module, large_runtime_pool, 600)
 {
-	uint64_t size = mem_total() / 100 * large_pool_percent() / SZ_2M * SZ_2M;
+	unsigned int percent = large_pool_percent();
+	uint64_t size = mem_total() / 100 * percent / SZ_2M * SZ_2M;
 	uint64_t pg = getpagesize(), t0, ms, v, start, end;
 	struct kheap_info info;
 	struct kheap_alloc a;
@@ -912,7 +918,7 @@ TEST_F_TIMEOUT(module, large_runtime_pool, 600)
 		       (unsigned long long)start);
 	ASSERT_EQ(0, ret) TH_LOG("%s: %s", params, kheap_errname(ret));
 	TH_LOG("%llu MiB pool (%u%% of %llu MiB) loaded in %llu ms",
-	       (unsigned long long)(size >> 20), large_pool_percent(),
+	       (unsigned long long)(size >> 20), percent,
 	       (unsigned long long)(mem_total() >> 20),
 	       (unsigned long long)ms);
 	EXPECT_LT(ms, 60000ULL);
