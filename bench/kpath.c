@@ -145,12 +145,16 @@ static void chase_init(uint64_t *buf, size_t n)
 {
 	size_t lines = n / 64, i;
 	uint64_t x = 0x9e3779b97f4a7c15ull;
-	uint32_t *perm = malloc(lines * sizeof(*perm));
+	/* Small pages: anon_thp_kib counts the buffer's huge pages only. */
+	uint32_t *perm = mmap(NULL, lines * sizeof(*perm),
+			      PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	if (!perm) {
-		perror("kpath: malloc");
+	if (perm == MAP_FAILED) {
+		perror("kpath: mmap");
 		exit(1);
 	}
+	madvise(perm, lines * sizeof(*perm), MADV_NOHUGEPAGE);
 	for (i = 0; i < lines; i++)
 		perm[i] = (uint32_t)i;
 	for (i = lines - 1; i > 0; i--) {
@@ -167,7 +171,7 @@ static void chase_init(uint64_t *buf, size_t n)
 	}
 	for (i = 0; i < lines; i++)
 		buf[(size_t)perm[i] * 8] = perm[(i + 1) % lines];
-	free(perm);
+	munmap(perm, lines * sizeof(*perm));
 }
 
 #define CHASE_READS	(2u << 20)
