@@ -81,6 +81,15 @@ else
 	check_result "python/tests/host.sh (the binding's tests, region provider)" 1
 fi
 
+# --- bench/ compiles (-Wall -Wextra -Werror), so that it cannot rot between
+# `make bench` runs; nothing of it runs here (timings are never tests) ------
+if make -s -C bench clean all > "$build/bench-build.txt" 2>&1; then
+	check_result "bench/ builds: kbench, kfork, kpath" 0
+else
+	sed 's/^/# /' "$build/bench-build.txt"
+	check_result "bench/ builds: kbench, kfork, kpath" 1
+fi
+
 # --- Debian packages: make deb (dpkg-buildpackage, lintian); about 90 s --------
 # Then installed in a chroot (DKMS builds for the newest kernel), used in a
 # guest over that chroot, and purged: scripts/deb-install-check.sh, ~3 min.
