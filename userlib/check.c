@@ -250,6 +250,31 @@ static void check_cache(const struct tcache *tc, void *arg)
 				cache_add(c, b->items[i]);
 		}
 	}
+	if (tc->nremote > TC_REMOTE_CAP)
+		report(c, "remote buffer over capacity");
+	for (unsigned i = 0; i < tc->nremote && i < TC_REMOTE_CAP; i++) {
+		uintptr_t v = (uintptr_t)tc->remote[i];
+
+		if (v - khm.lo >= khm.span ||
+		    khm.kind[gran_of(v)] - 1u >= NCLASS)
+			report(c, "remote %p not a small object", tc->remote[i]);
+		else
+			cache_add(c, tc->remote[i]);
+	}
+	/* The slabs it owns with free objects: its, listed, of the class. */
+	for (unsigned cls = 0; cls < NCLASS; cls++) {
+		size_t cnt = 0;
+
+		for (const struct slab *s = tc->spartial[cls]; s; s = s->next) {
+			if (s->cls != cls || !s->listed || s->owner != tc)
+				report(c, "class %u owned list holds a bad slab",
+				       cls);
+			if (++cnt > kh.ngran) {
+				report(c, "class %u owned list loops", cls);
+				break;
+			}
+		}
+	}
 	for (unsigned i = 0; i < TC_MED_BINS; i++) {
 		const struct tc_mbin *m = &tc->med[i];
 
@@ -273,6 +298,7 @@ static void count_cache(const struct tcache *tc, void *arg)
 
 	for (unsigned cls = 0; cls < NCLASS; cls++)
 		*n += tc->small[cls].count;
+	*n += tc->nremote;
 	for (unsigned i = 0; i < TC_MED_BINS; i++)
 		*n += tc->med[i].count;
 }
@@ -392,7 +418,7 @@ int kheap__check(void)
 		size_t cnt = 0;
 
 		for (const struct slab *s = k->partial; s; s = s->next) {
-			if (s->cls != cls || !s->listed)
+			if (s->cls != cls || !s->listed || s->owner)
 				report(&c, "class %u partial list holds a bad slab",
 				       cls);
 			if (++cnt > kh.ngran) {

@@ -141,7 +141,7 @@ static void *small_slow(struct tcache *tc, unsigned c)
 		p = tcache_refill(tc, c);
 	} else {
 		heap_lock();
-		if (slab_alloc_batch(c, &p, 1))
+		if (slab_alloc_batch(c, &p, 1, NULL))
 			out_add(kh_class_size[c]);
 		heap_unlock();
 	}
@@ -255,6 +255,24 @@ static inline uint8_t *live_block(const char *fn, const void *p)
 	return lv;
 }
 
+/*
+ * Is the small object in granule g of another live thread's slab
+ * (slab.h)?  Then it goes back to that slab, not into this thread's
+ * stack, where this thread would hand it out again beside the owner's
+ * objects.  An unowned slab's object (its thread is gone) is cached as
+ * before.  The owner is read without the lock: a slab changing hands
+ * just now sends one object the other way, which costs nothing but that.
+ */
+static inline int remote_small(const struct tcache *tc, size_t g)
+{
+	const struct tcache *o;
+
+	if (kheap_single_threaded())
+		return 0;
+	o = __atomic_load_n(&kh.slabs[g].owner, __ATOMIC_RELAXED);
+	return o && o != tc;
+}
+
 static __attribute__((noinline)) void free_slow(void *p)
 {
 	uintptr_t v = (uintptr_t)p;
@@ -277,10 +295,14 @@ static __attribute__((noinline)) void free_slow(void *p)
 		if (tc) {
 			tc_enter(tc);
 			b = &tc->small[k - 1];
-			if (b->count >= b->cap)
-				tcache_flush_small(tc, k - 1);
-			b->items[b->count++] = p;
-			tc_account(tc, kh_class_size[k - 1]);
+			if (remote_small(tc, g)) {
+				tcache_free_remote(tc, p, k - 1);
+			} else {
+				if (b->count >= b->cap)
+					tcache_flush_small(tc, k - 1);
+				b->items[b->count++] = p;
+				tc_account(tc, kh_class_size[k - 1]);
+			}
 			tc_freed(tc);
 			tc_leave(tc);
 			return;
@@ -350,7 +372,11 @@ API void kheap_free(void *p)
 			struct tc_bin *b = &tc->small[k - 1];
 			uint32_t n = b->count;
 
-			if (likely(n < b->cap)) {
+			if (unlikely(remote_small(tc, off >> GRANULE_SHIFT))) {
+				*lv = LIVE_FREED;
+				tcache_free_remote(tc, p, k - 1);
+				done = 1;
+			} else if (likely(n < b->cap)) {
 				b->items[n] = p;
 				b->count = n + 1;
 				tc_account(tc, kh_class_size[k - 1]);

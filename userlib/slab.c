@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "internal.h"
+#include "tcache.h"
 
 #define SPARE_SLABS_MAX	4
 
@@ -42,25 +43,45 @@ static inline size_t frame_bytes(const struct slab *s)
 	return tlsf_usable_size(slab_frame(s) + TLSF_HDR);
 }
 
-static void list_add(struct slab_class *k, struct slab *s)
+/* The partial list a slab belongs on: its owner's, or its class's. */
+static struct slab **list_of(const struct slab *s)
 {
+	return s->owner ? &s->owner->spartial[s->cls] : &kh.cls[s->cls].partial;
+}
+
+static void list_add(struct slab *s)
+{
+	struct slab **head = list_of(s);
+
 	s->prev = NULL;
-	s->next = k->partial;
-	if (k->partial)
-		k->partial->prev = s;
-	k->partial = s;
+	s->next = *head;
+	if (*head)
+		(*head)->prev = s;
+	*head = s;
 	s->listed = 1;
 }
 
-static void list_del(struct slab_class *k, struct slab *s)
+static void list_del(struct slab *s)
 {
 	if (s->prev)
 		s->prev->next = s->next;
 	else
-		k->partial = s->next;
+		*list_of(s) = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
 	s->listed = 0;
+}
+
+/* The free kheap_free reads it lock-free (a hint there, never trusted). */
+static void set_owner(struct slab *s, struct tcache *tc)
+{
+	int listed = s->listed;
+
+	if (listed)
+		list_del(s);
+	__atomic_store_n(&s->owner, tc, __ATOMIC_RELAXED);
+	if (listed)
+		list_add(s);
 }
 
 static struct slab *slab_new(unsigned c)
@@ -81,6 +102,7 @@ static struct slab *slab_new(unsigned c)
 	s->cls = (uint8_t)c;
 	s->listed = 0;
 	s->next = s->prev = NULL;
+	s->owner = NULL;
 	khm.kind[g] = (uint8_t)(c + 1);
 	kh.cls[c].nslabs++;
 	return s;
@@ -91,32 +113,50 @@ static void slab_destroy(struct slab *s)
 	char *f = slab_frame(s);
 
 	khm.kind[s - kh.slabs] = K_ARENA;
+	__atomic_store_n(&s->owner, NULL, __ATOMIC_RELAXED);
 	kh.cls[s->cls].nslabs--;
 	heap_free_block(f + TLSF_HDR);
 }
 
-unsigned slab_alloc_batch(unsigned c, void **out, unsigned want)
+/* A slab of class c with free objects for owner's refill, listed. */
+static struct slab *pick(unsigned c, struct tcache *owner)
 {
 	struct slab_class *k = &kh.cls[c];
+	struct slab *s = owner ? owner->spartial[c] : k->partial;
+
+	if (s)
+		return s;
+	s = k->partial;			/* unowned: a thread's that is gone */
+	if (!s && k->spare) {
+		s = k->spare;
+		k->spare = NULL;
+		kh.nspare_slabs--;
+		arena_of(slab_frame(s))->spare_bytes -= frame_bytes(s);
+	}
+	if (!s)
+		s = slab_new(c);
+	if (!s)		/* the pool is full: another thread's free objects */
+		s = tcache_other_partial(owner, c);
+	if (!s)
+		return NULL;
+	if (!s->listed)
+		list_add(s);
+	set_owner(s, owner);
+	return s;
+}
+
+unsigned slab_alloc_batch(unsigned c, void **out, unsigned want,
+			  struct tcache *owner)
+{
 	unsigned got = 0, sz = kh_class_size[c];
 
 	while (got < want) {
-		struct slab *s = k->partial;
+		struct slab *s = pick(c, owner);
 
-		if (!s) {
-			s = k->spare;
-			if (s) {
-				k->spare = NULL;
-				kh.nspare_slabs--;
-				arena_of(slab_frame(s))->spare_bytes -=
-					frame_bytes(s);
-			} else
-				s = slab_new(c);
-			if (!s)
-				break;
-			list_add(k, s);
-		}
-		kh_assert(khm.kind[s - kh.slabs] == c + 1 && s->cls == c);
+		if (!s)
+			break;
+		kh_assert(khm.kind[s - kh.slabs] == c + 1 && s->cls == c &&
+			  s->owner == owner && s->listed && s->nfree);
 		while (got < want && s->nfree) {
 			void *p = s->free;
 
@@ -130,9 +170,22 @@ unsigned slab_alloc_batch(unsigned c, void **out, unsigned want)
 			out[got++] = p;
 		}
 		if (!s->nfree)
-			list_del(k, s);
+			list_del(s);
 	}
 	return got;
+}
+
+void slab_disown(struct tcache *tc)
+{
+	for (struct chunk *a = kh.arenas; a; a = a->next) {
+		size_t g0 = gran_of(a->start), n = a->c.size >> GRANULE_SHIFT;
+
+		for (size_t g = g0; g < g0 + n; g++)
+			if (khm.kind[g] - 1u < NCLASS && kh.slabs[g].owner == tc)
+				set_owner(&kh.slabs[g], NULL);
+	}
+	for (unsigned c = 0; c < NCLASS; c++)
+		kh_assert(!tc->spartial[c]);
 }
 
 void slab_free_batch(void **objs, unsigned n)
@@ -154,7 +207,9 @@ void slab_free_batch(void **objs, unsigned n)
 		s->nfree++;
 		if (s->nfree == s->nobj) {
 			if (s->listed)
-				list_del(k, s);
+				list_del(s);
+			/* Empty: nobody's, as a spare or gone. */
+			__atomic_store_n(&s->owner, NULL, __ATOMIC_RELAXED);
 			if (!k->spare && kh.nspare_slabs < SPARE_SLABS_MAX &&
 			    arena_of(slab_frame(s))->used >
 			    arena_of(slab_frame(s))->spare_bytes +
@@ -168,7 +223,7 @@ void slab_free_batch(void **objs, unsigned n)
 				slab_destroy(s);
 			}
 		} else if (!s->listed) {
-			list_add(k, s);
+			list_add(s);
 		}
 	}
 }

@@ -8,6 +8,16 @@
  * object is aligned to the largest power of two dividing its class size,
  * up to 64.  Free objects are chained through their first word; objects
  * never handed out are taken from a bump pointer.
+ *
+ * With threads, a slab belongs to the thread whose cache first refilled
+ * from it (its owner) until that thread exits: only the owner refills
+ * from it, and the others' frees of its objects go back to it
+ * (tcache.h, remote frees) instead of into their own caches.  So two
+ * live threads never get objects of one slab, and never write one cache
+ * line (the objects' or their in-use bytes') without sharing an object.
+ * Unowned slabs (of threads gone, or allocated without a cache) are on
+ * the class's partial list, and any thread caches their objects when it
+ * frees them; owned ones are on their owner's.
  */
 #ifndef KHEAP_SLAB_H
 #define KHEAP_SLAB_H
@@ -27,8 +37,9 @@ struct slab {
 	uint32_t nfree;		/* chain + bump objects */
 	uint32_t nobj;
 	uint8_t cls;
-	uint8_t listed;		/* on its class's partial list */
+	uint8_t listed;		/* on a partial list: its owner's or its class's */
 	struct slab *next, *prev;
+	struct tcache *owner;	/* the thread cache that refills from it */
 };
 
 struct slab_class {
@@ -45,10 +56,16 @@ static inline unsigned size_class(size_t n)
 	return kh_size_class[(n + 15) >> 4];
 }
 
-/* Under the heap lock.  Fills out[] with up to want objects of class c;
- * returns how many (0: out of memory). */
-unsigned slab_alloc_batch(unsigned c, void **out, unsigned want)
+struct tcache;
+/* Under the heap lock.  Fills out[] with up to want objects of class c
+ * from slabs of owner (NULL: unowned ones), taking an unowned slab, a new
+ * one, or at the last another thread's; returns how many (0: out of
+ * memory). */
+unsigned slab_alloc_batch(unsigned c, void **out, unsigned want,
+			  struct tcache *owner)
 	__attribute__((visibility("hidden")));
+/* Under the heap lock: tc's thread is gone; its slabs become unowned. */
+void slab_disown(struct tcache *tc) __attribute__((visibility("hidden")));
 /* Returns objects to their slabs. */
 void slab_free_batch(void **objs, unsigned n)
 	__attribute__((visibility("hidden")));

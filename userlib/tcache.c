@@ -30,6 +30,7 @@ static pthread_key_t tc_key;
 static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
 
 static void tcache_exit(void *arg);
+static inline void check_gen(struct tcache *tc);
 
 /* The registry lock; the forking thread holds it through the fork window
  * (internal.h). */
@@ -120,8 +121,46 @@ struct tcache *tcache_get(void)
 	return tc;
 }
 
+/* Under kh.lock: the remote buffer goes back to its slabs. */
+static void flush_remote_locked(struct tcache *tc)
+{
+	size_t bytes = 0;
+
+	for (unsigned i = 0; i < tc->nremote; i++)
+		bytes += kh_class_size[khm.kind[gran_of((uintptr_t)tc->remote[i])] - 1];
+	slab_free_batch(tc->remote, tc->nremote);
+	kh.out -= bytes;
+	tc_account(tc, -(ptrdiff_t)bytes);
+	tc->nremote = 0;
+}
+
+void tcache_free_remote(struct tcache *tc, void *p, unsigned c)
+{
+	if (tc->nremote == TC_REMOTE_CAP) {
+		heap_lock();
+		check_gen(tc);
+		flush_remote_locked(tc);
+		heap_unlock();
+	}
+	tc->remote[tc->nremote++] = p;
+	tc_account(tc, kh_class_size[c]);
+}
+
+struct slab *tcache_other_partial(const struct tcache *self, unsigned c)
+{
+	struct slab *found = NULL;
+
+	reg_lock_take();
+	for (struct tcache *tc = reg_head; tc && !found; tc = tc->next)
+		if (tc != self)
+			found = tc->spartial[c];
+	reg_lock_give();
+	return found;
+}
+
 void tcache_flush_all_locked(struct tcache *tc)
 {
+	flush_remote_locked(tc);
 	for (unsigned c = 0; c < NCLASS; c++) {
 		struct tc_bin *b = &tc->small[c];
 
@@ -179,6 +218,7 @@ static void flush_med_locked(struct tcache *tc, unsigned i)
 void tcache_sweep(struct tcache *tc)
 {
 	heap_lock();
+	flush_remote_locked(tc);
 	for (unsigned c = 0; c < NCLASS; c++)
 		if (tc->small[c].count && !(tc->small_used >> c & 1))
 			flush_small_locked(tc, c);
@@ -265,7 +305,7 @@ void *tcache_refill(struct tcache *tc, unsigned c)
 
 	heap_lock();
 	check_gen(tc);
-	got = slab_alloc_batch(c, b->items, want);
+	got = slab_alloc_batch(c, b->items, want, tc);
 	if (got) {
 		kh.out += (uint64_t)got * sz;
 		if (kh.out > kh.peak_out)
@@ -415,8 +455,10 @@ static void tcache_exit(void *arg)
 	struct tcache *tc = arg;
 
 	heap_lock();
-	if (kh.ready)
+	if (kh.ready) {
 		tcache_flush_all_locked(tc);
+		slab_disown(tc);
+	}
 	heap_unlock();
 	reg_del(tc);
 	kh_tc = NULL;
@@ -451,6 +493,9 @@ static void discard(struct tcache *tc)
 	for (unsigned i = 0; i < TC_MED_BINS; i++)
 		tc->med[i].count = 0;
 	tc->med_bytes = 0;
+	tc->nremote = 0;
+	/* The slabs it owned are not the child's (the heap was reset). */
+	memset(tc->spartial, 0, sizeof(tc->spartial));
 	__atomic_store_n(&tc->cached, 0, __ATOMIC_RELAXED);
 	tc->gen = kh.gen;
 }
@@ -499,7 +544,10 @@ static void flush_orphan(struct tcache *tc)
 	for (unsigned i = 0; i < TC_MED_BINS; i++)
 		for (unsigned j = 0; j < tc->med[i].count; j++)
 			*live_of((uintptr_t)tc->med[i].items[j]) = LIVE_FREED;
+	for (unsigned i = 0; i < tc->nremote; i++)
+		*live_of((uintptr_t)tc->remote[i]) = LIVE_FREED;
 	tcache_flush_all_locked(tc);
+	slab_disown(tc);
 }
 
 int tcache_atfork_child(int keep)

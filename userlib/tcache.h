@@ -12,9 +12,13 @@
  *    takes a batch of blocks of the size asked for under its one lock
  *    acquisition (adaptive, up to half the bin), and an overflow gives
  *    half a bin back under one (tcache.c, "Medium batches").
- * A free goes to the freeing thread's cache whichever thread allocated
- * the block, so a cross-thread free costs no atomic operation at all
- * until its stack overflows, then one lock for half a stack.
+ * A free of a medium block goes to the freeing thread's cache whichever
+ * thread allocated it.  A small object goes to the freeing thread's stack
+ * unless its slab is another live thread's (slab.h): then it goes to
+ * the remote buffer, whose TC_REMOTE_CAP objects return to their slabs
+ * under one lock acquisition, so that it is not handed out again by this
+ * thread beside its owner's objects (passive false sharing).  While the
+ * process has one thread every small free is local.
  *
  * Caches are flushed at thread exit, when the heap runs out of memory
  * and by kheap_trim() (the calling thread's at once, every other thread's
@@ -50,6 +54,9 @@
 #define TC_MED_CAP	16
 #define TC_MED_MIN	((size_t)1024)
 #define TC_MED_MAX	(((size_t)128 << 10) - 1)
+/* Other threads' small objects a thread frees, held until one lock
+ * acquisition returns them all to their slabs. */
+#define TC_REMOTE_CAP	128
 /* Frees between two idle sweeps of a thread's cache. */
 #define TC_SWEEP_FREES	8192
 
@@ -84,6 +91,11 @@ struct tc_mbin {
 struct tcache {
 	struct tc_bin small[NCLASS];
 	struct tc_mbin med[TC_MED_BINS];
+	/* Slabs this thread owns that have free objects, per class (slab.h);
+	 * under kh.lock, as every partial list. */
+	struct slab *spartial[NCLASS];
+	uint32_t nremote;
+	void *remote[TC_REMOTE_CAP];	/* freed objects of others' slabs */
 	size_t cached;		/* bytes in all bins; read by kheap_stats */
 	size_t med_bytes, med_limit;
 	uint64_t gen;
@@ -247,6 +259,14 @@ struct tcache *tcache_get(void) TC_HIDDEN;
 void *tcache_refill(struct tcache *tc, unsigned c) TC_HIDDEN;
 /* Small class c's stack is full: give its older half back. */
 void tcache_flush_small(struct tcache *tc, unsigned c) TC_HIDDEN;
+/* Small object p (class c, in-use byte already freed) of another
+ * thread's slab: into the remote buffer, which goes back to the slabs
+ * under one lock when full.  The owner, inside tc_enter(). */
+void tcache_free_remote(struct tcache *tc, void *p, unsigned c) TC_HIDDEN;
+/* Under kh.lock: a slab of class c that another thread than self owns
+ * and can spare objects of, or NULL (slab.c's last resort). */
+struct slab *tcache_other_partial(const struct tcache *self, unsigned c)
+	TC_HIDDEN;
 /* Under kh.lock, after a medium miss handed out a block of n bytes: if
  * n's bin is empty, a batch of blocks of n bytes into the cache, from the
  * arenas held (tcache.c). */

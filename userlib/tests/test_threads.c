@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "tcache.h"
 #include "ktap.h"
 
 #define FAKE_PHYS	0x240000000ull
@@ -729,9 +730,84 @@ static void test_medium_trim_fork(void)
 	CHECK(kheap__check() == 0);
 }
 
+/*
+ * Slab ownership (slab.h): four threads each free one of four 8-byte
+ * objects the main thread allocated side by side, then allocate 8 bytes.
+ * None may get an object within a kilobyte of an object another thread
+ * holds: not in one cache line with it, nor with its in-use byte (one per
+ * 16 bytes of heap, written by every malloc and free).  Before slabs had
+ * owners, each thread got back the main thread's object it had freed,
+ * all four in one line.  The freed objects go back to the main thread's
+ * slab, onto its free chain, not into any thread's cache.
+ */
+#define FS_THREADS 4
+static void *fs_given[FS_THREADS], *fs_got[FS_THREADS];
+static pthread_barrier_t fs_bar;
+
+static void *fs_thread(void *arg)
+{
+	long i = (long)arg;
+
+	pthread_barrier_wait(&fs_bar);
+	kheap_free(fs_given[i]);
+	fs_got[i] = kheap_malloc(8);
+	pthread_barrier_wait(&fs_bar);	/* all hold theirs at once */
+	kheap_free(fs_got[i]);
+	return NULL;
+}
+
+static int near(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+
+	return (x > y ? x - y : y - x) < 1024;
+}
+
+static void test_slab_owners(void)
+{
+	pthread_t t[FS_THREADS];
+	int far = 1, back;
+
+	use_region(64 * MIB);
+	for (int i = 0; i < FS_THREADS; i++)
+		fs_given[i] = kheap_malloc(8);
+	CHECK(fs_given[0] && (uintptr_t)fs_given[0] >> 6 ==
+	      (uintptr_t)fs_given[FS_THREADS - 1] >> 6);
+	pthread_barrier_init(&fs_bar, NULL, FS_THREADS);
+	for (long i = 0; i < FS_THREADS; i++)
+		pthread_create(&t[i], NULL, fs_thread, (void *)i);
+	for (int i = 0; i < FS_THREADS; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&fs_bar);
+	for (int i = 0; i < FS_THREADS; i++) {
+		CHECK(fs_got[i] != NULL);
+		for (int j = 0; j < FS_THREADS; j++)
+			if (near(fs_got[i], fs_given[j]) ||
+			    (j != i && near(fs_got[i], fs_got[j])))
+				far = 0;
+	}
+	CHECKF(far, "got %p %p %p %p beside %p", fs_got[0], fs_got[1],
+	       fs_got[2], fs_got[3], fs_given[0]);
+	/* Back on their slab's free chain, the slab still the main
+	 * thread's: no thread cached them. */
+	heap_lock();
+	{
+		const struct slab *sl = &kh.slabs[gran_of((uintptr_t)fs_given[0])];
+		int onchain = 0;
+
+		for (void *q = sl->free; q; q = *(void **)q)
+			for (int i = 0; i < FS_THREADS; i++)
+				onchain += q == fs_given[i];
+		back = onchain == FS_THREADS && sl->owner == kh_tc;
+	}
+	heap_unlock();
+	CHECK(back);
+	CHECK(kheap__check() == 0);
+}
+
 int main(void)
 {
-	ktap_plan(11);
+	ktap_plan(12);
 	RUN(test_producer_consumer);
 	RUN(test_many_threads);
 	RUN(test_thread_exit);
@@ -743,5 +819,6 @@ int main(void)
 	RUN(test_medium_batch_pool_short);
 	RUN(test_medium_cross_thread);
 	RUN(test_medium_trim_fork);
+	RUN(test_slab_owners);
 	return ktap_finish();
 }
