@@ -4,10 +4,12 @@
  *
  * Classes: 16-byte steps to 256, 32-byte steps to 512, 64-byte steps to
  * 1024 (at most 12.5% internal waste above 128 bytes, less below).  Each
- * class keeps a list of partially used slabs and at most one spare empty
- * slab, and all classes together at most SPARE_SLABS_MAX (a spare slab
- * keeps its arena from ever being empty and given back); any other empty
- * slab goes back to TLSF at once.  All under kh.lock.
+ * class keeps a list of partially used unowned slabs and at most one spare
+ * empty slab, and all classes together at most SPARE_SLABS_MAX (a spare
+ * slab keeps its arena from ever being empty and given back); any other
+ * empty slab goes back to TLSF at once.  Each thread cache keeps the list
+ * of partially used slabs it owns (slab.h), per class; an empty slab is
+ * nobody's.  All under kh.lock.
  */
 #include <stddef.h>
 
