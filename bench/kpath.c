@@ -84,36 +84,54 @@ static void touch(volatile char *p, size_t n)
 		p[off] = 1;
 }
 
-static int run_kheap(int fd, size_t n, struct sample *s)
+/* A chunk of n bytes allocated and mapped; NULL (said why) if not. */
+static char *chunk_map(int fd, size_t n, struct kheap_alloc *a)
 {
-	struct kheap_alloc a = { .size = n };
-	struct kheap_free f = { 0 };
-	double t0 = now_us();
-	long f0;
 	char *p;
 
-	if (ioctl(fd, KHEAP_IOC_ALLOC, &a)) {
+	memset(a, 0, sizeof(*a));
+	a->size = n;
+	if (ioctl(fd, KHEAP_IOC_ALLOC, a)) {
 		perror("kpath: KHEAP_IOC_ALLOC");
-		return -1;
+		return NULL;
 	}
 	p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		 (off_t)a.token);
+		 (off_t)a->token);
 	if (p == MAP_FAILED) {
 		perror("kpath: mmap of a chunk");
-		return -1;
+		return NULL;
 	}
-	f0 = minflt();
-	touch(p, n);
-	s->us = now_us() - t0;
-	s->faults = minflt() - f0;
-	s->phys = a.phys;
+	return p;
+}
+
+/* Unmap and free what chunk_map() gave; 0, or -1 (said why). */
+static int chunk_unmap(int fd, char *p, size_t n, const struct kheap_alloc *a)
+{
+	struct kheap_free f = { .token = a->token };
+
 	munmap(p, n);
-	f.token = a.token;
 	if (ioctl(fd, KHEAP_IOC_FREE, &f)) {
 		perror("kpath: KHEAP_IOC_FREE");
 		return -1;
 	}
 	return 0;
+}
+
+static int run_kheap(int fd, size_t n, struct sample *s)
+{
+	struct kheap_alloc a;
+	double t0 = now_us();
+	long f0;
+	char *p = chunk_map(fd, n, &a);
+
+	if (!p)
+		return -1;
+	f0 = minflt();
+	touch(p, n);
+	s->us = now_us() - t0;
+	s->faults = minflt() - f0;
+	s->phys = a.phys;
+	return chunk_unmap(fd, p, n, &a);
 }
 
 static int run_anon(size_t n, struct sample *s)
@@ -244,28 +262,15 @@ static int random_access(int fd, size_t mib, int runs)
 	long thp, thp4;
 
 	if (fd >= 0) {
-		struct kheap_alloc al = { .size = n };
-		struct kheap_free f = { 0 };
-		uint64_t *buf;
+		struct kheap_alloc al;
+		char *buf = chunk_map(fd, n, &al);
 
-		if (ioctl(fd, KHEAP_IOC_ALLOC, &al)) {
-			perror("kpath: KHEAP_IOC_ALLOC");
+		if (!buf)
 			return -1;
-		}
-		buf = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-			   (off_t)al.token);
-		if (buf == MAP_FAILED) {
-			perror("kpath: mmap of a chunk");
+		chase_init((uint64_t *)buf, n);
+		k = chase((uint64_t *)buf, runs);
+		if (chunk_unmap(fd, buf, n, &al))
 			return -1;
-		}
-		chase_init(buf, n);
-		k = chase(buf, runs);
-		munmap(buf, n);
-		f.token = al.token;
-		if (ioctl(fd, KHEAP_IOC_FREE, &f)) {
-			perror("kpath: KHEAP_IOC_FREE");
-			return -1;
-		}
 	}
 	a = chase_anon(n, MADV_HUGEPAGE, runs, &thp);
 	a4 = chase_anon(n, MADV_NOHUGEPAGE, runs, &thp4);
