@@ -1062,12 +1062,12 @@ TEST_F_TIMEOUT(dma, narrow_device_out_of_reach, 120)
 	const struct kheap_edu_dev *d = narrow(self);
 	const uint64_t step = 4ULL << 20;
 	struct kheap_attach att;
-	struct chunk chunks[128], low;
-	unsigned int n = 0, i;
-	int ret, bad, lines, kfd;
+	struct chunk *chunks, low;
+	unsigned int n = 0, cap, i;
+	int ret, bad, lines, kfd, far = 0;
 	int64_t near = -1;
 	char line[512];
-	uint64_t mask;
+	uint64_t mask, sz;
 	struct edu e;
 
 	NEED_IOMMU(false);
@@ -1081,14 +1081,22 @@ TEST_F_TIMEOUT(dma, narrow_device_out_of_reach, 120)
 				     (unsigned long long)self->info.max_phys,
 				     d->bits);
 
-	/* Take memory until a chunk lies beyond the mask. */
-	for (;;) {
-		ASSERT_LT(n, ARRAY_SIZE(chunks)) TH_LOG("no chunk beyond the mask");
-		ret = kheap_alloc(self->fd, step, 0, &chunks[n].a);
-		ASSERT_EQ(0, ret) TH_LOG("ALLOC: %s", kheap_errname(ret));
-		if (chunks[n++].a.phys + step - 1 > mask)
-			break;
+	/*
+	 * Take the whole pool, in chunks of 4 MiB and then of halving sizes
+	 * down to a page, so that no free page is left below the mask
+	 * whatever the pool's alignment (a 4 MiB chunk may straddle the
+	 * mask, and earlier tests may leave smaller holes).  The chunks
+	 * beyond it go back below, once the device has refused them.
+	 */
+	cap = self->info.pool_size / step + 64 * 11;
+	chunks = calloc(cap, sizeof(*chunks));
+	ASSERT_NE(NULL, chunks);
+	for (sz = step; sz >= self->pg; sz /= 2) {
+		while (n < cap && !kheap_alloc(self->fd, sz, 0, &chunks[n].a))
+			far |= chunks[n++].a.phys + sz - 1 > mask;
 	}
+	ASSERT_LT(n, cap) TH_LOG("the pool took more than %u chunks", cap);
+	ASSERT_TRUE(far) TH_LOG("no chunk beyond the mask");
 
 	/* Our own reader: the harness's is for the last test. */
 	kfd = kheap_kmsg_open();
@@ -1105,8 +1113,9 @@ TEST_F_TIMEOUT(dma, narrow_device_out_of_reach, 120)
 
 	/* Without the far chunks the device can be attached... */
 	for (i = 0; i < n; i++) {
-		if (chunks[i].a.phys + step - 1 <= mask) {
-			near = i;
+		if (chunks[i].a.phys + chunks[i].a.size_out - 1 <= mask) {
+			if (chunks[i].a.size_out >= 2 * self->pg)
+				near = i;
 			continue;
 		}
 		ASSERT_EQ(0, kheap_free(self->fd, chunks[i].a.token));
@@ -1140,6 +1149,7 @@ TEST_F_TIMEOUT(dma, narrow_device_out_of_reach, 120)
 	chunk_unmap(&low);
 out:
 	EXPECT_EQ(0, kheap_detach(self->fd, att.handle));
+	free(chunks);
 }
 
 /* ---- behind an IOMMU ------------------------------------------------- */
