@@ -230,6 +230,24 @@ static void cache_add(struct ctx *c, void *p)
 		c->cached[c->ncached++] = p;
 }
 
+/* A partial slab list: slabs of class cls, listed, owned by owner (NULL:
+ * the class's unowned list), and no loop. */
+static void check_partial(struct ctx *c, const struct slab *head,
+			  unsigned int cls, const struct tcache *owner,
+			  const char *what)
+{
+	size_t cnt = 0;
+
+	for (const struct slab *s = head; s; s = s->next) {
+		if (s->cls != cls || !s->listed || s->owner != owner)
+			report(c, "class %u %s list holds a bad slab", cls, what);
+		if (++cnt > kh.ngran) {
+			report(c, "class %u %s list loops", cls, what);
+			break;
+		}
+	}
+}
+
 static void check_cache(const struct tcache *tc, void *arg)
 {
 	struct ctx *c = arg;
@@ -262,19 +280,8 @@ static void check_cache(const struct tcache *tc, void *arg)
 			cache_add(c, tc->remote[i]);
 	}
 	/* The slabs it owns with free objects: its, listed, of the class. */
-	for (unsigned cls = 0; cls < NCLASS; cls++) {
-		size_t cnt = 0;
-
-		for (const struct slab *s = tc->spartial[cls]; s; s = s->next) {
-			if (s->cls != cls || !s->listed || s->owner != tc)
-				report(c, "class %u owned list holds a bad slab",
-				       cls);
-			if (++cnt > kh.ngran) {
-				report(c, "class %u owned list loops", cls);
-				break;
-			}
-		}
-	}
+	for (unsigned cls = 0; cls < NCLASS; cls++)
+		check_partial(c, tc->spartial[cls], cls, tc, "owned");
 	for (unsigned i = 0; i < TC_MED_BINS; i++) {
 		const struct tc_mbin *m = &tc->med[i];
 
@@ -413,20 +420,8 @@ int kheap__check(void)
 		       (unsigned long long)held, (unsigned long long)n,
 		       (unsigned long long)kh.held,
 		       (unsigned long long)kh.nchunks);
-	for (unsigned cls = 0; cls < NCLASS; cls++) {
-		const struct slab_class *k = &kh.cls[cls];
-		size_t cnt = 0;
-
-		for (const struct slab *s = k->partial; s; s = s->next) {
-			if (s->cls != cls || !s->listed || s->owner)
-				report(&c, "class %u partial list holds a bad slab",
-				       cls);
-			if (++cnt > kh.ngran) {
-				report(&c, "class %u partial list loops", cls);
-				break;
-			}
-		}
-	}
+	for (unsigned cls = 0; cls < NCLASS; cls++)
+		check_partial(&c, kh.cls[cls].partial, cls, NULL, "partial");
 	heap_unlock();
 	if (c.cached)
 		munmap(c.cached, c.cap * sizeof(void *));
