@@ -581,6 +581,35 @@ int kheap_module_load(const char *params)
 	return ret > 0 ? -ret : ret;
 }
 
+/* Best effort: a knob that is missing or refused changes nothing. */
+static void kheap_poke(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	n = write(fd, text, strlen(text));
+	(void)n;	/* refused: the retry will say whether it mattered */
+	close(fd);
+}
+
+int kheap_module_load_reclaim(const char *params, int tries)
+{
+	int ret = kheap_module_load(params);
+
+	while (ret == -ENOMEM && --tries > 0) {
+		printf("# %s: no room for the pool; dropping caches, compacting, trying again\n",
+		       params ? params : "");
+		fflush(stdout);
+		sync();
+		kheap_poke("/proc/sys/vm/drop_caches", "3");
+		kheap_poke("/proc/sys/vm/compact_memory", "1");
+		ret = kheap_module_load(params);
+	}
+	return ret;
+}
+
 int kheap_module_unload(void)
 {
 	struct kmod_module *mod;

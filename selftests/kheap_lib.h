@@ -137,6 +137,14 @@ ssize_t kheap_check_zero(const void *buf, size_t len);
 const char *kheap_ko_path(void);
 /* Insert the module with @params (may be NULL): 0 or -errno. */
 int kheap_module_load(const char *params);
+/*
+ * Like kheap_module_load(), but when the pool could not be found
+ * (-ENOMEM), write back and drop the page cache and compact memory, then
+ * try again, up to @tries times in all.  For test beds that need the pool
+ * and run after other suites have scattered the kernel's own pages; not
+ * for tests of the load's own failure.
+ */
+int kheap_module_load_reclaim(const char *params, int tries);
 /* Remove the module once: 0 or -errno (-EAGAIN/-EBUSY while in use). */
 int kheap_module_unload(void);
 /*

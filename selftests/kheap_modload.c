@@ -6,6 +6,9 @@
  *   kheap_modload unload
  *
  * The module file is $KHEAP_KO, or kheap.ko next to this program.
+ * "load" tries three times while the pool finds no room (ENOMEM),
+ * dropping caches and compacting memory in between: a runtime pool of
+ * 256 MiB in a 1 GiB guest, after other suites, sometimes needs it.
  * "unload" retries for a couple of seconds while the module is busy,
  * because chunks released from deferred work can hold it briefly.
  */
@@ -63,7 +66,7 @@ int main(int argc, char **argv)
 		strcat(params, argv[i]);
 	}
 
-	ret = kheap_module_load(params);
+	ret = kheap_module_load_reclaim(params, 3);
 	if (ret) {
 		fprintf(stderr, "%s: load %s %s: %s\n", argv[0],
 			kheap_ko_path(), params, strerror(-ret));

@@ -156,7 +156,7 @@ FIXTURE_SETUP(movable)
 	ret = kheap_module_unload_wait(KHEAP_SETTLE_MS);
 	ASSERT_TRUE(ret == 0 || ret == -ENOENT)
 		TH_LOG("unloading kheap: %s", kheap_errname(ret));
-	ret = kheap_module_load(params);
+	ret = kheap_module_load_reclaim(params, 3);
 	ASSERT_EQ(0, ret) TH_LOG("loading %s %s: %s", kheap_ko_path(), params,
 				 kheap_errname(ret));
 	ASSERT_EQ(0, kheap_sysfs_u64("pool_phys", &self->pool_phys));
