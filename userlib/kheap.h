@@ -157,7 +157,7 @@ int kheap_stats(struct kheap_stats *st);
  * pool is shared by every process, so what one keeps idle another cannot
  * have.  The library keeps, without being asked:
  *  - per thread, caches of freed blocks (up to 64 per small size, and at
- *    most min(1 MiB, pool / 64) bytes of 1-128 KiB blocks); a size the
+ *    most min(4 MiB, pool / 64) bytes of 1-128 KiB blocks); a size the
  *    thread has not allocated during 8192 of its frees goes back;
  *  - at most 4 empty slabs of small blocks, and only in arenas where
  *    other blocks live;

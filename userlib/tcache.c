@@ -93,8 +93,8 @@ static void init_caps(struct tcache *tc)
 		tc->med[b].fill = 1;
 	}
 	tc->med_limit = kh.pool.size / 64;
-	if (tc->med_limit > ((size_t)1 << 20))
-		tc->med_limit = (size_t)1 << 20;
+	if (tc->med_limit > ((size_t)4 << 20))
+		tc->med_limit = (size_t)4 << 20;
 }
 
 struct tcache *tcache_get(void)

@@ -8,7 +8,7 @@
  *    one lock acquisition;
  *  - for TLSF blocks of 1 KiB to 128 KiB usable, 56 bins (8 per power of
  *    two, by usable size) of a few blocks each, bounded in bytes per
- *    thread (1 MiB, or pool / 64 if smaller); a miss of an empty bin
+ *    thread (4 MiB, or pool / 64 if smaller); a miss of an empty bin
  *    takes a batch of blocks of the size asked for under its one lock
  *    acquisition (adaptive, up to half the bin), and an overflow gives
  *    half a bin back under one (tcache.c, "Medium batches").

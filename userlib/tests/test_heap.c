@@ -396,12 +396,56 @@ static void test_calloc_zero(void)
 	use_region(64 * MIB);
 }
 
-/* The medium thread cache keeps at most min(1 MiB, pool / 64) bytes. */
+/*
+ * Free one block of every medium bin's size, up to each bin's capacity
+ * (16 blocks of 1-8 KiB down to 2 of 64-128 KiB: about 6 MiB in all,
+ * more than any bound), and return what the thread cache then holds.
+ */
+static uint64_t cache_every_bin(void)
+{
+	static void *v[8 * (16 + 16 + 16 + 8 + 4 + 4 + 2)];
+	struct kheap_stats st;
+	size_t n = 0, lo, sz;
+	int k, c;
+
+	for (lo = 1024; lo < (128 << 10); lo *= 2)
+		for (k = 0; k < 8; k++) {
+			sz = lo + lo / 8 * k + 16;
+			c = lo < 8192 ? 16 : lo < 16384 ? 8 : lo < 65536 ? 4 : 2;
+			while (c--) {
+				v[n] = kheap_malloc(sz);
+				CHECK(v[n] != NULL);
+				n++;
+			}
+		}
+	while (n)
+		kheap_free(v[--n]);
+	CHECK(kheap_stats(&st) == 0);
+	return st.bytes_cached;
+}
+
+/* The medium thread cache keeps at most min(4 MiB, pool / 64) bytes. */
 static void test_tcache_bounds(void)
 {
 	struct kheap_stats st;
+	uint64_t held;
 	void *v[16];
 
+	/* pool / 64 = 8 MiB: the 4 MiB bound holds */
+	use_region(512 * MIB);
+	held = cache_every_bin();
+	ktap_diag("512 MiB pool: %llu bytes in the thread cache",
+		  (unsigned long long)held);
+	CHECK(held <= 4 * MIB + 16 * 1024);
+	CHECK(held >= 4 * MIB - (128 << 10));
+	CHECK(heap_ok());
+
+	/* pool / 64 = 1 MiB */
+	use_region(64 * MIB);
+	held = cache_every_bin();
+	CHECK(held <= MIB + 16 * 1024);
+	CHECK(held >= MIB - (128 << 10));
+	CHECK(heap_ok());
 	use_region(64 * MIB);
 	/* 64-128 KiB blocks over all eight bins of that power of two */
 	for (int i = 0; i < 16; i++)
