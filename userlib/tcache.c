@@ -24,8 +24,20 @@ static __thread int t_exiting __attribute__((tls_model("initial-exec")));
 /* The forking thread's cache, set aside during the fork window. */
 static __thread struct tcache *t_fork_tc __attribute__((tls_model("initial-exec")));
 
+/* reg_lock protects reg_head, the list of every live thread's cache, and
+ * spare_head/nspare, the caches of exited threads kept for new ones. */
 static struct kheap_lock reg_lock = KHEAP_LOCK_INIT;
 static struct tcache *reg_head;
+/*
+ * A thread that exits leaves its cache, empty, to the next thread that
+ * starts: a mapping of ~26 KiB made, faulted in page by page and unmapped
+ * (a TLB shootdown on every CPU the process runs on) for each short-lived
+ * thread cost servers that start a thread per request (larson) a few per
+ * cent of their time.  TC_SPARE caches at most; the rest are unmapped.
+ */
+#define TC_SPARE	8
+static struct tcache *spare_head;	/* linked through ->next */
+static unsigned int nspare;
 static pthread_key_t tc_key;
 static pthread_once_t tc_once = PTHREAD_ONCE_INIT;
 
@@ -79,6 +91,50 @@ static void reg_del(struct tcache *tc)
 	reg_lock_give();
 }
 
+/* An exited thread's cache, cleared as a fresh mapping is; or NULL. */
+static struct tcache *spare_take(void)
+{
+	struct tcache *tc;
+
+	reg_lock_take();
+	tc = spare_head;
+	if (tc) {
+		spare_head = tc->next;
+		nspare--;
+	}
+	reg_lock_give();
+	if (tc)
+		memset(tc, 0, sizeof(*tc));
+	return tc;
+}
+
+/* tc's thread is gone and its cache is empty and unregistered. */
+static void spare_put(struct tcache *tc)
+{
+	int kept = 0;
+
+	reg_lock_take();
+	if (nspare < TC_SPARE) {
+		tc->next = spare_head;
+		spare_head = tc;
+		nspare++;
+		kept = 1;
+	}
+	reg_lock_give();
+	if (!kept)
+		munmap(tc, sizeof(*tc));
+}
+
+unsigned int tcache_spare_count(void)
+{
+	unsigned int n;
+
+	reg_lock_take();
+	n = nspare;
+	reg_lock_give();
+	return n;
+}
+
 static void init_caps(struct tcache *tc)
 {
 	for (unsigned c = 0; c < NCLASS; c++) {
@@ -106,10 +162,13 @@ struct tcache *tcache_get(void)
 	/* none in the fork window: the forking thread's is set aside */
 	if (t_exiting || kh_in_fork || heap_ensure())
 		return NULL;
-	tc = mmap(NULL, sizeof(*tc), PROT_READ | PROT_WRITE,
-		  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (tc == MAP_FAILED)
-		return NULL;
+	tc = spare_take();
+	if (!tc) {
+		tc = mmap(NULL, sizeof(*tc), PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (tc == MAP_FAILED)
+			return NULL;
+	}
 	init_caps(tc);
 	tc->gen = __atomic_load_n(&kh.gen, __ATOMIC_RELAXED);
 	tc->sweep_in = TC_SWEEP_FREES;
@@ -463,7 +522,7 @@ static void tcache_exit(void *arg)
 	reg_del(tc);
 	kh_tc = NULL;
 	t_exiting = 1;
-	munmap(tc, sizeof(*tc));
+	spare_put(tc);
 }
 
 uint64_t tcache_cached_total(void)

@@ -20,7 +20,8 @@
  * thread beside its owner's objects (passive false sharing).  While the
  * process has one thread every small free is local.
  *
- * Caches are flushed at thread exit, when the heap runs out of memory
+ * Caches are flushed at thread exit (the emptied cache is kept for the
+ * next thread to start, up to 8 of them), when the heap runs out of memory
  * and by kheap_trim() (the calling thread's at once, every other thread's
  * at once too unless that thread is inside an operation right then, and
  * then at its next refill or flush), and dropped in a fork child (their
@@ -254,6 +255,8 @@ static inline void tc_leave(struct tcache *tc)
 /* This thread's cache, created on first use; NULL if the thread cannot
  * have one (heap unavailable, or the thread is exiting). */
 struct tcache *tcache_get(void) TC_HIDDEN;
+/* Exited threads' caches kept for new threads (at most 8; tests). */
+unsigned int tcache_spare_count(void) TC_HIDDEN;
 /* Refill small class c (its stack is empty); one object, or NULL when
  * the heap has no slab memory left. */
 void *tcache_refill(struct tcache *tc, unsigned c) TC_HIDDEN;

@@ -295,6 +295,63 @@ static void test_thread_exit(void)
 	kheap_free(p);
 }
 
+/* ---- an exited thread's cache serves the next thread, empty ---- */
+
+struct reuse_probe {
+	struct tcache *tc;	/* the thread's cache */
+	unsigned int spares;	/* spare caches once it had its own */
+	int alone;		/* no other thread runs: check the heap */
+	int heap_ok;
+};
+
+static void *reuse_thread(void *arg)
+{
+	struct reuse_probe *r = arg;
+
+	kheap_free(kheap_malloc(100));
+	r->tc = kh_tc;
+	r->spares = tcache_spare_count();
+	r->heap_ok = !r->alone || kheap__check() == 0;
+	cache_filler(NULL);
+	return NULL;
+}
+
+static void test_thread_cache_reused(void)
+{
+	struct reuse_probe r[24];
+	pthread_t t[24];
+	struct kheap_stats st;
+	unsigned int was;
+
+	use_region(16 * MIB);
+	/* one after another: the second takes the first's cache */
+	was = tcache_spare_count();
+	for (int i = 0; i < 2; i++) {
+		r[i].alone = 1;
+		pthread_create(&t[i], NULL, reuse_thread, &r[i]);
+		pthread_join(t[i], NULL);
+		CHECK(r[i].heap_ok);
+		CHECK(tcache_spare_count() == (was ? was : 1));
+	}
+	CHECK(r[1].spares == (was ? was - 1 : 0) && r[1].tc != NULL);
+	/* 24 at once, twice: at most 8 spare caches, none lost */
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 24; i++) {
+			r[i].alone = 0;
+			pthread_create(&t[i], NULL, reuse_thread, &r[i]);
+		}
+		for (int i = 0; i < 24; i++)
+			pthread_join(t[i], NULL);
+		for (int i = 0; i < 24; i++)
+			CHECK(r[i].tc != NULL && r[i].spares <= 8);
+		CHECK(tcache_spare_count() == 8);
+		CHECK(kheap__check() == 0);
+	}
+	CHECK(kheap_stats(&st) == 0);
+	CHECK(st.bytes_cached == 0 && st.bytes_in_use == 0);
+	CHECK(kheap__check() == 0);
+}
+
 /* ---- a thread's parked cache goes back when another runs out ---- */
 
 static sem_t parked, go_on, refilled;
@@ -811,6 +868,7 @@ int main(void)
 	RUN(test_producer_consumer);
 	RUN(test_many_threads);
 	RUN(test_thread_exit);
+	RUN(test_thread_cache_reused);
 	RUN(test_parked_cache_returns);
 	RUN(test_exhaustion_threads);
 	RUN(test_huge_threads);
