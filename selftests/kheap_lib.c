@@ -581,16 +581,14 @@ int kheap_module_load(const char *params)
 	return ret > 0 ? -ret : ret;
 }
 
-/* Best effort: a knob that is missing or refused changes nothing. */
-static void kheap_poke(const char *path, const char *text)
+void kheap_write_knob(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
 
 	if (fd < 0)
 		return;
-	n = write(fd, text, strlen(text));
-	(void)n;	/* refused: the retry will say whether it mattered */
+	if (write(fd, text, strlen(text)) < 0)
+		errno = 0;
 	close(fd);
 }
 
@@ -603,8 +601,8 @@ int kheap_module_load_reclaim(const char *params, int tries)
 		       params ? params : "");
 		fflush(stdout);
 		sync();
-		kheap_poke("/proc/sys/vm/drop_caches", "3");
-		kheap_poke("/proc/sys/vm/compact_memory", "1");
+		kheap_write_knob("/proc/sys/vm/drop_caches", "3");
+		kheap_write_knob("/proc/sys/vm/compact_memory", "1");
 		ret = kheap_module_load(params);
 	}
 	return ret;

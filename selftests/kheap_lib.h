@@ -135,6 +135,8 @@ ssize_t kheap_check_zero(const void *buf, size_t len);
  * kheap.ko in the directory of the running executable.
  */
 const char *kheap_ko_path(void);
+/* Best effort: a sysctl knob that is missing or refused changes nothing. */
+void kheap_write_knob(const char *path, const char *text);
 /* Insert the module with @params (may be NULL): 0 or -errno. */
 int kheap_module_load(const char *params);
 /*

@@ -90,25 +90,13 @@ static uint64_t mem_total(void)
 	return kb * 1024;
 }
 
-/* Best effort: a sysctl knob that is missing or refused changes nothing. */
-static void write_file(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return;
-	if (write(fd, text, strlen(text)) < 0)
-		errno = 0;
-	close(fd);
-}
-
 /* Free memory after dropping clean caches, to compare before and after. */
 static uint64_t mem_free(void)
 {
 	uint64_t kb = 0;
 
 	sync();
-	write_file("/proc/sys/vm/drop_caches", "3");
+	kheap_write_knob("/proc/sys/vm/drop_caches", "3");
 	kheap_meminfo_kb("MemFree", &kb);
 	return kb * 1024;
 }
@@ -908,7 +896,7 @@ TEST_F_TIMEOUT(module, large_runtime_pool, 600)
 		 (unsigned long long)size);
 	/* Give it the best chance: no clean caches, free memory compacted. */
 	mem_free();
-	write_file("/proc/sys/vm/compact_memory", "1");
+	kheap_write_knob("/proc/sys/vm/compact_memory", "1");
 	t0 = kheap_now_ms();
 	ret = kheap_module_load(params);
 	ms = kheap_now_ms() - t0;

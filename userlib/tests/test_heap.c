@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "tcache.h"
 #include "ktap.h"
 
 /*
@@ -403,15 +404,15 @@ static void test_calloc_zero(void)
  */
 static uint64_t cache_every_bin(void)
 {
-	static void *v[8 * (16 + 16 + 16 + 8 + 4 + 4 + 2)];
+	static void *v[TC_MED_BINS * TC_MED_CAP];
 	struct kheap_stats st;
 	size_t n = 0, lo, sz;
 	int k, c;
 
-	for (lo = 1024; lo < (128 << 10); lo *= 2)
+	for (lo = TC_MED_MIN; lo < TC_MED_MAX; lo *= 2)
 		for (k = 0; k < 8; k++) {
 			sz = lo + lo / 8 * k + 16;
-			c = lo < 8192 ? 16 : lo < 16384 ? 8 : lo < 65536 ? 4 : 2;
+			c = TC_MED_CAP_FOR(lo);
 			while (c--) {
 				v[n] = kheap_malloc(sz);
 				CHECK(v[n] != NULL);
