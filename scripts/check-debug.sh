@@ -124,17 +124,12 @@ GUEST_SPLIT=1
 # TCG, 5000 cycles take three minutes, and a leak of one object per cycle
 # (5000) still exceeds the slab check's allowance (2148) twice over.
 # `make soak` is the long one.
-# The ZONE_MOVABLE guest's pools: 128 MiB, not 256.  Its DMA32 zone
-# (16-448 MiB) less the debug kernel's 60 MiB image holds one free 256 MiB
-# range, and after the first pool's unload the kernel's own allocations
-# took part of it, so the second test's load failed with ENOMEM.
 # kheap_module_test's large runtime pool: 40% of RAM, not 60%.  A fresh
 # debug guest loads 60% (970 MiB) at once, but after the module tests
 # before it the debug kernel's own allocations (KASAN's quarantine,
 # kmemleak's and lockdep's records) lie scattered through the free range
 # and no 970 MiB run was left.
 GUEST_PROLOGUE="${GUEST_PROLOGUE}export KHEAP_SOAK_CYCLES=5000
-export KHEAP_MOVABLE_PARAMS='size=128M source=contig'
 export KHEAP_LARGE_POOL_PERCENT=40
 "
 export GUEST_SLOWDOWN GUEST_SPLIT GUEST_MEM GUEST_RESERVED_PHYS

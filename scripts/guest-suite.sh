@@ -39,8 +39,8 @@ reserved_size=64M
 
 # The placement guest's ZONE_MOVABLE, out of 1 GiB: larger than DMA32
 # (about 430 MiB), so that a pool too large for DMA32 could only come from
-# ZONE_MOVABLE, and small enough to leave DMA32 a free 256 MiB run for the
-# pool that must load outside it.
+# ZONE_MOVABLE, and small enough to leave DMA32 a free 128 MiB run for the
+# pool that must load outside it (kheap_movable_test.c says why not more).
 movablecore=576M
 
 # QEMU's edu DMA engines, at fixed slots so the guest can be told which

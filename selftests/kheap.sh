@@ -27,7 +27,7 @@
 #                    placement, fail-nth and soak tests); default 1
 # Read by the programs themselves: KHEAP_LARGE_POOL_PERCENT (kheap_module_
 # test's large runtime pool, percent of RAM, default 60) and
-# KHEAP_MOVABLE_PARAMS (kheap_movable_test's pool, "size=256M source=contig").
+# KHEAP_MOVABLE_PARAMS (kheap_movable_test's pool, "size=128M source=contig").
 
 dir=$(cd "$(dirname "$0")" && pwd)
 : "${KHEAP_KO:=$dir/kheap.ko}"
