@@ -1067,7 +1067,7 @@ TEST_F_TIMEOUT(dma, narrow_device_out_of_reach, 120)
 	int ret, bad, lines, kfd, far = 0;
 	int64_t near = -1;
 	char line[512];
-	uint64_t mask, sz;
+	uint64_t mask, sz, straddled = 0;
 	struct edu e;
 
 	NEED_IOMMU(false);
@@ -1088,7 +1088,7 @@ TEST_F_TIMEOUT(dma, narrow_device_out_of_reach, 120)
 	 * mask, and earlier tests may leave smaller holes).  The chunks
 	 * beyond it go back below, once the device has refused them.
 	 */
-	cap = self->info.pool_size / step + 64 * 11;
+	cap = self->info.pool_size / step + 2 * 64 * 11;
 	chunks = calloc(cap, sizeof(*chunks));
 	ASSERT_NE(NULL, chunks);
 	for (sz = step; sz >= self->pg; sz /= 2) {
@@ -1123,7 +1123,24 @@ TEST_F_TIMEOUT(dma, narrow_device_out_of_reach, 120)
 	attach_ok(_metadata, self->fd, d, d->bits, &att);
 	EXPECT_EQ((uint64_t)KHEAP_DMA_DIRECT, att.mode);
 	EXPECT_EQ(mask, att.dma_mask);
-	/* ...and while it is, the pool beyond its mask is out of bounds. */
+	/*
+	 * ...and while it is, new chunks land within its mask or not at all.
+	 * A far chunk that straddled the mask left its lower part free when
+	 * it went: that part is taken first, then even a page is ENOMEM
+	 * although the pool beyond the mask is free.
+	 */
+	for (sz = step; sz >= self->pg; sz /= 2) {
+		while (n < cap && !kheap_alloc(self->fd, sz, 0, &chunks[n].a)) {
+			EXPECT_LE(chunks[n].a.phys + sz - 1, mask)
+				TH_LOG("chunk at %#llx beyond the attached device's mask",
+				       (unsigned long long)chunks[n].a.phys);
+			straddled += sz;
+			n++;
+		}
+	}
+	EXPECT_GT(step, straddled)
+		TH_LOG("%llu KiB free below the mask after the far chunks went",
+		       (unsigned long long)(straddled >> 10));
 	ret = kheap_alloc(self->fd, self->pg, 0, &low.a);
 	EXPECT_EQ(-ENOMEM, ret) TH_LOG("ALLOC with the near part full: %s at %#llx",
 				       kheap_errname(ret),
