@@ -523,19 +523,49 @@ API size_t kheap_malloc_usable_size(const void *p)
 	return heap_usable_size(p);
 }
 
+/*
+ * A block that realloc grows to an eighth of an arena (and at least a
+ * MiB) moves into a dedicated chunk of its own, as glibc's does into an
+ * mmap() past its threshold: from there each doubling extends the chunk
+ * in place (resize.c) while the pool pages after it are free, where an
+ * arena block would move once more, and copy all of itself, when it
+ * outgrows half the arena.  Only when the pool has no such run does it
+ * stay in an arena.
+ */
+static inline int grows_alone(size_t n)
+{
+	return n >= ((size_t)1 << 20) && n >= kh.huge_min / 4 && !is_huge(n);
+}
+
+static void *grow_alone(size_t n)
+{
+	void *p;
+	int err = 0;
+
+	heap_lock();
+	p = heap_alloc_huge(n, 0, 0, &err, NULL);
+	if (p)
+		out_add(heap_usable_size(p));
+	heap_unlock();
+	return hand_out(p);
+}
+
 static void *realloc_move(void *p, size_t old, size_t n, int foreign)
 {
 	const struct chunk *ch = kh.owner[gran_of((uintptr_t)p)];
 	void *q = NULL;
 
-	/* Growing into TLSF range: take the new block from the largest free
-	 * block, so the next growth likely happens in place.  A shared block
-	 * stays shared. */
+	/* Growing into TLSF range: a chunk of its own for a large block,
+	 * else the new block from the largest free block, so the next
+	 * growth likely happens in place.  A shared block stays shared. */
 	if (!foreign && khm.kind[gran_of((uintptr_t)p)] == K_HUGE &&
 	    ch->c.shared) {
 		q = kheap_malloc_shared(n);
 	} else if (n > old && n > SMALL_MAX && !is_huge(n)) {
-		q = central_block(tcache_get(), n, HEAP_ROOMY, NULL);
+		if (grows_alone(n))
+			q = grow_alone(n);
+		if (!q)
+			q = central_block(tcache_get(), n, HEAP_ROOMY, NULL);
 	} else {
 		q = kheap_malloc(n);
 	}
@@ -587,6 +617,17 @@ API void *kheap_realloc(void *p, size_t n)
 
 		if (n <= SMALL_MAX && n <= old / 2)
 			return realloc_move(p, old, n, 0);
+		/* Large enough to grow alone: into a chunk of its own now,
+		 * while the copy is small. */
+		if (n > old && grows_alone(n)) {
+			void *q = grow_alone(n);
+
+			if (q) {
+				memcpy(q, p, old);
+				kheap_free(p);
+				return q;
+			}
+		}
 		/* In place when the next block is free, even past the
 		 * dedicated-chunk threshold: no copy, no kernel call. */
 		if (tlsf_block_size(n)) {

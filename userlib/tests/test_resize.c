@@ -197,11 +197,15 @@ static void test_small_shrink_keeps_chunk(void)
 	CHECK(kheap__check() == 0);
 }
 
-/* Doubling from 1 MiB to 128 MiB: once dedicated, the block never moves. */
+/*
+ * Doubling from 1 MiB to 128 MiB: the block gets a chunk of its own when
+ * it reaches an eighth of an arena (a copy of half that), and then never
+ * moves.
+ */
 static void test_doubling(void)
 {
 	char *p, *q, *first_huge = NULL;
-	size_t n;
+	size_t n, alone_at = 0;
 	int moves = 0;
 
 	use_region(512 * MIB);
@@ -217,14 +221,18 @@ static void test_doubling(void)
 			break;
 		CHECKF(intact(q, MIB, 4), "at %zu MiB", n / MIB);
 		if (khm.kind[gran_of((uintptr_t)q)] == K_HUGE) {
-			if (!first_huge)
+			if (!first_huge) {
 				first_huge = q;
-			else if (q != p)
+				alone_at = n;
+			} else if (q != p)
 				moves++;
 		}
 		p = q;
 	}
 	CHECK(first_huge != NULL);
+	CHECKF(alone_at == stats().arena_size / 8,
+	       "dedicated at %zu MiB, arenas of %llu MiB", alone_at / MIB,
+	       (unsigned long long)(stats().arena_size / MIB));
 	CHECKF(moves == 0, "%d moves after the block became dedicated",
 	       moves);
 	CHECK(chunk_of(p)->c.size == 128 * MIB);
