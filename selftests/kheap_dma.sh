@@ -5,11 +5,12 @@
 # kheap_dma_unplug_test) with QEMU edu devices, on the pools their points
 # need.  Without an IOMMU:
 #
-#   near      size=32M max_phys=256M   the pool within 28 bits (not
-#                                      64 MiB: the guests reserve 64 MiB
-#                                      below 256 MiB with memmap=, and
-#                                      one boot had no other free 64 MiB
-#                                      run there); and
+#   near      size=16M max_phys=256M   the pool within 28 bits (small:
+#                                      the guests reserve 64 MiB below
+#                                      256 MiB with memmap=, and some
+#                                      boots had no other free 64 MiB
+#                                      run there; the tests take pages);
+#                                      and
 #             restrict_phys=1          physical addresses withheld from
 #                                      openers without CAP_SYS_RAWIO
 #   far       size=256M                a pool too large for 28 bits: a
@@ -171,7 +172,7 @@ if [ "$iommu" -eq 0 ]; then
 		far=narrow_device_out_of_reach
 	fi
 	require "$direct $near restricted_physical_addresses"
-	run near kheap_dma_test size=32M max_phys=256M restrict_phys=1
+	run near kheap_dma_test size=16M max_phys=256M restrict_phys=1
 	require "$direct $far"
 	run far kheap_dma_test size=256M
 	if [ -n "${KHEAP_RESERVED:-}" ]; then
