@@ -201,7 +201,8 @@ static __attribute__((noinline)) void *malloc_slow(size_t n)
 	return p;
 }
 
-API void *kheap_malloc(size_t n)
+/* kheap_malloc's cached path for any thread count, and its misses. */
+static __attribute__((noinline)) void *malloc_cached(size_t n)
 {
 	struct tcache *tc = kh_tc;
 	void *p = NULL;
@@ -223,6 +224,23 @@ API void *kheap_malloc(size_t n)
 			return p;
 	}
 	return malloc_slow(n);
+}
+
+API void *kheap_malloc(size_t n)
+{
+	/* One thread and a cached small object: nothing to bracket
+	 * (tc_enter), and a path short enough to save no register. */
+	if (kheap_single_threaded()) {
+		struct tcache *tc = kh_tc;
+
+		if (likely(tc != NULL) && likely(n <= SMALL_MAX)) {
+			unsigned int c = size_class(n);
+
+			if (likely(tc->small[c].count))
+				return small_pop(tc, c);
+		}
+	}
+	return malloc_cached(n);
 }
 
 /* Like glibc: say what is wrong and abort; going on would corrupt the
@@ -353,7 +371,8 @@ static __attribute__((noinline)) void free_slow(void *p)
  * in-use byte (anything but a block of ours in use goes to free_slow,
  * which says what is wrong).
  */
-API void kheap_free(void *p)
+/* kheap_free's cached path for any thread count, and its misses. */
+static __attribute__((noinline)) void free_cached(void *p)
 {
 	size_t span = __atomic_load_n(&khm.span, __ATOMIC_ACQUIRE);
 	uintptr_t off = (uintptr_t)p - khm.lo;
@@ -395,6 +414,42 @@ API void kheap_free(void *p)
 			return;
 	}
 	free_slow(p);
+}
+
+API void kheap_free(void *p)
+{
+	/* One thread, a small object in use, room in its bin: no bracket,
+	 * no slab owner to ask (every slab is this thread's), no register
+	 * saved.  Anything else, a bad pointer included, goes the long way. */
+	if (kheap_single_threaded()) {
+		size_t span = __atomic_load_n(&khm.span, __ATOMIC_ACQUIRE);
+		uintptr_t off = (uintptr_t)p - khm.lo;
+		struct tcache *tc = kh_tc;
+		unsigned int k;
+		uint8_t *lv;
+
+		if (unlikely(off >= span) || unlikely(tc == NULL) ||
+		    unlikely(off & (TLSF_ALIGN - 1)))
+			goto general;
+		k = khm.kind[off >> GRANULE_SHIFT];
+		lv = &khm.live[off >> LIVE_SHIFT];
+		if (likely(k - 1u < NCLASS) && likely(*lv == LIVE_USED)) {
+			struct tc_bin *b = &tc->small[k - 1];
+			uint32_t n = b->count;
+
+			if (likely(n < b->cap) &&
+			    likely(tc->sweep_in > 1)) {
+				b->items[n] = p;
+				b->count = n + 1;
+				tc_account(tc, kh_class_size[k - 1]);
+				tc->sweep_in--;
+				*lv = LIVE_FREED;	/* last: it aliases */
+				return;
+			}
+		}
+	}
+general:
+	free_cached(p);
 }
 
 API void *kheap_calloc(size_t nmemb, size_t size)

@@ -25,8 +25,8 @@ jobs=${JOBS:-2}
 limit=${MUTANT_TIMEOUT:-600}	# seconds per test program; a hang is a catch
 
 # Test programs, quickest first, so a caught mutant costs little.
-tests="test_trim test_misuse test_errno test_atfork test_tlsf test_dma test_heap
-	test_threads test_threads_tsan"
+tests="test_trim test_resize test_sync test_export test_misuse test_errno
+	test_atfork test_tlsf test_dma test_heap test_threads test_threads_tsan"
 
 # m NAME FILE OLD NEW: replace the first OLD in FILE by NEW, literally
 # (\n and \t stand for newline and tab).
@@ -49,6 +49,15 @@ mutants() {
 	m double_free_slow_path kheap.c \
 		'if (*lv != LIVE_USED)\n\t\tbad_pointer(fn, p);' \
 		''
+	m free_single_thread_marks_nothing kheap.c \
+		'tc->sweep_in--;\n\t\t\t\t*lv = LIVE_FREED;' \
+		'tc->sweep_in--;'
+	m free_single_thread_ignores_live kheap.c \
+		'likely(k - 1u < NCLASS) && likely(*lv == LIVE_USED)' \
+		'likely(k - 1u < NCLASS)'
+	m realloc_never_alone kheap.c \
+		'if (n > old && grows_alone(n)) {' \
+		'if (0) {'
 	m free_marks_nothing kheap.c \
 		'*live_block("kheap_free", p) = LIVE_FREED;' \
 		'(void)live_block("kheap_free", p);'
