@@ -367,11 +367,10 @@ static __attribute__((noinline)) void free_slow(void *p)
 }
 
 /*
- * The fast path: this thread's cache, after one look at the block's
- * in-use byte (anything but a block of ours in use goes to free_slow,
- * which says what is wrong).
+ * kheap_free's path for any thread count: this thread's cache, after one
+ * look at the block's in-use byte (anything but a block of ours in use
+ * goes to free_slow, which says what is wrong).
  */
-/* kheap_free's cached path for any thread count, and its misses. */
 static __attribute__((noinline)) void free_cached(void *p)
 {
 	size_t span = __atomic_load_n(&khm.span, __ATOMIC_ACQUIRE);
@@ -580,12 +579,12 @@ API size_t kheap_malloc_usable_size(const void *p)
 
 /*
  * A block that realloc grows to an eighth of an arena (and at least a
- * MiB) moves into a dedicated chunk of its own, as glibc's does into an
- * mmap() past its threshold: from there each doubling extends the chunk
- * in place (resize.c) while the pool pages after it are free, where an
- * arena block would move once more, and copy all of itself, when it
- * outgrows half the arena.  Only when the pool has no such run does it
- * stay in an arena.
+ * MiB) moves into a dedicated chunk of its own, as glibc moves such a
+ * block into an mmap() past its threshold: from there each doubling
+ * extends the chunk in place (resize.c) while the pool pages after it
+ * are free, where an arena block would move once more, and copy all of
+ * itself, when it outgrows half the arena.  Only when the pool has no
+ * such run does it stay in an arena.
  */
 static inline int grows_alone(size_t n)
 {
@@ -605,7 +604,10 @@ static void *grow_alone(size_t n)
 	return hand_out(p);
 }
 
-static void *realloc_move(void *p, size_t old, size_t n, int foreign)
+/* p's contents in a new block of n bytes, p freed unless foreign (a fork
+ * child's inherited block); alone: try a chunk of its own first. */
+static void *realloc_move(void *p, size_t old, size_t n, int foreign,
+			  int alone)
 {
 	const struct chunk *ch = kh.owner[gran_of((uintptr_t)p)];
 	void *q = NULL;
@@ -617,7 +619,7 @@ static void *realloc_move(void *p, size_t old, size_t n, int foreign)
 	    ch->c.shared) {
 		q = kheap_malloc_shared(n);
 	} else if (n > old && n > SMALL_MAX && !is_huge(n)) {
-		if (grows_alone(n))
+		if (alone && grows_alone(n))
 			q = grow_alone(n);
 		if (!q)
 			q = central_block(tcache_get(), n, HEAP_ROOMY, NULL);
@@ -655,7 +657,7 @@ API void *kheap_realloc(void *p, size_t n)
 		bad_pointer("kheap_realloc", p);
 	if (k & K_FOREIGN) {
 		/* The parent's block stays; to the child it is gone. */
-		void *q = realloc_move(p, old, n, 1);
+		void *q = realloc_move(p, old, n, 1, 1);
 
 		if (q)
 			*lv = LIVE_FREED;
@@ -665,16 +667,18 @@ API void *kheap_realloc(void *p, size_t n)
 		/* Same slot while it fits and is not mostly wasted. */
 		if (n <= old && (n > old / 2 || old <= 16))
 			return p;
-		return realloc_move(p, old, n, 0);
+		return realloc_move(p, old, n, 0, 1);
 	}
 	if (k == K_ARENA) {
-		int ok;
+		int ok, alone;
 
 		if (n <= SMALL_MAX && n <= old / 2)
-			return realloc_move(p, old, n, 0);
+			return realloc_move(p, old, n, 0, 1);
 		/* Large enough to grow alone: into a chunk of its own now,
-		 * while the copy is small. */
-		if (n > old && grows_alone(n)) {
+		 * while the copy is small; failing that, in place or moved
+		 * within the arenas (without asking the kernel twice). */
+		alone = n > old && grows_alone(n);
+		if (alone) {
 			void *q = grow_alone(n);
 
 			if (q) {
@@ -696,7 +700,7 @@ API void *kheap_realloc(void *p, size_t n)
 			if (ok)
 				return p;
 		}
-		return realloc_move(p, old, n, 0);
+		return realloc_move(p, old, n, 0, !alone);
 	}
 	/* Dedicated chunk: resized in place when the pool allows
 	 * (resize.c); a shrink gives a large enough tail back. */
@@ -721,7 +725,7 @@ API void *kheap_realloc(void *p, size_t n)
 		if (ok)
 			return p;
 	}
-	return realloc_move(p, old, n, 0);
+	return realloc_move(p, old, n, 0, 1);
 }
 
 API void *kheap_malloc_shared(size_t n)

@@ -56,8 +56,8 @@ mutants() {
 		'likely(k - 1u < NCLASS) && likely(*lv == LIVE_USED)' \
 		'likely(k - 1u < NCLASS)'
 	m realloc_never_alone kheap.c \
-		'if (n > old && grows_alone(n)) {' \
-		'if (0) {'
+		'alone = n > old && grows_alone(n);' \
+		'alone = 0;'
 	m free_marks_nothing kheap.c \
 		'*live_block("kheap_free", p) = LIVE_FREED;' \
 		'(void)live_block("kheap_free", p);'
