@@ -35,6 +35,9 @@ _Static_assert(offsetof(struct tlsf_block, next_free) == TLSF_HDR,
 	       "the user pointer is where a free block keeps its links");
 _Static_assert(TLSF_OVERHEAD == sizeof(size_t),
 	       "a used block costs its size word");
+_Static_assert(offsetof(struct tlsf_block, size) + sizeof(size_t) ==
+	       TLSF_HDR && F_MASK == 15,
+	       "tlsf_usable_size (tlsf.h) reads the word below the user pointer");
 _Static_assert((TLSF_ALIGN & (TLSF_ALIGN - 1)) == 0 && F_MASK < TLSF_ALIGN,
 	       "flags live in the size word's alignment bits");
 _Static_assert(TLSF_MIN_BLOCK >= 2 * TLSF_ALIGN,
@@ -430,11 +433,6 @@ int tlsf_resize(struct tlsf *t, void *p, size_t n)
 	clear_flags(bnext(b), F_PREV_FREE);
 	split_tail(t, b, size);
 	return 1;
-}
-
-size_t tlsf_usable_size(const void *p)
-{
-	return bsize(from_ptr(p)) - TLSF_OVERHEAD;
 }
 
 int tlsf_is_free(const void *p)

@@ -74,7 +74,18 @@ int tlsf_free(struct tlsf *t, void *p);
  * contents and now has usable size >= n), 0 when it cannot. */
 int tlsf_resize(struct tlsf *t, void *p, size_t n);
 
-size_t tlsf_usable_size(const void *p);
+/* A used block's usable size: its size word, just below the user pointer,
+ * less the flags in its low four bits (tlsf.c asserts the layout).
+ * Inline: the thread caches read it on every medium malloc and free.  The
+ * owner reads it without the lock while a neighbour's free may rewrite a
+ * flag bit under it (tlsf.c, ld()): a relaxed atomic load. */
+static inline size_t tlsf_usable_size(const void *p)
+{
+	const size_t *size_word = (const size_t *)p - 1;
+
+	return (__atomic_load_n(size_word, __ATOMIC_RELAXED) & ~(size_t)15) -
+	       TLSF_OVERHEAD;
+}
 int tlsf_is_free(const void *p);
 /* Largest request tlsf_malloc could satisfy right now. */
 size_t tlsf_largest_free(const struct tlsf *t);
