@@ -67,6 +67,16 @@ static inline void *small_pop(struct tcache *tc, unsigned c)
 	return p;
 }
 
+/* Into the thread cache's bin of small class c, which has room; the
+ * caller marks the in-use byte. */
+static inline void small_push(struct tcache *tc, unsigned c, void *p)
+{
+	struct tc_bin *b = &tc->small[c];
+
+	b->items[b->count++] = p;
+	tc_account(tc, kh_class_size[c]);
+}
+
 static inline void *med_pop(struct tcache *tc, size_t n)
 {
 	return hand_out(tc_med_pop(tc, n));
@@ -318,8 +328,7 @@ static __attribute__((noinline)) void free_slow(void *p)
 			} else {
 				if (b->count >= b->cap)
 					tcache_flush_small(tc, k - 1);
-				b->items[b->count++] = p;
-				tc_account(tc, kh_class_size[k - 1]);
+				small_push(tc, k - 1, p);
 			}
 			tc_freed(tc);
 			tc_leave(tc);
@@ -387,17 +396,14 @@ static __attribute__((noinline)) void free_cached(void *p)
 			bad_pointer("kheap_free", p);
 		tc_enter(tc);
 		if (likely(k - 1u < NCLASS)) {
-			struct tc_bin *b = &tc->small[k - 1];
-			uint32_t n = b->count;
+			const struct tc_bin *b = &tc->small[k - 1];
 
 			if (unlikely(remote_small(tc, off >> GRANULE_SHIFT))) {
 				*lv = LIVE_FREED;
 				tcache_free_remote(tc, p, k - 1);
 				done = 1;
-			} else if (likely(n < b->cap)) {
-				b->items[n] = p;
-				b->count = n + 1;
-				tc_account(tc, kh_class_size[k - 1]);
+			} else if (likely(b->count < b->cap)) {
+				small_push(tc, k - 1, p);
 				*lv = LIVE_FREED;	/* last: it aliases */
 				done = 1;
 			}
@@ -433,14 +439,11 @@ API void kheap_free(void *p)
 		k = khm.kind[off >> GRANULE_SHIFT];
 		lv = &khm.live[off >> LIVE_SHIFT];
 		if (likely(k - 1u < NCLASS) && likely(*lv == LIVE_USED)) {
-			struct tc_bin *b = &tc->small[k - 1];
-			uint32_t n = b->count;
+			const struct tc_bin *b = &tc->small[k - 1];
 
-			if (likely(n < b->cap) &&
+			if (likely(b->count < b->cap) &&
 			    likely(tc->sweep_in > 1)) {
-				b->items[n] = p;
-				b->count = n + 1;
-				tc_account(tc, kh_class_size[k - 1]);
+				small_push(tc, k - 1, p);
 				tc->sweep_in--;
 				*lv = LIVE_FREED;	/* last: it aliases */
 				return;
@@ -591,6 +594,8 @@ static inline int grows_alone(size_t n)
 	return n >= ((size_t)1 << 20) && n >= kh.huge_min / 4 && !is_huge(n);
 }
 
+/* Not central_huge(): no room here is no failure of the caller's (no
+ * reclaim, no errno, no failed request); the block stays in its arena. */
 static void *grow_alone(size_t n)
 {
 	void *p;

@@ -20,7 +20,7 @@
 #define F_FREE		((size_t)1)
 #define F_PREV_FREE	((size_t)2)
 #define F_FIRST		((size_t)4)
-#define F_MASK		((size_t)15)
+#define F_MASK		((size_t)TLSF_FLAGS)
 
 struct tlsf_block {
 	size_t prev_size;
@@ -36,7 +36,7 @@ _Static_assert(offsetof(struct tlsf_block, next_free) == TLSF_HDR,
 _Static_assert(TLSF_OVERHEAD == sizeof(size_t),
 	       "a used block costs its size word");
 _Static_assert(offsetof(struct tlsf_block, size) + sizeof(size_t) ==
-	       TLSF_HDR && F_MASK == 15,
+	       TLSF_HDR,
 	       "tlsf_usable_size (tlsf.h) reads the word below the user pointer");
 _Static_assert((TLSF_ALIGN & (TLSF_ALIGN - 1)) == 0 && F_MASK < TLSF_ALIGN,
 	       "flags live in the size word's alignment bits");

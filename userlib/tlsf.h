@@ -28,6 +28,7 @@
 #define TLSF_ALIGN		16u
 #define TLSF_HDR		16u	/* block address to user pointer */
 #define TLSF_OVERHEAD		8u	/* block size minus usable size */
+#define TLSF_FLAGS		15u	/* flag bits of a block's size word */
 #define TLSF_MIN_BLOCK		32u
 #define TLSF_SLI		5u	/* log2 of second-level lists */
 #define TLSF_SL_COUNT		(1u << TLSF_SLI)
@@ -75,7 +76,7 @@ int tlsf_free(struct tlsf *t, void *p);
 int tlsf_resize(struct tlsf *t, void *p, size_t n);
 
 /* A used block's usable size: its size word, just below the user pointer,
- * less the flags in its low four bits (tlsf.c asserts the layout).
+ * less its flag bits (tlsf.c asserts the layout).
  * Inline: the thread caches read it on every medium malloc and free.  The
  * owner reads it without the lock while a neighbour's free may rewrite a
  * flag bit under it (tlsf.c, ld()): a relaxed atomic load. */
@@ -83,8 +84,8 @@ static inline size_t tlsf_usable_size(const void *p)
 {
 	const size_t *size_word = (const size_t *)p - 1;
 
-	return (__atomic_load_n(size_word, __ATOMIC_RELAXED) & ~(size_t)15) -
-	       TLSF_OVERHEAD;
+	return (__atomic_load_n(size_word, __ATOMIC_RELAXED) &
+		~(size_t)TLSF_FLAGS) - TLSF_OVERHEAD;
 }
 int tlsf_is_free(const void *p);
 /* Largest request tlsf_malloc could satisfy right now. */
